@@ -1,0 +1,155 @@
+// zrelay's public face: hand it two connected legs, or a listener and its
+// backends, and it moves the bytes between them.
+//
+//   auto engine = zrelay::Engine::Start({.workers = 2, .mode = RelayMode::kAuto});
+//   engine.value()->Pipe(std::move(a), std::move(b),
+//                        [](const PairStats& s) { /* on the pair's worker */ });
+//
+// Plain<->plain directions move through kernel pipes with splice() (zero
+// copy); a TLS leg moves through SSL_read/SSL_write and ring buffers. Every
+// pair lives on one worker thread; the data path takes no lock.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/address.h"
+#include "engine/clock.h"
+#include "engine/result.h"
+#include "engine/unique_fd.h"
+
+typedef struct ssl_st SSL;        // NOLINT: OpenSSL's own forward declaration
+typedef struct ssl_ctx_st SSL_CTX;  // NOLINT
+
+namespace zrelay {
+
+enum class RelayMode {
+  kSplice,  // socket -> pipe -> socket; copy only when the pipe pool is dry
+  kCopy,    // user-space ring buffers with readv/writev
+  kAuto,    // start on copy, move a direction to splice once it sees bulk
+};
+
+// Why a pair closed.
+enum class CloseCause {
+  kDone,           // both directions finished with FIN (or close_notify)
+  kReset,          // a leg was reset (ECONNRESET/EPIPE) or the peer aborted
+  kTimeout,        // idle timeout, or a TLS handshake that did not finish
+  kError,          // any other error; PairStats::error has errno and detail
+  kConnectFailed,  // the backend refused, timed out or was unreachable
+  kDrained,        // still open at Drain()'s deadline, closed by the engine
+};
+const char* CloseCauseName(CloseCause cause);
+
+// One side of a pair: a connected socket and, for TLS, its SSL object.
+// The engine takes ownership of both (it calls SSL_free).
+struct Leg {
+  UniqueFd fd;
+  SSL* ssl = nullptr;  // null: plain. If its handshake is not finished, the
+                       // engine finishes it (as server or client, as set up).
+};
+
+struct PairStats {
+  uint64_t a_to_b = 0;  // bytes delivered from leg A to leg B
+  uint64_t b_to_a = 0;
+  CloseCause cause = CloseCause::kDone;
+  int error = 0;         // errno (or 0) for kError / kReset / kConnectFailed
+  std::string detail;    // human-readable cause; empty for kDone
+  Duration age{};        // from Pipe()/accept to close
+  size_t worker = 0;
+};
+
+using OnClose = std::function<void(const PairStats&)>;
+
+struct EngineOptions {
+  int workers = 0;         // 0: one per online CPU
+  bool pin_cpus = false;
+  RelayMode mode = RelayMode::kSplice;
+  size_t pipe_size = 1 << 20;          // F_SETPIPE_SZ request; the kernel's answer is used
+  size_t pipe_pool_cap = 1024;         // pipes per worker (in use + pooled)
+  size_t buffer_size = 64 << 10;       // ring buffer per direction in flight
+  size_t buffers_cap = 8192;           // ring buffers per worker (in use + pooled)
+  size_t budget_per_event = 256 << 10; // bytes per direction per readiness turn
+  Duration idle_timeout{};             // 0: none. Closes pairs that moved nothing this long
+  Duration handshake_timeout = seconds(10);  // TLS legs zrelay handshakes
+};
+
+struct BackendOptions {
+  Address address;
+  SSL_CTX* tls = nullptr;   // non-null: originate TLS to the backend (not owned)
+  std::string sni;          // server name sent and verified (TLS only)
+};
+
+struct ListenOptions {
+  Address address;
+  std::vector<BackendOptions> backends;  // one for now; more when balancing lands
+  SSL_CTX* tls = nullptr;                // non-null: terminate TLS from clients (not owned)
+  Duration connect_timeout = seconds(5);
+  int backlog = 1024;
+  OnClose on_close;                      // every accepted client's pair, on its worker
+};
+
+using ListenerId = uint32_t;
+
+struct WorkerStats {
+  uint64_t pairs_open = 0;
+  uint64_t pairs_closed = 0;
+  uint64_t accepted = 0;
+  uint64_t connect_failures = 0;
+  uint64_t bytes_a_to_b = 0;
+  uint64_t bytes_b_to_a = 0;
+  uint64_t bytes_spliced = 0;   // moved through pipes
+  uint64_t bytes_copied = 0;    // moved through ring buffers
+  uint64_t pipes_in_use = 0;
+  uint64_t pipes_pooled = 0;
+  uint64_t pipe_pool_exhausted = 0;  // a direction wanted a pipe and fell back to copy
+  uint64_t buffers_in_use = 0;
+  uint64_t buffers_pooled = 0;
+  uint64_t splice_switches = 0;      // auto mode: directions moved to splice
+  uint64_t accept_fd_exhausted = 0;
+};
+
+struct EngineStats {
+  WorkerStats total;
+  std::vector<WorkerStats> workers;
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> Start(const EngineOptions& options);
+  ~Engine();  // closes every pair (without on_close) and joins the workers
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Relays between two connected legs until both directions finish. Any
+  // thread. The engine owns the legs from here on; `on_close` runs exactly
+  // once, on the pair's worker. Pairs are spread across workers round-robin
+  // (or stay on the caller's worker when called from one).
+  void Pipe(Leg a, Leg b, OnClose on_close = {});
+
+  // Binds the address on every worker (SO_REUSEPORT), then for each client:
+  // connect a backend, relay, report through options.on_close.
+  Result<ListenerId> Listen(const ListenOptions& options);
+  // The bound address of a listener (the kernel's port when asked for 0).
+  Result<Address> ListenAddress(ListenerId id) const;
+
+  // Snapshot of counters, gathered from every worker. Any non-worker thread.
+  EngineStats Stats() const;
+
+  // Stops accepting on every listener, waits up to `grace` for open pairs to
+  // finish, then closes the rest (cause kDrained). Returns when no pair is
+  // left. Any non-worker thread.
+  void Drain(Duration grace);
+
+  size_t workers() const;
+
+ private:
+  class Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zrelay
