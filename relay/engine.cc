@@ -1,0 +1,211 @@
+// Engine: the worker pool, one relay Worker per loop, and the listeners.
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "engine/listener.h"
+#include "engine/worker_pool.h"
+#include "relay/pair.h"
+#include "relay/relay.h"
+#include "relay/worker.h"
+
+namespace zrelay {
+namespace {
+
+Status ValidateOptions(const EngineOptions& o) {
+  if (o.workers < 0) return Error::Invalid("workers must be >= 0 (0: one per CPU)");
+  if (o.pipe_size < 4096) return Error::Invalid("pipe_size must be at least 4096 bytes");
+  if (o.buffer_size < 1024) return Error::Invalid("buffer_size must be at least 1024 bytes");
+  if (o.budget_per_event == 0) return Error::Invalid("budget_per_event must be > 0");
+  if (o.buffers_cap == 0) return Error::Invalid("buffers_cap must be > 0");
+  return Status::Ok();
+}
+
+// Accepts clients on every worker and pairs each with a new backend
+// connection on the same worker.
+class RelayListener final : public AcceptHandler {
+ public:
+  RelayListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOptions options)
+      : workers_(workers), options_(std::move(options)) {}
+
+  void OnAccept(size_t worker, UniqueFd fd, const Address& /*peer*/) override {
+    Worker& w = *workers_[worker];
+    ++w.stats().accepted;
+    Pair::StartWithBackend(w, Leg{std::move(fd), nullptr}, options_.backends.front(),
+                           options_.connect_timeout, options_.on_close);
+  }
+
+  Status Start(WorkerPool& pool) {
+    ListenerOptions lo;
+    lo.address = options_.address;
+    lo.backlog = options_.backlog;
+    auto listener = Listener::Start(pool, lo, this);
+    if (!listener.ok()) return listener.error();
+    listener_ = std::move(listener.value());
+    return Status::Ok();
+  }
+  void Stop() { if (listener_) listener_->Stop(); }
+  const Address& address() const { return listener_->local_address(); }
+  ListenerStats Stats() const { return listener_->Stats(); }
+
+ private:
+  std::vector<std::unique_ptr<Worker>>& workers_;
+  ListenOptions options_;
+  std::unique_ptr<Listener> listener_;
+};
+
+}  // namespace
+
+class Engine::Impl {
+ public:
+  explicit Impl(const EngineOptions& options) : options_(options) {}
+
+  Status Init() {
+    WorkerPoolOptions po;
+    po.workers = options_.workers;
+    po.pin_cpus = options_.pin_cpus;
+    auto pool = WorkerPool::Start(po);
+    if (!pool.ok()) return pool.error();
+    pool_ = std::move(pool.value());
+    workers_.resize(pool_->size());
+    // Each Worker is built on its own thread: it belongs to that loop.
+    pool_->RunOnEach([this](size_t i) {
+      workers_[i] = std::make_unique<Worker>(i, pool_->loop(i), options_);
+    });
+    return Status::Ok();
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [id, l] : listeners_) l->Stop();
+    }
+    if (pool_) {
+      pool_->RunOnEach([this](size_t i) { workers_[i].reset(); });
+      pool_->Stop();
+    }
+  }
+
+  void Pipe(Leg a, Leg b, OnClose on_close) {
+    // A caller on one of our workers keeps the pair on its own worker. Either
+    // way the pair starts from a posted task, so on_close never runs inside
+    // Pipe() itself.
+    int current = WorkerPool::CurrentWorker();
+    size_t i = current >= 0 && static_cast<size_t>(current) < workers_.size() &&
+                       pool_->loop(current).InLoopThread()
+                   ? static_cast<size_t>(current)
+                   : next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size();
+    // std::function needs a copyable callable; the legs ride in a shared box.
+    auto box = std::make_shared<std::tuple<Leg, Leg, OnClose>>(std::move(a), std::move(b),
+                                                                std::move(on_close));
+    pool_->loop(i).Post([this, i, box] {
+      auto& [la, lb, cb] = *box;
+      Pair::Start(*workers_[i], std::move(la), std::move(lb), std::move(cb));
+    });
+  }
+
+  Result<ListenerId> Listen(const ListenOptions& options) {
+    if (options.backends.empty()) {
+      return Error::Invalid("listener " + options.address.ToString() + ": no backend given");
+    }
+    auto listener = std::make_unique<RelayListener>(workers_, options);
+    Status st = listener->Start(*pool_);
+    if (!st.ok()) return st.error();
+    std::lock_guard<std::mutex> lock(mu_);
+    ListenerId id = next_listener_id_++;
+    listeners_.emplace(id, std::move(listener));
+    return id;
+  }
+
+  Result<Address> ListenAddress(ListenerId id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = listeners_.find(id);
+    if (it == listeners_.end()) return Error::Invalid("no listener " + std::to_string(id));
+    return it->second->address();
+  }
+
+  EngineStats Stats() const {
+    EngineStats s;
+    s.workers.resize(workers_.size());
+    pool_->RunOnEach([&](size_t i) { s.workers[i] = workers_[i]->Snapshot(); });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [id, l] : listeners_) {
+        (void)id;
+        s.total.accept_fd_exhausted += l->Stats().fd_exhausted;
+      }
+    }
+    for (const WorkerStats& w : s.workers) Add(s.total, w);
+    return s;
+  }
+
+  void Drain(Duration grace) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [id, l] : listeners_) l->Stop();
+    }
+    TimePoint deadline = Clock::now() + grace;
+    while (Clock::now() < deadline && OpenPairs() > 0) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    pool_->RunOnEach([this](size_t i) { workers_[i]->AbortAll(CloseCause::kDrained); });
+  }
+
+  size_t workers() const { return workers_.size(); }
+
+ private:
+  static void Add(WorkerStats& t, const WorkerStats& w) {
+    t.pairs_open += w.pairs_open;
+    t.pairs_closed += w.pairs_closed;
+    t.accepted += w.accepted;
+    t.connect_failures += w.connect_failures;
+    t.bytes_a_to_b += w.bytes_a_to_b;
+    t.bytes_b_to_a += w.bytes_b_to_a;
+    t.bytes_spliced += w.bytes_spliced;
+    t.bytes_copied += w.bytes_copied;
+    t.pipes_in_use += w.pipes_in_use;
+    t.pipes_pooled += w.pipes_pooled;
+    t.pipe_pool_exhausted += w.pipe_pool_exhausted;
+    t.buffers_in_use += w.buffers_in_use;
+    t.buffers_pooled += w.buffers_pooled;
+    t.splice_switches += w.splice_switches;
+  }
+
+  size_t OpenPairs() const {
+    std::atomic<size_t> open{0};
+    pool_->RunOnEach([&](size_t i) { open += workers_[i]->open_pairs(); });
+    return open.load();
+  }
+
+  EngineOptions options_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<size_t> next_worker_{0};
+  mutable std::mutex mu_;
+  std::map<ListenerId, std::unique_ptr<RelayListener>> listeners_;
+  ListenerId next_listener_id_ = 1;
+};
+
+Result<std::unique_ptr<Engine>> Engine::Start(const EngineOptions& options) {
+  Status valid = ValidateOptions(options);
+  if (!valid.ok()) return valid.error();
+  auto impl = std::make_unique<Impl>(options);
+  Status st = impl->Init();
+  if (!st.ok()) return st.error();
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+void Engine::Pipe(Leg a, Leg b, OnClose on_close) {
+  impl_->Pipe(std::move(a), std::move(b), std::move(on_close));
+}
+Result<ListenerId> Engine::Listen(const ListenOptions& options) { return impl_->Listen(options); }
+Result<Address> Engine::ListenAddress(ListenerId id) const { return impl_->ListenAddress(id); }
+EngineStats Engine::Stats() const { return impl_->Stats(); }
+void Engine::Drain(Duration grace) { impl_->Drain(grace); }
+size_t Engine::workers() const { return impl_->workers(); }
+
+}  // namespace zrelay

@@ -1,0 +1,236 @@
+#include "relay/pair.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "engine/socket.h"
+#include "relay/worker.h"
+
+namespace zrelay {
+namespace {
+
+bool IsReset(int err) { return err == ECONNRESET || err == EPIPE || err == ECONNABORTED; }
+
+}  // namespace
+
+const char* CloseCauseName(CloseCause cause) {
+  switch (cause) {
+    case CloseCause::kDone: return "done";
+    case CloseCause::kReset: return "reset";
+    case CloseCause::kTimeout: return "timeout";
+    case CloseCause::kError: return "error";
+    case CloseCause::kConnectFailed: return "connect-failed";
+    case CloseCause::kDrained: return "drained";
+  }
+  return "unknown";
+}
+
+Pair::Pair(Worker& worker, OnClose on_close)
+    : worker_(worker),
+      a_(UniqueFd(), worker.env().sys),
+      b_(UniqueFd(), worker.env().sys),
+      idle_timer_(this),
+      started_(worker.loop().now()),
+      last_active_(started_),
+      on_close_(std::move(on_close)) {
+  // splice needs both ends to be plain sockets; auto starts on copy.
+  Path start = worker.options().mode == RelayMode::kSplice ? Path::kSplice : Path::kCopy;
+  a_to_b_.path = b_to_a_.path = start;
+  a_to_b_.auto_splice = b_to_a_.auto_splice = worker.options().mode == RelayMode::kAuto;
+  worker_.Adopt(this);
+}
+
+Pair::~Pair() {
+  // Engine shutdown destroys open pairs directly; closed ones have released
+  // everything already.
+  if (state_ != State::kClosed) {
+    ReleaseDirection(a_to_b_, worker_.env());
+    ReleaseDirection(b_to_a_, worker_.env());
+    worker_.Forget(this);
+  }
+}
+
+void Pair::Start(Worker& worker, Leg a, Leg b, OnClose on_close) {
+  auto* pair = new Pair(worker, std::move(on_close));
+  if (!pair->AttachLeg(pair->a_, std::move(a)) || !pair->AttachLeg(pair->b_, std::move(b))) return;
+  pair->BeginRelaying();
+}
+
+void Pair::StartWithBackend(Worker& worker, Leg client, const BackendOptions& backend,
+                            Duration connect_timeout, OnClose on_close) {
+  auto* pair = new Pair(worker, std::move(on_close));
+  if (!pair->AttachLeg(pair->a_, std::move(client))) return;
+  pair->state_ = State::kConnecting;
+  pair->connector_ = std::make_unique<Connector>(worker.loop());
+  pair->connector_->Start(backend.address, connect_timeout, pair->b_.watch, pair);
+}
+
+// Takes ownership of `from` and registers its fd. On failure the pair is
+// closed (and gone) and this returns false.
+bool Pair::AttachLeg(PairLeg& leg, Leg&& from) {
+  leg.fd = std::move(from.fd);
+  const char* name = &leg == &a_ ? "A" : "B";
+  if (from.ssl != nullptr) {
+    // TLS legs arrive with the TLS layer; until then refuse them clearly
+    // rather than relay ciphertext as if it were plain.
+    Close(CloseCause::kError, EPROTONOSUPPORT,
+          std::string("leg ") + name + ": TLS legs are not supported by this build");
+    return false;
+  }
+  if (!leg.fd.valid()) {
+    Close(CloseCause::kError, EBADF, std::string("leg ") + name + ": no file descriptor");
+    return false;
+  }
+  // Small request/response traffic must not wait on delayed ACKs.
+  (void)SetNoDelay(leg.fd.get());
+  Status st = leg.watch.Register(worker_.loop(), leg.fd.get(), this);
+  if (!st.ok()) {
+    Close(CloseCause::kError, st.error().code().value(),
+          std::string("leg ") + name + ": " + st.error().message());
+    return false;
+  }
+  return true;
+}
+
+void Pair::BeginRelaying() {
+  state_ = State::kRelaying;
+  if (worker_.options().idle_timeout > Duration::zero()) {
+    worker_.loop().ArmTimer(idle_timer_, worker_.options().idle_timeout);
+  }
+  Run();
+}
+
+void Pair::OnConnect(Result<UniqueFd> fd) {
+  if (!fd.ok()) {
+    ++worker_.stats().connect_failures;
+    Close(CloseCause::kConnectFailed, fd.error().code().value(), fd.error().message());
+    return;
+  }
+  b_.fd = std::move(fd.value());
+  b_.watch.set_handler(this);
+  (void)SetNoDelay(b_.fd.get());
+  BeginRelaying();
+}
+
+void Pair::OnFdEvent(FdWatch& watch, uint32_t /*events*/) {
+  if (state_ == State::kConnecting) {
+    // The client may hang up while its backend is being connected.
+    if (&watch == &a_.watch && watch.error()) {
+      int err = SocketError(a_.fd.get());
+      Fail("A", "while connecting the backend", err ? err : ECONNRESET, {});
+    }
+    return;
+  }
+  Run();
+}
+
+void Pair::OnTimer(Timer& /*timer*/) {
+  // The timer is not re-armed on every byte (that would be a wheel operation
+  // per read); it checks the last activity when it fires instead.
+  Duration idle = worker_.options().idle_timeout;
+  Duration quiet = worker_.loop().now() - last_active_;
+  if (quiet >= idle) {
+    Close(CloseCause::kTimeout, ETIMEDOUT, "idle for " +
+          std::to_string(std::chrono::duration_cast<milliseconds>(quiet).count()) + " ms");
+    return;
+  }
+  worker_.loop().ArmTimer(idle_timer_, idle - quiet);
+}
+
+void Pair::Run() {
+  if (state_ != State::kRelaying) return;
+  RunPumps();
+}
+
+void Pair::RunPumps() {
+  PumpEnv& env = worker_.env();
+  size_t budget = worker_.options().budget_per_event;
+  uint64_t ab_before = a_to_b_.bytes;
+  uint64_t ba_before = b_to_a_.bytes;
+
+  PumpResult ab = Pump(a_to_b_, {a_.watch, a_.io()}, {b_.watch, b_.io()}, env, budget);
+  PumpResult ba{};
+  if (ab.outcome != PumpOutcome::kError) {
+    ba = Pump(b_to_a_, {b_.watch, b_.io()}, {a_.watch, a_.io()}, env, budget);
+  }
+
+  WorkerStats& stats = worker_.stats();
+  stats.bytes_a_to_b += a_to_b_.bytes - ab_before;
+  stats.bytes_b_to_a += b_to_a_.bytes - ba_before;
+  if (a_to_b_.bytes != ab_before || b_to_a_.bytes != ba_before) {
+    last_active_ = worker_.loop().now();
+  }
+
+  if (ab.outcome == PumpOutcome::kError) {
+    PairLeg& leg = ab.on_source ? a_ : b_;
+    return Fail(ab.on_source ? "A" : "B", ab.on_source ? "read" : "write", ab.err,
+                leg.io().error_detail());
+  }
+  if (ba.outcome == PumpOutcome::kError) {
+    PairLeg& leg = ba.on_source ? b_ : a_;
+    return Fail(ba.on_source ? "B" : "A", ba.on_source ? "read" : "write", ba.err,
+                leg.io().error_detail());
+  }
+  if (ab.outcome == PumpOutcome::kDone && ba.outcome == PumpOutcome::kDone) {
+    return Close(CloseCause::kDone, 0, {});
+  }
+  // A leg whose peer vanished while its direction was already finished only
+  // shows up as an error flag: nothing would read it again.
+  for (PairLeg* leg : {&a_, &b_}) {
+    if (leg->watch.error()) {
+      int err = SocketError(leg->fd.get());
+      if (err != 0) return Fail(leg == &a_ ? "A" : "B", "socket", err, {});
+    }
+  }
+  if (ab.outcome == PumpOutcome::kMore || ba.outcome == PumpOutcome::kMore) {
+    worker_.loop().ScheduleReady(this);
+  }
+  if (ab.outcome == PumpOutcome::kNoBuffer || ba.outcome == PumpOutcome::kNoBuffer) {
+    worker_.WaitForBuffer(this);
+  }
+}
+
+void Pair::Fail(const char* leg_name, const char* what, int err, const std::string& detail) {
+  std::string message = std::string("leg ") + leg_name + " " + what + ": ";
+  message += detail.empty() ? std::strerror(err) : detail;
+  Close(IsReset(err) ? CloseCause::kReset : CloseCause::kError, err, std::move(message));
+}
+
+void Pair::Abort(CloseCause cause, std::string detail) {
+  Close(cause, 0, std::move(detail));
+}
+
+void Pair::Close(CloseCause cause, int err, std::string detail) {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  EventLoop& loop = worker_.loop();
+  loop.UnscheduleReady(this);
+  loop.CancelTimer(idle_timer_);
+  connector_.reset();  // cancels a connect in progress
+  ReleaseDirection(a_to_b_, worker_.env());
+  ReleaseDirection(b_to_a_, worker_.env());
+  bool clean = cause == CloseCause::kDone;
+  for (PairLeg* leg : {&a_, &b_}) {
+    leg->watch.Unregister();
+    leg->tls.reset();
+    // An aborted pair resets both peers, so a reset propagates as a reset.
+    if (!clean && leg->fd.valid()) (void)SetLingerZero(leg->fd.get());
+    leg->fd.Reset();
+  }
+
+  worker_.Forget(this);
+
+  PairStats result;
+  result.a_to_b = a_to_b_.bytes;
+  result.b_to_a = b_to_a_.bytes;
+  result.cause = cause;
+  result.error = err;
+  result.detail = std::move(detail);
+  result.age = loop.now() - started_;
+  result.worker = worker_.index();
+  if (on_close_) on_close_(result);
+  worker_.WakeBufferWaiters();
+  loop.DeferDelete(std::unique_ptr<Deferrable>(this));
+}
+
+}  // namespace zrelay

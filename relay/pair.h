@@ -1,0 +1,87 @@
+// Pair: two legs and the two directions between them, living on one worker.
+//
+//   kConnecting -> kHandshaking -> kRelaying -> kClosed
+//
+// (kConnecting only for listener pairs whose backend is being connected;
+// kHandshaking only while a TLS leg's handshake is unfinished.) A reset or
+// error on either leg aborts the pair: both sockets close with RST so the
+// peers learn it was not a clean end. When both directions are done, the
+// sockets close normally. Either way on_close runs exactly once, then the
+// pair deletes itself at the end of the loop turn.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/connector.h"
+#include "engine/event_loop.h"
+#include "engine/timer_wheel.h"
+#include "relay/direction.h"
+#include "relay/plain_transport.h"
+#include "relay/relay.h"
+
+namespace zrelay {
+
+class Worker;
+
+class Pair final : public ReadyHandler,
+                   public Deferrable,
+                   private FdHandler,
+                   private TimerHandler,
+                   private ConnectHandler {
+ public:
+  // Relays between two connected legs. Worker thread only.
+  static void Start(Worker& worker, Leg a, Leg b, OnClose on_close);
+  // Relays between an accepted client and a backend it connects first.
+  static void StartWithBackend(Worker& worker, Leg client, const BackendOptions& backend,
+                               Duration connect_timeout, OnClose on_close);
+
+  ~Pair() override;
+
+  // Closes with RST on both legs (Drain's deadline, engine shutdown).
+  void Abort(CloseCause cause, std::string detail);
+
+  // Intrusive list links, owned by Worker.
+  Pair* list_prev = nullptr;
+  Pair* list_next = nullptr;
+
+ private:
+  enum class State { kConnecting, kHandshaking, kRelaying, kClosed };
+
+  struct PairLeg {
+    PairLeg(UniqueFd f, Syscalls& sys) : fd(std::move(f)), plain(watch, sys) {}
+    UniqueFd fd;
+    FdWatch watch;
+    PlainTransport plain;
+    std::unique_ptr<Transport> tls;
+    Transport& io() { return tls ? *tls : static_cast<Transport&>(plain); }
+  };
+
+  Pair(Worker& worker, OnClose on_close);
+
+  bool AttachLeg(PairLeg& leg, Leg&& from);
+  void BeginRelaying();
+  void Run();
+  void RunPumps();
+  void Fail(const char* leg_name, const char* what, int err, const std::string& detail);
+  void Close(CloseCause cause, int err, std::string detail);
+
+  void OnFdEvent(FdWatch& watch, uint32_t events) override;
+  void OnReady() override { Run(); }
+  void OnTimer(Timer& timer) override;
+  void OnConnect(Result<UniqueFd> fd) override;
+
+  Worker& worker_;
+  State state_ = State::kRelaying;
+  PairLeg a_;
+  PairLeg b_;
+  Direction a_to_b_;
+  Direction b_to_a_;
+  Timer idle_timer_;
+  TimePoint started_;
+  TimePoint last_active_;
+  std::unique_ptr<Connector> connector_;  // listener pairs, while connecting
+  OnClose on_close_;
+};
+
+}  // namespace zrelay

@@ -1,0 +1,54 @@
+// The pump: moves one direction's bytes from its source leg to its
+// destination leg, through a pipe (splice) or a ring (copy), within a budget.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/event_loop.h"
+#include "relay/buffer_pool.h"
+#include "relay/direction.h"
+#include "relay/pipe_pool.h"
+#include "relay/relay.h"
+#include "relay/transport.h"
+
+namespace zrelay {
+
+// What a pump needs of its leg: the fd's readiness and its transport.
+struct PumpLeg {
+  FdWatch& watch;
+  Transport& io;
+};
+
+// What a pump needs of its worker.
+struct PumpEnv {
+  Syscalls& sys;
+  PipePool& pipes;
+  BufferPool& buffers;
+  WorkerStats& stats;
+  size_t watermark_low;  // resume reading a paused ring at or below this
+};
+
+enum class PumpOutcome {
+  kIdle,         // waiting for an fd event
+  kMore,         // budget spent with work left: run again next turn
+  kDone,         // direction finished (destination shut for writing)
+  kNoBuffer,     // the buffer pool is dry: retry when a buffer comes back
+  kError,        // a leg failed: see err / on_source
+};
+
+struct PumpResult {
+  PumpOutcome outcome = PumpOutcome::kIdle;
+  int err = 0;             // errno for kError (0: see the transport's detail)
+  bool on_source = false;  // kError: the source leg failed (else the destination)
+};
+
+// Runs `dir` until it would block, finishes, fails, or has read `budget`
+// bytes. Returns borrowed pipes and rings when nothing is left in flight.
+PumpResult Pump(Direction& dir, PumpLeg src, PumpLeg dst, PumpEnv& env, size_t budget);
+
+// Returns `dir`'s pipe and ring to the pools (a pipe still holding bytes is
+// closed, never pooled). For pairs that close.
+void ReleaseDirection(Direction& dir, PumpEnv& env);
+
+}  // namespace zrelay

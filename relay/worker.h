@@ -1,0 +1,60 @@
+// Worker: the relay's state on one engine worker thread. Everything here is
+// touched only by that thread, so the data path takes no lock.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "engine/event_loop.h"
+#include "relay/buffer_pool.h"
+#include "relay/pipe_pool.h"
+#include "relay/pump.h"
+#include "relay/relay.h"
+
+namespace zrelay {
+
+class Pair;
+
+class Worker {
+ public:
+  Worker(size_t index, EventLoop& loop, const EngineOptions& options);
+  ~Worker();  // destroys every pair still open, without calling on_close
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  size_t index() const { return index_; }
+  EventLoop& loop() { return loop_; }
+  const EngineOptions& options() const { return options_; }
+  PumpEnv& env() { return env_; }
+  WorkerStats& stats() { return stats_; }
+
+  // Pair bookkeeping (the worker's intrusive list of open pairs).
+  void Adopt(Pair* pair);
+  void Forget(Pair* pair);
+  size_t open_pairs() const { return open_; }
+
+  // A pair whose pump found the buffer pool dry waits here; it runs again
+  // when a pair closes or a buffer is returned at the end of a turn.
+  void WaitForBuffer(Pair* pair);
+  void WakeBufferWaiters();
+
+  // Aborts every open pair with `cause` (Drain's deadline).
+  void AbortAll(CloseCause cause);
+
+  // Counters, with the pools' gauges filled in.
+  WorkerStats Snapshot() const;
+
+ private:
+  size_t index_;
+  EventLoop& loop_;
+  const EngineOptions& options_;
+  PipePool pipes_;
+  BufferPool buffers_;
+  WorkerStats stats_;
+  PumpEnv env_;
+  Pair* head_ = nullptr;
+  size_t open_ = 0;
+  std::vector<Pair*> buffer_waiters_;
+};
+
+}  // namespace zrelay
