@@ -51,6 +51,9 @@ class Connector : private FdHandler, private TimerHandler {
   Address address_;
   Duration timeout_{};
   ConnectHandler* handler_ = nullptr;
+  // errno of a failure seen inside Start(); reported when timer_ fires right
+  // after, so the callback still comes from the loop (and Cancel stops it).
+  int immediate_error_ = 0;
 };
 
 }  // namespace zrelay

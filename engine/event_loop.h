@@ -168,8 +168,12 @@ class EventLoop {
  private:
   friend class FdWatch;
   EventLoop(UniqueFd epoll_fd, UniqueFd wake_fd);
+  void Turn(Duration max_wait);
+  void BindThread();
+  void Dispatch(int count);
   void RunTasks();
   void RunReadyList();
+  void UnlinkReady(ReadyHandler* handler);
   void Wake();
 
   UniqueFd epoll_fd_;
@@ -187,6 +191,10 @@ class EventLoop {
 
   ReadyHandler* ready_head_ = nullptr;
   ReadyHandler* ready_tail_ = nullptr;
+  // The batch RunReadyList is serving: handlers scheduled meanwhile go on the
+  // list above and wait for the next turn.
+  ReadyHandler* ready_run_head_ = nullptr;
+  ReadyHandler* ready_run_tail_ = nullptr;
   std::vector<std::unique_ptr<Deferrable>> deferred_;
   std::vector<struct epoll_event> events_;
   EventLoopStats stats_;

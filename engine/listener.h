@@ -2,8 +2,10 @@
 //
 // TCP: one SO_REUSEPORT socket per worker, so the kernel spreads incoming
 // connections across workers and the worker that accepted a client runs it.
-// Unix sockets have no SO_REUSEPORT balancing: one socket is shared, watched
-// by every worker with EPOLLEXCLUSIVE.
+// Unix sockets have no SO_REUSEPORT balancing: one socket is bound once and
+// every worker watches a dup() of it; they race on accept4 and the losers
+// just see EAGAIN (FdWatch cannot register with EPOLLEXCLUSIVE, which does
+// not combine with EPOLLRDHUP).
 //
 // accept4 makes non-blocking, close-on-exec sockets. On EMFILE/ENFILE (and
 // ENOBUFS/ENOMEM) a worker stops accepting, counts the event, and retries on a

@@ -73,22 +73,42 @@ class TimerWheel {
   // may arm and cancel any timer, including ones due in this same call.
   void Advance(TimePoint now);
 
-  // Time from `now` to the earliest slot holding a timer, or nullopt when no
-  // timer is armed. May be earlier than the true expiry (a slot can hold a
-  // timer due a later turn of the wheel); never later.
+  // Time from `now` to the end of the earliest tick whose slot holds a timer
+  // (when Advance will fire it), or nullopt when no timer is armed. May be
+  // earlier than the true expiry (a slot can hold a timer due a later turn of
+  // the wheel); at most one tick later than it (expiries round up to ticks).
   std::optional<Duration> NextTimeout(TimePoint now) const;
 
   size_t armed_count() const { return armed_count_; }
+  // Timers fired since construction.
+  uint64_t fired_count() const { return fired_count_; }
 
  private:
-  uint64_t TickOf(TimePoint t) const;
+  // slot_ of a timer on the due list (collected by Advance, about to fire).
+  static constexpr size_t kDueSlot = kSlots;
+
+  uint64_t TickOf(TimePoint t) const;      // floor: the tick `t` falls in
+  uint64_t CeilTickOf(TimePoint t) const;  // the first tick ending at or after `t`
+  // Lists are doubly linked; the head's prev_ is the tail, the tail's next_ null.
+  Timer*& HeadOf(size_t slot) { return slot == kDueSlot ? due_head_ : heads_[slot]; }
+  void Link(Timer& timer, size_t slot);  // appends: same-tick timers keep arming order
+  void Unlink(Timer& timer);
+  template <typename Pred>
+  void CollectDue(size_t slot, Pred due);
+  void FireDue();
+  // The first tick in [from, from + span) whose slot is non-empty (span capped
+  // at one turn of the wheel).
+  std::optional<uint64_t> FirstOccupied(uint64_t from, uint64_t span) const;
 
   Duration tick_;
   TimePoint origin_;
   uint64_t current_tick_ = 0;  // every tick < current_tick_ has been processed
   size_t armed_count_ = 0;
+  uint64_t fired_count_ = 0;
   std::array<Timer*, kSlots> heads_{};
   std::array<uint64_t, kSlots / 64> occupied_{};  // bit per non-empty slot
+  Timer* due_head_ = nullptr;  // timers Advance has found due, fired in order
+  bool advancing_ = false;
 };
 
 }  // namespace zrelay

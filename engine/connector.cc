@@ -1,0 +1,99 @@
+#include "engine/connector.h"
+
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "engine/socket.h"
+
+namespace zrelay {
+namespace {
+
+std::string FormatTimeout(Duration d) {
+  const auto ms = std::chrono::duration_cast<milliseconds>(d).count();
+  if (ms >= 1000 && ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+  return std::to_string(ms) + " ms";
+}
+
+}  // namespace
+
+Connector::~Connector() { Cancel(); }
+
+void Connector::Start(const Address& address, Duration timeout, FdWatch& watch,
+                      ConnectHandler* handler) {
+  assert(!in_progress() && "Connector::Start while a connect is in progress");
+  address_ = address;
+  timeout_ = timeout;
+  watch_ = &watch;
+  handler_ = handler;
+  immediate_error_ = 0;
+
+  Result<UniqueFd> fd = StartConnect(address);
+  if (fd) {
+    fd_ = std::move(fd).value();
+    Status registered = watch.Register(loop_, fd_.get(), this);
+    if (registered) {
+      loop_.ArmTimer(timer_, timeout);
+      return;
+    }
+    immediate_error_ = registered.error().code().value();
+    fd_.Reset();
+  } else {
+    immediate_error_ = fd.error().code().value();
+  }
+  if (immediate_error_ == 0) immediate_error_ = EINVAL;
+  // Report from the loop, never from inside Start(): a negative delay fires
+  // on the loop's next timer pass.
+  loop_.ArmTimer(timer_, Duration(-1));
+}
+
+void Connector::Cancel() {
+  if (handler_ == nullptr) return;
+  loop_.CancelTimer(timer_);
+  if (watch_ != nullptr && watch_->registered() && watch_->fd() == fd_.get()) watch_->Unregister();
+  fd_.Reset();
+  watch_ = nullptr;
+  handler_ = nullptr;
+  immediate_error_ = 0;
+}
+
+void Connector::OnFdEvent(FdWatch& watch, uint32_t) {
+  // After success the watch may still point here until the new owner calls
+  // set_handler(); those events (and stale ones) are not ours.
+  if (handler_ == nullptr || &watch != watch_) return;
+  if (!watch.writable() && !watch.error()) return;  // not finished yet
+  const int err = SocketError(fd_.get());
+  if (err == 0) {
+    loop_.CancelTimer(timer_);
+    Finish(std::move(fd_));
+    return;
+  }
+  watch.Unregister();
+  fd_.Reset();
+  loop_.CancelTimer(timer_);
+  Finish(Error::FromErrno(err, "connect to " + address_.ToString()));
+}
+
+void Connector::OnTimer(Timer&) {
+  if (handler_ == nullptr) return;
+  if (immediate_error_ != 0) {
+    Finish(Error::FromErrno(immediate_error_, "connect to " + address_.ToString()));
+    return;
+  }
+  watch_->Unregister();
+  fd_.Reset();
+  Finish(Error(std::make_error_code(std::errc::timed_out),
+               "connect to " + address_.ToString() + " timed out after " + FormatTimeout(timeout_)));
+}
+
+void Connector::Finish(Result<UniqueFd> result) {
+  ConnectHandler* handler = std::exchange(handler_, nullptr);
+  watch_ = nullptr;
+  immediate_error_ = 0;
+  // Last touch of `this`: the handler may destroy the connector.
+  handler->OnConnect(std::move(result));
+}
+
+}  // namespace zrelay

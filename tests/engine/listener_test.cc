@@ -1,0 +1,180 @@
+// Listener on real loopback sockets across a real worker pool.
+#include "engine/listener.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/socket.h"
+#include "tests/support/loop_test_util.h"
+
+namespace zrelay {
+namespace {
+
+using testing::BlockingConnect;
+using testing::WaitFor;
+
+constexpr int kWorkers = 4;
+
+// Counts accepts per worker and checks each lands on its own worker thread.
+struct CountingHandler : AcceptHandler {
+  void OnAccept(size_t worker, UniqueFd fd, const Address& peer) override {
+    if (WorkerPool::CurrentWorker() != static_cast<int>(worker)) wrong_thread++;
+    if (!fd.valid()) bad_fd++;
+    if (peer.family() != family.load()) wrong_family++;
+    per_worker[worker]++;
+    total++;
+    // fd closes here: the test counts connections, it does not serve them.
+  }
+  std::atomic<int> family{AF_INET};
+  std::atomic<int> per_worker[kWorkers] = {};
+  std::atomic<int> total{0};
+  std::atomic<int> wrong_thread{0};
+  std::atomic<int> bad_fd{0};
+  std::atomic<int> wrong_family{0};
+};
+
+class ListenerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WorkerPoolOptions options;
+    options.workers = kWorkers;  // > cores on a 2-core box: spreading still observable
+    auto pool = WorkerPool::Start(options);
+    ASSERT_TRUE(pool.ok()) << pool.error().message();
+    pool_ = std::move(pool).value();
+  }
+  void TearDown() override {
+    listener_.reset();  // before the pool: Stop() runs on the workers
+    pool_.reset();
+  }
+
+  void StartListener(const std::string& address) {
+    ListenerOptions options;
+    options.address = Address::Parse(address).value();
+    auto listener = Listener::Start(*pool_, options, &handler_);
+    ASSERT_TRUE(listener.ok()) << listener.error().message();
+    listener_ = std::move(listener).value();
+  }
+
+  std::unique_ptr<WorkerPool> pool_;
+  CountingHandler handler_;
+  std::unique_ptr<Listener> listener_;
+};
+
+TEST_F(ListenerTest, ThousandTcpConnectionsLandOnEveryWorker) {
+  StartListener("127.0.0.1:0");
+  const Address& bound = listener_->local_address();
+  EXPECT_NE(bound.port(), 0) << "port 0 should be replaced by the kernel's port";
+  constexpr int kConnections = 1000;
+  for (int i = 0; i < kConnections; ++i) {
+    auto fd = BlockingConnect(bound);
+    ASSERT_TRUE(fd.ok()) << "connection " << i << ": " << fd.error().message();
+    // Closing right away is fine: a connection queued for accept stays there.
+  }
+  ASSERT_TRUE(WaitFor([&] { return handler_.total.load() == kConnections; }, seconds(10)))
+      << "accepted " << handler_.total.load() << " of " << kConnections;
+  int sum = 0;
+  for (int w = 0; w < kWorkers; ++w) {
+    // SO_REUSEPORT hashes connections over the 4 sockets: each gets about
+    // 250; the chance one of them gets none is 4 * 0.75^1000.
+    EXPECT_GT(handler_.per_worker[w].load(), 0) << "worker " << w << " got no connection";
+    sum += handler_.per_worker[w].load();
+  }
+  EXPECT_EQ(sum, kConnections);
+  EXPECT_EQ(handler_.wrong_thread.load(), 0);
+  EXPECT_EQ(handler_.bad_fd.load(), 0);
+  EXPECT_EQ(handler_.wrong_family.load(), 0);
+  ListenerStats stats = listener_->Stats();
+  EXPECT_EQ(stats.accepted, static_cast<uint64_t>(kConnections));
+  EXPECT_EQ(stats.fd_exhausted, 0u);
+  EXPECT_EQ(stats.accept_errors, 0u);
+}
+
+TEST_F(ListenerTest, Ipv6Loopback) {
+  handler_.family = AF_INET6;
+  StartListener("[::1]:0");
+  EXPECT_EQ(listener_->local_address().family(), AF_INET6);
+  EXPECT_NE(listener_->local_address().port(), 0);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(BlockingConnect(listener_->local_address()).ok());
+  ASSERT_TRUE(WaitFor([&] { return handler_.total.load() == 20; }));
+  EXPECT_EQ(handler_.wrong_family.load(), 0);
+}
+
+TEST_F(ListenerTest, UnixSocketPath) {
+  // Not under $TEST_TMPDIR: Bazel's paths are longer than sun_path allows.
+  char dir[] = "/tmp/zrelay-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/listener.sock";
+  handler_.family = AF_UNIX;
+  StartListener("unix:" + path);
+  EXPECT_EQ(listener_->local_address().ToString(), "unix:" + path);
+  constexpr int kConnections = 200;
+  for (int i = 0; i < kConnections; ++i) {
+    ASSERT_TRUE(BlockingConnect(listener_->local_address()).ok()) << i;
+  }
+  ASSERT_TRUE(WaitFor([&] { return handler_.total.load() == kConnections; }));
+  EXPECT_EQ(listener_->Stats().accepted, static_cast<uint64_t>(kConnections));
+  EXPECT_EQ(handler_.wrong_thread.load(), 0);
+  listener_.reset();
+  ::unlink(path.c_str());
+  ::rmdir(dir);
+}
+
+TEST_F(ListenerTest, UnixAbstractSocket) {
+  handler_.family = AF_UNIX;
+  StartListener("unix:@zrelay-listener-test-" + std::to_string(::getpid()));
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(BlockingConnect(listener_->local_address()).ok());
+  ASSERT_TRUE(WaitFor([&] { return handler_.total.load() == 10; }));
+}
+
+TEST_F(ListenerTest, StopClosesTheSocketsAndNoMoreCallsHappen) {
+  StartListener("127.0.0.1:0");
+  const Address bound = listener_->local_address();
+  ASSERT_TRUE(BlockingConnect(bound).ok());
+  ASSERT_TRUE(WaitFor([&] { return handler_.total.load() == 1; }));
+  listener_->Stop();
+  listener_->Stop();  // idempotent
+  auto refused = BlockingConnect(bound);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code().value(), ECONNREFUSED);
+  EXPECT_EQ(handler_.total.load(), 1);
+  EXPECT_EQ(listener_->Stats().accepted, 1u);  // stats survive Stop()
+}
+
+TEST_F(ListenerTest, BindErrorNamesTheAddress) {
+  // A plain socket without SO_REUSEPORT holds the port.
+  ListenSocketOptions exclusive;
+  exclusive.reuse_port = false;
+  auto taken = ListenOn(testing::Loopback(), exclusive);
+  ASSERT_TRUE(taken.ok());
+  const Address address = LocalAddress(taken->get()).value();
+  ListenerOptions options;
+  options.address = address;
+  auto listener = Listener::Start(*pool_, options, &handler_);
+  ASSERT_FALSE(listener.ok());
+  EXPECT_EQ(listener.error().code().value(), EADDRINUSE);
+  EXPECT_NE(listener.error().message().find(address.ToString()), std::string::npos)
+      << listener.error().message();
+}
+
+TEST_F(ListenerTest, BudgetYieldsButAcceptsEverything) {
+  // One accept per event: a burst must still be drained via the ready list.
+  ListenerOptions options;
+  options.address = testing::Loopback();
+  options.accepts_per_event = 1;
+  auto listener = Listener::Start(*pool_, options, &handler_);
+  ASSERT_TRUE(listener.ok());
+  listener_ = std::move(listener).value();
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(BlockingConnect(listener_->local_address()).ok());
+  ASSERT_TRUE(WaitFor([&] { return handler_.total.load() == 100; }));
+}
+
+}  // namespace
+}  // namespace zrelay
