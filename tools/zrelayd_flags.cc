@@ -1,0 +1,166 @@
+#include "tools/zrelayd_flags.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+namespace zrelay {
+
+const char kZrelaydUsage[] =
+    "usage: zrelayd --listen ADDR --backend ADDR [options]\n"
+    "\n"
+    "Relays every client accepted on ADDR to the backend, zero-copy where it can.\n"
+    "ADDR: 127.0.0.1:8080, [::1]:8080, localhost:8080, :8080, unix:/path\n"
+    "\n"
+    "  --mode splice|copy|auto   how plain bytes move (default: splice)\n"
+    "  --workers N               event-loop threads (default: one per CPU)\n"
+    "  --pin                     pin worker i to CPU i\n"
+    "  --idle-timeout DUR        close pairs idle this long (default: never)\n"
+    "  --connect-timeout DUR     backend connect timeout (default: 5s)\n"
+    "  --drain-grace DUR         on SIGTERM/SIGINT, wait this long for pairs (default: 10s)\n"
+    "  --pipe-size SIZE          kernel pipe size for splice (default: 1M)\n"
+    "  --pipe-pool N             pipes per worker, at most (default: 1024)\n"
+    "  --buffer-size SIZE        copy ring per direction (default: 64k)\n"
+    "  --budget SIZE             bytes per direction per event (default: 256k)\n"
+    "  --log-closes              one line per closed pair on stderr\n"
+    "  --help                    this text\n"
+    "DUR: 500ms, 2s, 1.5s, 3m. SIZE: 65536, 64k, 1M.\n";
+
+namespace {
+
+Error Usage(const std::string& message) { return Error::Invalid(message); }
+
+Result<int> ParseInt(const std::string& flag, const std::string& text, int min, int max) {
+  int value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    return Usage(flag + ": '" + text + "' is not a number");
+  }
+  if (value < min || value > max) {
+    return Usage(flag + ": " + text + " is out of range (" + std::to_string(min) + ".." +
+                 std::to_string(max) + ")");
+  }
+  return value;
+}
+
+}  // namespace
+
+Result<size_t> ParseSize(const std::string& flag, const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return Usage(flag + ": '" + text + "' is not a size (e.g. 65536, 64k, 1M)");
+  size_t value = 0;
+  std::from_chars(text.data(), text.data() + digits, value);
+  std::string unit = text.substr(digits);
+  size_t mult = 1;
+  if (unit == "k" || unit == "K" || unit == "KiB") {
+    mult = 1ULL << 10;
+  } else if (unit == "m" || unit == "M" || unit == "MiB") {
+    mult = 1ULL << 20;
+  } else if (unit == "g" || unit == "G" || unit == "GiB") {
+    mult = 1ULL << 30;
+  } else if (!unit.empty()) {
+    return Usage(flag + ": unknown size unit '" + unit + "' in '" + text + "' (use k, M or G)");
+  }
+  return value * mult;
+}
+
+Result<Duration> ParseDuration(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || !std::isfinite(value) || value < 0) {
+    return Usage(flag + ": '" + text + "' is not a duration (e.g. 500ms, 2s)");
+  }
+  std::string unit(end);
+  double seconds_value;
+  if (unit == "ms") {
+    seconds_value = value / 1000;
+  } else if (unit.empty() || unit == "s") {
+    seconds_value = value;
+  } else if (unit == "m") {
+    seconds_value = value * 60;
+  } else {
+    return Usage(flag + ": unknown duration unit '" + unit + "' in '" + text + "' (use ms, s, m)");
+  }
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(seconds_value));
+}
+
+Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args) {
+  ZrelaydConfig config;
+  bool have_listen = false, have_backend = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i];
+    std::string value;
+    bool inline_value = false;
+    if (auto eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      inline_value = true;
+    }
+    auto need_value = [&]() -> Status {
+      if (inline_value) return Status::Ok();
+      if (i + 1 >= args.size()) return Usage(flag + ": missing value");
+      value = args[++i];
+      return Status::Ok();
+    };
+    if (flag == "--help" || flag == "-h") {
+      config.help = true;
+      continue;
+    }
+    if (flag == "--pin") {
+      config.engine.pin_cpus = true;
+      continue;
+    }
+    if (flag == "--log-closes") {
+      config.log_closes = true;
+      continue;
+    }
+    if (Status st = need_value(); !st.ok()) return st.error();
+
+    if (flag == "--listen" || flag == "--backend") {
+      auto addr = Address::Parse(value);
+      if (!addr.ok()) return Usage(flag + ": " + addr.error().message());
+      (flag == "--listen" ? config.listen : config.backend) = addr.value();
+      (flag == "--listen" ? have_listen : have_backend) = true;
+    } else if (flag == "--mode") {
+      if (value == "splice") {
+        config.engine.mode = RelayMode::kSplice;
+      } else if (value == "copy") {
+        config.engine.mode = RelayMode::kCopy;
+      } else if (value == "auto") {
+        config.engine.mode = RelayMode::kAuto;
+      } else {
+        return Usage("--mode: '" + value + "' is not one of splice, copy, auto");
+      }
+    } else if (flag == "--workers") {
+      auto n = ParseInt(flag, value, 1, 1024);
+      if (!n.ok()) return n.error();
+      config.engine.workers = n.value();
+    } else if (flag == "--pipe-pool") {
+      auto n = ParseInt(flag, value, 0, 1 << 20);
+      if (!n.ok()) return n.error();
+      config.engine.pipe_pool_cap = static_cast<size_t>(n.value());
+    } else if (flag == "--idle-timeout" || flag == "--connect-timeout" ||
+               flag == "--drain-grace") {
+      auto d = ParseDuration(flag, value);
+      if (!d.ok()) return d.error();
+      if (flag == "--idle-timeout") config.engine.idle_timeout = d.value();
+      if (flag == "--connect-timeout") config.connect_timeout = d.value();
+      if (flag == "--drain-grace") config.drain_grace = d.value();
+    } else if (flag == "--pipe-size" || flag == "--buffer-size" || flag == "--budget") {
+      auto s = ParseSize(flag, value);
+      if (!s.ok()) return s.error();
+      if (flag == "--pipe-size") config.engine.pipe_size = s.value();
+      if (flag == "--buffer-size") config.engine.buffer_size = s.value();
+      if (flag == "--budget") config.engine.budget_per_event = s.value();
+    } else {
+      return Usage("unknown flag '" + args[i] + "'");
+    }
+  }
+  if (config.help) return config;
+  if (!have_listen) return Usage("--listen is required");
+  if (!have_backend) return Usage("--backend is required");
+  return config;
+}
+
+}  // namespace zrelay

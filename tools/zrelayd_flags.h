@@ -1,0 +1,34 @@
+// zrelayd's command line: parsed into a config, with usage errors that name
+// the flag and the bad value.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/address.h"
+#include "engine/result.h"
+#include "relay/relay.h"
+
+namespace zrelay {
+
+struct ZrelaydConfig {
+  Address listen;
+  Address backend;
+  EngineOptions engine;
+  Duration connect_timeout = seconds(5);
+  Duration drain_grace = seconds(10);
+  bool log_closes = false;  // one line per closed pair on stderr
+  bool help = false;
+};
+
+// Parses argv[1..]. Errors are usage errors: the message names the flag.
+Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args);
+
+// Parses sizes like "65536", "64k", "1M", "1G" (binary units).
+Result<size_t> ParseSize(const std::string& flag, const std::string& text);
+// Parses durations like "500ms", "2s", "1.5s", "3m"; a bare number is seconds.
+Result<Duration> ParseDuration(const std::string& flag, const std::string& text);
+
+extern const char kZrelaydUsage[];
+
+}  // namespace zrelay
