@@ -1,5 +1,6 @@
 #include "tools/zrelayd_flags.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -115,6 +116,13 @@ Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args) {
       config.log_closes = true;
       continue;
     }
+    static const char* const kValueFlags[] = {
+        "--listen",       "--backend",         "--mode",        "--workers",
+        "--pipe-pool",    "--idle-timeout",    "--connect-timeout", "--drain-grace",
+        "--pipe-size",    "--buffer-size",     "--budget"};
+    if (std::find(std::begin(kValueFlags), std::end(kValueFlags), flag) == std::end(kValueFlags)) {
+      return Usage("unknown flag '" + args[i] + "'");
+    }
     if (Status st = need_value(); !st.ok()) return st.error();
 
     if (flag == "--listen" || flag == "--backend") {
@@ -153,8 +161,6 @@ Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args) {
       if (flag == "--pipe-size") config.engine.pipe_size = s.value();
       if (flag == "--buffer-size") config.engine.buffer_size = s.value();
       if (flag == "--budget") config.engine.budget_per_event = s.value();
-    } else {
-      return Usage("unknown flag '" + args[i] + "'");
     }
   }
   if (config.help) return config;
