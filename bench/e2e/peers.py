@@ -1,0 +1,270 @@
+"""The relays under test and the backends behind them.
+
+A relay is started fresh for every run from its own config file in the run's
+temp dir, listens on 127.0.0.1:<port> and forwards to 127.0.0.1:<backend>.
+Every relay that can use threads or workers gets the same count (--workers,
+default 2).
+"""
+
+import os
+import string
+import subprocess
+
+from procs import Proc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEMPLATES = os.path.join(HERE, "templates")
+
+NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+
+def render(template, path, **values):
+    with open(os.path.join(TEMPLATES, template)) as f:
+        text = string.Template(f.read()).substitute(values)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class Relay:
+    """One relay configuration. name is what --relays and the tables use."""
+
+    tls = False      # terminates TLS from the client (TLS scenarios only)
+    direct = False   # no relay at all: the load goes straight to the backend
+    family = ""      # haproxy / nginx / socat / stunnel / zrelayd / direct
+    note = ""
+
+    def __init__(self, name):
+        self.name = name
+
+    def available(self, ctx):
+        """None if runnable here, else a reason to skip it."""
+        return None
+
+    def argv(self, ctx, port, backend, rundir):
+        raise NotImplementedError
+
+    def start(self, ctx, port, backend, rundir, log_path):
+        p = Proc(self.name, self.argv(ctx, port, backend, rundir), log_path,
+                 cpus=ctx.relay_cpus)
+        p.start()
+        p.wait_listening(port)
+        return p
+
+
+class Direct(Relay):
+    direct = True
+    family = "direct"
+    note = "no relay: client straight to the backend (the machine's limit)"
+
+    def __init__(self, tls=False):
+        super().__init__("direct")
+        self.tls = tls
+
+
+def _have(binary):
+    from shutil import which
+    return which(binary) is not None
+
+
+class HAProxy(Relay):
+    family = "haproxy"
+    OPTIONS = {
+        "splice": "    option splice-request\n    option splice-response",
+        "nosplice": ("    no option splice-request\n    no option splice-response\n"
+                     "    no option splice-auto"),
+        "auto": "    option splice-auto",
+        "tls": "",
+    }
+
+    def __init__(self, variant):
+        super().__init__("haproxy-" + variant)
+        self.variant = variant
+        self.tls = variant == "tls"
+        self.note = {
+            "splice": "mode tcp, option splice-request + splice-response",
+            "nosplice": "mode tcp, no option splice-*",
+            "auto": "mode tcp, option splice-auto",
+            "tls": "mode tcp, bind ... ssl crt",
+        }[variant]
+
+    def available(self, ctx):
+        return None if _have("haproxy") else "haproxy not installed"
+
+    def argv(self, ctx, port, backend, rundir):
+        cfg = render("haproxy.cfg.tmpl", os.path.join(rundir, "haproxy.cfg"),
+                     variant=self.variant, threads=ctx.workers,
+                     global_extra="", proxy_options=self.OPTIONS[self.variant],
+                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backend}",
+                     bind_ssl=f"ssl crt {ctx.certs['pem']}" if self.tls else "")
+        return ["haproxy", "-db", "-f", cfg]
+
+
+class NginxStream(Relay):
+    family = "nginx"
+
+    def __init__(self, tls=False):
+        super().__init__("nginx-tls" if tls else "nginx")
+        self.tls = tls
+        self.note = ("stream, listen ... ssl + proxy_pass" if tls
+                     else "stream, proxy_pass")
+
+    def available(self, ctx):
+        if not _have("nginx"):
+            return "nginx not installed"
+        if not os.path.exists(NGINX_STREAM_MODULE):
+            return f"{NGINX_STREAM_MODULE} missing (apt-get install libnginx-mod-stream)"
+        return None
+
+    def argv(self, ctx, port, backend, rundir):
+        ssl_conf = ""
+        if self.tls:
+            ssl_conf = (f"        ssl_certificate {ctx.certs['cert']};\n"
+                        f"        ssl_certificate_key {ctx.certs['key']};")
+        cfg = render("nginx-stream.conf.tmpl", os.path.join(rundir, "nginx.conf"),
+                     variant=self.name, workers=ctx.workers, dir=rundir,
+                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backend}",
+                     listen_ssl="ssl" if self.tls else "", ssl_conf=ssl_conf)
+        return ["nginx", "-p", rundir, "-e", "stderr", "-c", cfg]
+
+
+class Socat(Relay):
+    family = "socat"
+    note = "TCP-LISTEN,fork,reuseaddr,backlog=4096,nodelay -> TCP,nodelay (one process per connection)"
+
+    def __init__(self):
+        super().__init__("socat")
+
+    def available(self, ctx):
+        return None if _have("socat") else "socat not installed"
+
+    def argv(self, ctx, port, backend, rundir):
+        return ["socat",
+                f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=4096,nodelay",
+                f"TCP:127.0.0.1:{backend},nodelay"]
+
+
+class Stunnel(Relay):
+    family = "stunnel"
+    tls = True
+    note = "TLS termination, a thread per connection"
+
+    def __init__(self):
+        super().__init__("stunnel")
+
+    def binary(self):
+        for b in ("stunnel4", "stunnel"):
+            if _have(b):
+                return b
+        return None
+
+    def available(self, ctx):
+        return None if self.binary() else "stunnel4 not installed"
+
+    def argv(self, ctx, port, backend, rundir):
+        cfg = render("stunnel.conf.tmpl", os.path.join(rundir, "stunnel.conf"),
+                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backend}",
+                     cert=ctx.certs["cert"], key=ctx.certs["key"])
+        return [self.binary(), cfg]
+
+
+class Zrelayd(Relay):
+    family = "zrelayd"
+
+    def __init__(self, mode):
+        super().__init__("zrelayd-" + mode)
+        self.mode = mode
+        self.tls = mode == "tls"
+        self.note = ("--tls-cert/--tls-key (termination)" if self.tls
+                     else f"--mode {mode}")
+
+    def available(self, ctx):
+        if not ctx.zrelayd:
+            return ctx.zrelayd_missing or "zrelayd not built"
+        if self.tls and not ctx.zrelayd_has_tls:
+            return "zrelayd has no --tls-cert flag yet"
+        return None
+
+    def argv(self, ctx, port, backend, rundir):
+        argv = [ctx.zrelayd, "--listen", f"127.0.0.1:{port}",
+                "--backend", f"127.0.0.1:{backend}", "--workers", str(ctx.workers)]
+        if self.tls:
+            argv += ["--tls-cert", ctx.certs["cert"], "--tls-key", ctx.certs["key"]]
+        else:
+            argv += ["--mode", self.mode]
+        return argv
+
+
+def all_relays():
+    """Every relay the harness knows, plain ones first, in table order."""
+    return [
+        Direct(),
+        Zrelayd("splice"), Zrelayd("copy"), Zrelayd("auto"),
+        HAProxy("splice"), HAProxy("nosplice"), HAProxy("auto"),
+        NginxStream(), Socat(),
+        Direct(tls=True),
+        Zrelayd("tls"), HAProxy("tls"), NginxStream(tls=True), Stunnel(),
+    ]
+
+
+def make_certs(tmpdir, log_path):
+    """A throwaway P-256 self-signed certificate for 127.0.0.1 / localhost."""
+    cert = os.path.join(tmpdir, "cert.pem")
+    key = os.path.join(tmpdir, "key.pem")
+    pem = os.path.join(tmpdir, "cert+key.pem")  # HAProxy wants both in one file
+    with open(log_path, "ab") as log:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec",
+             "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+             "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+             "-keyout", key, "-out", cert],
+            check=True, stdout=log, stderr=log, timeout=30)
+    with open(pem, "w") as out:
+        for p in (cert, key):
+            with open(p) as f:
+                out.write(f.read())
+    for p in (cert, key, pem):
+        os.chmod(p, 0o644)  # nginx/haproxy read them as root before any setuid
+    return {"cert": cert, "key": key, "pem": pem}
+
+
+# ---------------------------------------------------------------- backends
+
+def start_nginx_backend(ctx, port, tls_port, rundir, log_path, body_len=128,
+                        big_len=1 << 20):
+    os.makedirs(rundir, exist_ok=True)
+    os.chmod(rundir, 0o755)  # nginx workers run as nobody and read big.bin
+    with open(os.path.join(rundir, "big.bin"), "wb") as f:
+        f.write(os.urandom(big_len))
+    os.chmod(os.path.join(rundir, "big.bin"), 0o644)
+    cfg = render("nginx-backend.conf.tmpl", os.path.join(rundir, "nginx.conf"),
+                 workers=ctx.backend_workers, dir=rundir, body_len=body_len,
+                 big_len=big_len, body="x" * body_len,
+                 listen=f"127.0.0.1:{port}", tls_listen=f"127.0.0.1:{tls_port}",
+                 cert=ctx.certs["cert"], key=ctx.certs["key"])
+    p = Proc("backend-nginx", ["nginx", "-p", rundir, "-e", "stderr", "-c", cfg],
+             log_path, cpus=ctx.backend_cpus)
+    p.start()
+    p.wait_listening(port)
+    p.wait_listening(tls_port, settle=0)
+    return p
+
+
+def start_iperf3_server(ctx, port, log_path):
+    """A one-shot iperf3 server: it serves exactly one test, then exits."""
+    p = Proc("backend-iperf3", ["iperf3", "-s", "-1", "-B", "127.0.0.1",
+                                "-p", str(port)], log_path, cpus=ctx.backend_cpus)
+    p.start()
+    p.wait_listening(port, settle=0.05)
+    return p
+
+
+def start_zload_backend(ctx, port, mode, log_path, resp=None):
+    argv = [ctx.zload, "backend", "--listen", f"127.0.0.1:{port}", "--mode", mode]
+    if resp:
+        argv += ["--resp", str(resp)]
+    p = Proc("backend-zrelay-load", argv, log_path, cpus=ctx.backend_cpus)
+    p.start()
+    p.wait_listening(port)
+    return p

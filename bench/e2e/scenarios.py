@@ -1,0 +1,300 @@
+"""Scenarios: what load runs, against which backend, and what it reports.
+
+A scenario starts its long-lived backend in setup(), may start a per-run
+backend in prepare() (iperf3 serves one test per server), and runs its load
+in load(). The relay under test sits between load and backend.
+"""
+
+import os
+import socket
+
+import loads
+import peers
+
+
+class Scenario:
+    name = ""
+    group = ""           # what --only selects
+    tls = False          # relays must terminate TLS
+    metric = ""          # headline metric (higher is better)
+    cpu_per = None       # "gb" | "req" | "conn": how relay CPU is normalized
+    needs_relay = False  # no meaning without a relay (idle)
+    needs_zload = False
+    reference = ("haproxy-splice",)  # ratio column: best of these relays
+    title = ""
+    measures = ""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.backends = []
+
+    def params(self):
+        return [None]
+
+    def accepts(self, relay):
+        if relay.tls != self.tls:
+            return False
+        return not (self.needs_relay and relay.direct)
+
+    def available(self):
+        if self.needs_zload and not self.ctx.zload:
+            return self.ctx.zload_missing or "zrelay-load not built"
+        return None
+
+    def setup(self, logdir):
+        pass
+
+    def teardown(self):
+        for b in self.backends:
+            b.stop()
+        self.backends = []
+
+    def prepare(self, param, rundir, log):
+        """Returns the backend port the relay forwards to."""
+        raise NotImplementedError
+
+    def direct_port(self, backend_port):
+        return backend_port
+
+    def cleanup(self):
+        pass
+
+    def load(self, param, port, relay_proc, log):
+        raise NotImplementedError
+
+    def tracked(self):
+        """Backend processes whose CPU counts as 'ours' (not foreign)."""
+        return list(self.backends)
+
+
+class Bulk(Scenario):
+    group = "bulk"
+    metric = "gbit_per_s"
+    cpu_per = "gb"
+
+    def __init__(self, ctx, streams):
+        super().__init__(ctx)
+        self.streams = streams
+        self.name = f"bulk{streams}"
+        self.title = f"Bulk, iperf3, {streams} stream{'s' if streams > 1 else ''}"
+        self.measures = (f"iperf3 -P {streams} for {ctx.seconds['bulk']} s; Gbit/s "
+                         "received by the backend; relay CPU s per GB (1e9 B) moved")
+        self.per_run = []
+
+    def prepare(self, param, rundir, log):
+        port = self.ctx.ports.get()
+        self.per_run = [peers.start_iperf3_server(self.ctx, port, log)]
+        return port
+
+    def cleanup(self):
+        for p in self.per_run:
+            p.stop(grace=2)
+        self.per_run = []
+
+    def tracked(self):
+        return self.per_run
+
+    def load(self, param, port, relay_proc, log):
+        return loads.iperf3(self.ctx, port, self.ctx.seconds["bulk"], self.streams,
+                            log=log)
+
+
+class Sweep(Bulk):
+    """Chunk-size sweep (iperf3 -l): splice vs copy as the write size grows."""
+    group = "sweep"
+    reference = ("direct",)
+
+    def __init__(self, ctx):
+        super().__init__(ctx, 1)
+        self.name = "sweep"
+        self.title = "Chunk-size sweep, iperf3 -l, 1 stream"
+        self.measures = (f"iperf3 -l CHUNK for {ctx.seconds['sweep']} s per chunk size; "
+                         "one round, relays alternated within each size")
+
+    def params(self):
+        return self.ctx.sweep_chunks
+
+    def accepts(self, relay):
+        return not relay.tls and relay.name in self.ctx.sweep_relays
+
+    def load(self, param, port, relay_proc, log):
+        return loads.iperf3(self.ctx, port, self.ctx.seconds["sweep"], 1,
+                            length=param, log=log)
+
+
+class HttpScenario(Scenario):
+    """wrk against an nginx http backend answering 128 B bodies."""
+
+    def setup(self, logdir):
+        self.port = self.ctx.ports.get()
+        self.tls_port = self.ctx.ports.get()
+        rundir = os.path.join(self.ctx.tmpdir, f"backend-{self.name}")
+        self.backends = [peers.start_nginx_backend(
+            self.ctx, self.port, self.tls_port, rundir,
+            os.path.join(logdir, f"backend-{self.name}.log"))]
+
+    def prepare(self, param, rundir, log):
+        return self.port
+
+    def direct_port(self, backend_port):
+        return self.tls_port if self.tls else self.port
+
+    def url(self, port, path="/"):
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{port}{path}"
+
+
+class RR(HttpScenario):
+    name = group = "rr"
+    metric = "rps"
+    cpu_per = "req"
+    reference = ("haproxy-splice", "haproxy-nosplice", "haproxy-auto", "nginx")
+    title = "Request/response, wrk, 50 connections, 128 B body"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.measures = (f"wrk -t2 -c{ctx.rr_conns} for {ctx.seconds['rr']} s, keep-alive, "
+                         "128 B body from nginx; req/s, latency percentiles, relay CPU us per request")
+
+    def load(self, param, port, relay_proc, log):
+        return loads.wrk(self.ctx, self.url(port), self.ctx.seconds["rr"],
+                         self.ctx.rr_conns, log=log)
+
+
+class Connect(HttpScenario):
+    name = group = "connect"
+    metric = "conns_per_s"
+    cpu_per = "conn"
+    reference = RR.reference
+    title = "Connection rate, wrk Connection: close, 50 concurrent"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.measures = (f"wrk -t2 -c{ctx.rr_conns} -H 'Connection: close' for "
+                         f"{ctx.seconds['connect']} s: one connection per 128 B request; "
+                         "connections/s, relay CPU us per connection")
+
+    def load(self, param, port, relay_proc, log):
+        return loads.wrk(self.ctx, self.url(port), self.ctx.seconds["connect"],
+                         self.ctx.rr_conns, close=True, log=log)
+
+
+class TlsRR(RR):
+    name = "tls-rr"
+    group = "tls"
+    tls = True
+    reference = ("haproxy-tls", "nginx-tls")
+    title = "TLS termination, request/response (keep-alive), 128 B body"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.measures = (f"wrk https -t2 -c{ctx.rr_conns} for {ctx.seconds['tls']} s, keep-alive; "
+                         "direct = nginx terminating TLS itself; relay CPU us per request")
+
+    def load(self, param, port, relay_proc, log):
+        return loads.wrk(self.ctx, self.url(port), self.ctx.seconds["tls"],
+                         self.ctx.rr_conns, log=log)
+
+
+class TlsHandshake(Connect):
+    name = "tls-hs"
+    group = "tls"
+    tls = True
+    reference = ("haproxy-tls", "nginx-tls")
+    title = "TLS termination, full handshakes (Connection: close), ECDSA P-256"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.measures = (f"wrk https -c{ctx.rr_conns} -H 'Connection: close' for "
+                         f"{ctx.seconds['tls']} s: a full TLS handshake (no resumption) per "
+                         "request; handshakes/s, relay CPU us per handshake")
+
+    def load(self, param, port, relay_proc, log):
+        return loads.wrk(self.ctx, self.url(port), self.ctx.seconds["tls"],
+                         self.ctx.rr_conns, close=True, log=log)
+
+
+class TlsBulk(HttpScenario):
+    name = "tls-bulk"
+    group = "tls"
+    tls = True
+    metric = "gbit_per_s"
+    cpu_per = "gb"
+    reference = ("haproxy-tls", "nginx-tls")
+    title = "TLS termination, bulk (1 MiB responses, 4 connections)"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.measures = (f"wrk https -t2 -c4 GET /big (1 MiB) for {ctx.seconds['tls']} s; "
+                         "Gbit/s of HTTP bytes read by wrk, relay CPU s per GB")
+
+    def load(self, param, port, relay_proc, log):
+        return loads.wrk(self.ctx, self.url(port, "/big"), self.ctx.seconds["tls"],
+                         4, log=log)
+
+
+class Idle(Scenario):
+    name = group = "idle"
+    metric = "kib_per_pair"
+    needs_relay = True
+    reference = ("haproxy-splice",)
+    title = "Idle pairs: memory and fds per pair"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.measures = (f"{ctx.idle_pairs} pairs opened one by one, each carries a 16 B ping "
+                         f"and pong, then idles {ctx.idle_hold} s; RSS (and PSS) KiB and fds per "
+                         "pair = growth of the relay's process tree / pairs")
+        self.listener = None
+
+    def prepare(self, param, rundir, log):
+        port = self.ctx.ports.get()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen(4096)
+        return port
+
+    def cleanup(self):
+        if self.listener:
+            self.listener.close()
+            self.listener = None
+
+    def load(self, param, port, relay_proc, log):
+        return loads.idle_pairs(self.ctx, port, self.listener, relay_proc.pid,
+                                self.ctx.idle_pairs, self.ctx.idle_hold)
+
+
+class ZloadRR(Scenario):
+    """zrelay-load rr against zrelay-load backend (raw 128 B messages, no HTTP)."""
+    name = "rr-zload"
+    group = "rr"
+    metric = "rps"
+    cpu_per = "req"
+    needs_zload = True
+    reference = RR.reference
+    title = "Request/response, zrelay-load rr, 50 connections, 128 B each way"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.measures = (f"zrelay-load rr --conns {ctx.rr_conns} --req 128 --resp 128 for "
+                         f"{ctx.seconds['rr']} s against zrelay-load backend --mode fixed")
+
+    def setup(self, logdir):
+        self.port = self.ctx.ports.get()
+        self.backends = [peers.start_zload_backend(
+            self.ctx, self.port, "fixed", os.path.join(logdir, f"backend-{self.name}.log"),
+            resp=128)]
+
+    def prepare(self, param, rundir, log):
+        return self.port
+
+    def load(self, param, port, relay_proc, log):
+        s = self.ctx.seconds["rr"]
+        return loads.zload(self.ctx, ["rr", "--target", f"127.0.0.1:{port}",
+                                      "--conns", str(self.ctx.rr_conns), "--req", "128",
+                                      "--resp", "128", "--duration", str(s)], s, log)
+
+
+def all_scenarios(ctx):
+    return [Bulk(ctx, 1), Bulk(ctx, 4), RR(ctx), ZloadRR(ctx), Connect(ctx), Idle(ctx),
+            TlsRR(ctx), TlsHandshake(ctx), TlsBulk(ctx), Sweep(ctx)]
