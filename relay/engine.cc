@@ -32,7 +32,7 @@ class RelayListener final : public AcceptHandler {
   void OnAccept(size_t worker, UniqueFd fd, const Address& /*peer*/) override {
     Worker& w = *workers_[worker];
     ++w.stats().accepted;
-    Pair::StartWithBackend(w, Leg{std::move(fd), nullptr}, options_.backends.front(),
+    Pair::StartWithBackend(w, Leg{std::move(fd), nullptr}, options_.tls, options_.backends.front(),
                            options_.connect_timeout, options_.on_close);
   }
 

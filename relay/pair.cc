@@ -1,9 +1,12 @@
 #include "relay/pair.h"
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstring>
 
 #include "engine/socket.h"
+#include "ssl/tls_context.h"
 #include "relay/worker.h"
 
 namespace zrelay {
@@ -21,6 +24,7 @@ const char* CloseCauseName(CloseCause cause) {
     case CloseCause::kError: return "error";
     case CloseCause::kConnectFailed: return "connect-failed";
     case CloseCause::kDrained: return "drained";
+    case CloseCause::kTruncated: return "truncated";
   }
   return "unknown";
 }
@@ -29,7 +33,7 @@ Pair::Pair(Worker& worker, OnClose on_close)
     : worker_(worker),
       a_(UniqueFd(), worker.env().sys),
       b_(UniqueFd(), worker.env().sys),
-      idle_timer_(this),
+      timer_(this),
       started_(worker.loop().now()),
       last_active_(started_),
       on_close_(std::move(on_close)) {
@@ -53,14 +57,17 @@ Pair::~Pair() {
 void Pair::Start(Worker& worker, Leg a, Leg b, OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
   if (!pair->AttachLeg(pair->a_, std::move(a)) || !pair->AttachLeg(pair->b_, std::move(b))) return;
-  pair->BeginRelaying();
+  pair->BeginHandshakes();
 }
 
-void Pair::StartWithBackend(Worker& worker, Leg client, const BackendOptions& backend,
-                            Duration connect_timeout, OnClose on_close) {
+void Pair::StartWithBackend(Worker& worker, Leg client, SSL_CTX* client_tls,
+                            const BackendOptions& backend, Duration connect_timeout,
+                            OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
+  if (client_tls != nullptr) client.ssl = NewServerSsl(client_tls, client.fd.get());
   if (!pair->AttachLeg(pair->a_, std::move(client))) return;
   pair->state_ = State::kConnecting;
+  pair->backend_ = &backend;
   pair->connector_ = std::make_unique<Connector>(worker.loop());
   pair->connector_->Start(backend.address, connect_timeout, pair->b_.watch, pair);
 }
@@ -71,16 +78,18 @@ bool Pair::AttachLeg(PairLeg& leg, Leg&& from) {
   leg.fd = std::move(from.fd);
   const char* name = &leg == &a_ ? "A" : "B";
   if (from.ssl != nullptr) {
-    // TLS legs arrive with the TLS layer; until then refuse them clearly
-    // rather than relay ciphertext as if it were plain.
-    Close(CloseCause::kError, EPROTONOSUPPORT,
-          std::string("leg ") + name + ": TLS legs are not supported by this build");
-    return false;
+    leg.tls = std::make_unique<TlsTransport>(from.ssl, leg.watch, worker_.env().sys);
+    // No kernel TLS here: a TLS leg's bytes pass through user space both ways.
+    a_to_b_.path = b_to_a_.path = Path::kCopy;
+    a_to_b_.auto_splice = b_to_a_.auto_splice = false;
   }
   if (!leg.fd.valid()) {
     Close(CloseCause::kError, EBADF, std::string("leg ") + name + ": no file descriptor");
     return false;
   }
+  // Embedders may hand over blocking sockets; the loop needs non-blocking.
+  int flags = ::fcntl(leg.fd.get(), F_GETFL);
+  if (flags >= 0 && !(flags & O_NONBLOCK)) ::fcntl(leg.fd.get(), F_SETFL, flags | O_NONBLOCK);
   // Small request/response traffic must not wait on delayed ACKs.
   (void)SetNoDelay(leg.fd.get());
   Status st = leg.watch.Register(worker_.loop(), leg.fd.get(), this);
@@ -92,10 +101,43 @@ bool Pair::AttachLeg(PairLeg& leg, Leg&& from) {
   return true;
 }
 
+void Pair::BeginHandshakes() {
+  if ((a_.tls && !a_.tls->handshake_done()) || (b_.tls && !b_.tls->handshake_done())) {
+    state_ = State::kHandshaking;
+    worker_.loop().ArmTimer(timer_, worker_.options().handshake_timeout);
+    RunHandshakes();
+    return;
+  }
+  BeginRelaying();
+}
+
+// Advances every unfinished handshake that can make progress. Returns false
+// when the pair closed.
+bool Pair::RunHandshakes() {
+  bool all_done = true;
+  for (PairLeg* leg : {&a_, &b_}) {
+    if (!leg->tls || leg->tls->handshake_done()) continue;
+    if (leg->tls->HandshakeReady()) {
+      IoResult r = leg->tls->Handshake();
+      if (r.status == IoStatus::kError) {
+        Fail(leg == &a_ ? "A" : "B", "TLS handshake", r.err, leg->tls->error_detail());
+        return false;
+      }
+    }
+    all_done = all_done && leg->tls->handshake_done();
+  }
+  if (all_done) {
+    worker_.loop().CancelTimer(timer_);
+    BeginRelaying();
+  }
+  return true;
+}
+
 void Pair::BeginRelaying() {
   state_ = State::kRelaying;
+  last_active_ = worker_.loop().now();
   if (worker_.options().idle_timeout > Duration::zero()) {
-    worker_.loop().ArmTimer(idle_timer_, worker_.options().idle_timeout);
+    worker_.loop().ArmTimer(timer_, worker_.options().idle_timeout);
   }
   Run();
 }
@@ -109,7 +151,13 @@ void Pair::OnConnect(Result<UniqueFd> fd) {
   b_.fd = std::move(fd.value());
   b_.watch.set_handler(this);
   (void)SetNoDelay(b_.fd.get());
-  BeginRelaying();
+  if (backend_->tls != nullptr) {
+    SSL* ssl = NewClientSsl(backend_->tls, b_.fd.get(), backend_->sni);
+    b_.tls = std::make_unique<TlsTransport>(ssl, b_.watch, worker_.env().sys);
+    a_to_b_.path = b_to_a_.path = Path::kCopy;
+    a_to_b_.auto_splice = b_to_a_.auto_splice = false;
+  }
+  BeginHandshakes();
 }
 
 void Pair::OnFdEvent(FdWatch& watch, uint32_t /*events*/) {
@@ -125,19 +173,27 @@ void Pair::OnFdEvent(FdWatch& watch, uint32_t /*events*/) {
 }
 
 void Pair::OnTimer(Timer& /*timer*/) {
-  // The timer is not re-armed on every byte (that would be a wheel operation
-  // per read); it checks the last activity when it fires instead.
+  EventLoop& loop = worker_.loop();
+  if (state_ == State::kHandshaking) {
+    Close(CloseCause::kTimeout, ETIMEDOUT, "TLS handshake not finished within " +
+          std::to_string(std::chrono::duration_cast<milliseconds>(
+              worker_.options().handshake_timeout).count()) + " ms");
+    return;
+  }
+  // The idle timer is not re-armed on every byte (that would be a wheel
+  // operation per read); it checks the last activity when it fires instead.
   Duration idle = worker_.options().idle_timeout;
-  Duration quiet = worker_.loop().now() - last_active_;
+  Duration quiet = loop.now() - last_active_;
   if (quiet >= idle) {
     Close(CloseCause::kTimeout, ETIMEDOUT, "idle for " +
           std::to_string(std::chrono::duration_cast<milliseconds>(quiet).count()) + " ms");
     return;
   }
-  worker_.loop().ArmTimer(idle_timer_, idle - quiet);
+  loop.ArmTimer(timer_, idle - quiet);
 }
 
 void Pair::Run() {
+  if (state_ == State::kHandshaking && !RunHandshakes()) return;
   if (state_ != State::kRelaying) return;
   RunPumps();
 }
@@ -172,6 +228,13 @@ void Pair::RunPumps() {
                 leg.io().error_detail());
   }
   if (ab.outcome == PumpOutcome::kDone && ba.outcome == PumpOutcome::kDone) {
+    for (PairLeg* leg : {&a_, &b_}) {
+      if (leg->tls && leg->tls->truncated()) {
+        return Close(CloseCause::kTruncated, 0,
+                     std::string("leg ") + (leg == &a_ ? "A" : "B") +
+                         ": TLS peer closed without close_notify");
+      }
+    }
     return Close(CloseCause::kDone, 0, {});
   }
   // A leg whose peer vanished while its direction was already finished only
@@ -205,11 +268,11 @@ void Pair::Close(CloseCause cause, int err, std::string detail) {
   state_ = State::kClosed;
   EventLoop& loop = worker_.loop();
   loop.UnscheduleReady(this);
-  loop.CancelTimer(idle_timer_);
+  loop.CancelTimer(timer_);
   connector_.reset();  // cancels a connect in progress
   ReleaseDirection(a_to_b_, worker_.env());
   ReleaseDirection(b_to_a_, worker_.env());
-  bool clean = cause == CloseCause::kDone;
+  bool clean = cause == CloseCause::kDone || cause == CloseCause::kTruncated;
   for (PairLeg* leg : {&a_, &b_}) {
     leg->watch.Unregister();
     leg->tls.reset();

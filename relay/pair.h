@@ -18,6 +18,7 @@
 #include "engine/timer_wheel.h"
 #include "relay/direction.h"
 #include "relay/plain_transport.h"
+#include "relay/tls_transport.h"
 #include "relay/relay.h"
 
 namespace zrelay {
@@ -33,8 +34,11 @@ class Pair final : public ReadyHandler,
   // Relays between two connected legs. Worker thread only.
   static void Start(Worker& worker, Leg a, Leg b, OnClose on_close);
   // Relays between an accepted client and a backend it connects first.
-  static void StartWithBackend(Worker& worker, Leg client, const BackendOptions& backend,
-                               Duration connect_timeout, OnClose on_close);
+  // With `client_tls`, the client leg is TLS-terminated; with backend.tls,
+  // TLS is originated to the backend.
+  static void StartWithBackend(Worker& worker, Leg client, SSL_CTX* client_tls,
+                               const BackendOptions& backend, Duration connect_timeout,
+                               OnClose on_close);
 
   ~Pair() override;
 
@@ -53,13 +57,15 @@ class Pair final : public ReadyHandler,
     UniqueFd fd;
     FdWatch watch;
     PlainTransport plain;
-    std::unique_ptr<Transport> tls;
+    std::unique_ptr<TlsTransport> tls;
     Transport& io() { return tls ? *tls : static_cast<Transport&>(plain); }
   };
 
   Pair(Worker& worker, OnClose on_close);
 
   bool AttachLeg(PairLeg& leg, Leg&& from);
+  void BeginHandshakes();
+  bool RunHandshakes();
   void BeginRelaying();
   void Run();
   void RunPumps();
@@ -77,7 +83,8 @@ class Pair final : public ReadyHandler,
   PairLeg b_;
   Direction a_to_b_;
   Direction b_to_a_;
-  Timer idle_timer_;
+  Timer timer_;  // handshake timeout, then idle timeout
+  const BackendOptions* backend_ = nullptr;  // listener pairs, while connecting
   TimePoint started_;
   TimePoint last_active_;
   std::unique_ptr<Connector> connector_;  // listener pairs, while connecting

@@ -41,6 +41,8 @@ enum class CloseCause {
   kError,          // any other error; PairStats::error has errno and detail
   kConnectFailed,  // the backend refused, timed out or was unreachable
   kDrained,        // still open at Drain()'s deadline, closed by the engine
+  kTruncated,      // finished, but a TLS leg ended without close_notify
+                   // (its EOF was passed on; the data may be cut short)
 };
 const char* CloseCauseName(CloseCause cause);
 
@@ -48,8 +50,12 @@ const char* CloseCauseName(CloseCause cause);
 // The engine takes ownership of both (it calls SSL_free).
 struct Leg {
   UniqueFd fd;
-  SSL* ssl = nullptr;  // null: plain. If its handshake is not finished, the
-                       // engine finishes it (as server or client, as set up).
+  // null: plain. Otherwise an SSL already bound to `fd` (SSL_set_fd) and set
+  // up as server or client (ssl/tls_context.h: NewServerSsl, NewClientSsl).
+  // If its handshake is not finished, the engine finishes it under
+  // EngineOptions::handshake_timeout. A TLS leg's directions use the copy
+  // path (no kernel TLS on this kernel).
+  SSL* ssl = nullptr;
 };
 
 struct PairStats {

@@ -1,0 +1,59 @@
+// TlsTransport: a TLS leg, read and written with SSL_read/SSL_write through
+// ssl/TlsStream over the contiguous spans of a ring buffer.
+//
+// Readiness is per operation: a read may be blocked on the socket becoming
+// writable (a handshake or KeyUpdate reply to send) and a write on it
+// becoming readable, so each remembers what it waits for. Decrypted bytes
+// buffered inside OpenSSL make a read ready with no fd event at all.
+#pragma once
+
+#include <string>
+
+#include "engine/event_loop.h"
+#include "engine/syscalls.h"
+#include "relay/transport.h"
+#include "ssl/tls_stream.h"
+
+namespace zrelay {
+
+class TlsTransport final : public Transport {
+ public:
+  // Takes ownership of `ssl`.
+  TlsTransport(SSL* ssl, FdWatch& watch, Syscalls& sys) : tls_(ssl), watch_(watch), sys_(sys) {}
+
+  bool handshake_done() const { return tls_.handshake_done(); }
+  // Whether Handshake() could make progress now.
+  bool HandshakeReady() const { return Ready(handshake_wait_); }
+
+  IoResult Handshake() override;
+  IoResult Read(RingBuffer& ring) override;
+  IoResult Write(RingBuffer& ring) override;
+  IoResult ShutdownWrite() override;
+  bool ReadReady() const override { return tls_.pending() > 0 || Ready(read_wait_); }
+  bool WriteReady() const override { return Ready(write_wait_); }
+  bool can_splice() const override { return false; }
+  bool truncated() const override { return truncated_; }
+  std::string error_detail() const override { return detail_; }
+
+ private:
+  enum class Wait { kReadable, kWritable };
+  bool Ready(Wait wait) const {
+    return wait == Wait::kReadable ? watch_.readable() : watch_.writable();
+  }
+  // Maps a TlsStream result onto the pump's, clearing the fd flag that the
+  // socket reported EAGAIN for and remembering what this operation waits on.
+  IoResult Map(const TlsResult& r, Wait& wait);
+
+  TlsStream tls_;
+  FdWatch& watch_;
+  Syscalls& sys_;
+  Wait handshake_wait_ = Wait::kReadable;
+  Wait read_wait_ = Wait::kReadable;
+  Wait write_wait_ = Wait::kWritable;
+  Wait shutdown_wait_ = Wait::kWritable;
+  bool close_notify_sent_ = false;
+  bool truncated_ = false;
+  std::string detail_;
+};
+
+}  // namespace zrelay
