@@ -36,8 +36,9 @@ class TlsTransport final : public Transport {
   std::string error_detail() const override { return detail_; }
 
  private:
-  enum class Wait { kReadable, kWritable };
+  enum class Wait { kNothing, kReadable, kWritable };
   bool Ready(Wait wait) const {
+    if (wait == Wait::kNothing) return true;
     return wait == Wait::kReadable ? watch_.readable() : watch_.writable();
   }
   // Maps a TlsStream result onto the pump's, clearing the fd flag that the
@@ -47,7 +48,9 @@ class TlsTransport final : public Transport {
   TlsStream tls_;
   FdWatch& watch_;
   Syscalls& sys_;
-  Wait handshake_wait_ = Wait::kReadable;
+  // A client speaks first and a server may already have its ClientHello:
+  // the first handshake step is always worth trying.
+  Wait handshake_wait_ = Wait::kNothing;
   Wait read_wait_ = Wait::kReadable;
   Wait write_wait_ = Wait::kWritable;
   Wait shutdown_wait_ = Wait::kWritable;
