@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/socket.h"
@@ -174,6 +175,38 @@ TEST_F(ListenerTest, BudgetYieldsButAcceptsEverything) {
   listener_ = std::move(listener).value();
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(BlockingConnect(listener_->local_address()).ok());
   ASSERT_TRUE(WaitFor([&] { return handler_.total.load() == 100; }));
+}
+
+TEST_F(ListenerTest, UnexpectedAcceptErrorBacksOffOnTheRetryTimer) {
+  // Shutting a listening socket down under the acceptor makes accept4 fail
+  // with EINVAL on every call: it must be counted and retried on the timer,
+  // not in a tight loop.
+  ListenerOptions options;
+  options.address = testing::Loopback();
+  options.fd_exhausted_retry = milliseconds(50);
+  auto listener = Listener::Start(*pool_, options, &handler_);
+  ASSERT_TRUE(listener.ok());
+  listener_ = std::move(listener).value();
+  const int port = listener_->local_address().port();
+  int shut = 0;
+  for (int fd = 3; fd < 1024; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    auto local = LocalAddress(fd);
+    if (local.ok() && local->port() == port && ::shutdown(fd, SHUT_RD) == 0) ++shut;
+  }
+  ASSERT_EQ(shut, kWorkers);
+  ASSERT_TRUE(WaitFor([&] { return listener_->Stats().accept_errors >= kWorkers; }));
+  const uint64_t before = listener_->Stats().accept_errors;
+  std::this_thread::sleep_for(milliseconds(500));
+  const uint64_t during = listener_->Stats().accept_errors - before;
+  // About 10 retries per worker in 500 ms at 50 ms; allow for a slow box,
+  // a spin would be many thousands.
+  EXPECT_GE(during, 1u);
+  EXPECT_LE(during, static_cast<uint64_t>(kWorkers) * 12u);
+  EXPECT_EQ(listener_->Stats().fd_exhausted, 0u);
+  EXPECT_EQ(handler_.total.load(), 0);
 }
 
 }  // namespace
