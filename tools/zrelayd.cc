@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "relay/relay.h"
+#include "ssl/tls_context.h"
 #include "tools/zrelayd_flags.h"
 
 namespace zrelay {
@@ -61,6 +62,25 @@ int Main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Certificates and keys are checked before any thread starts. Every SSL
+  // holds its own reference to its context, so pairs never outlive these.
+  TlsContext client_side, backend_side;
+  if (config.tls) {
+    auto ctx = BuildServerContext(config.tls_server);
+    if (!ctx.ok()) {
+      std::fprintf(stderr, "zrelayd: TLS: %s\n", ctx.error().message().c_str());
+      return 1;
+    }
+    client_side = std::move(ctx.value());
+  }
+  if (config.backend_tls) {
+    auto ctx = BuildClientContext(config.tls_backend);
+    if (!ctx.ok()) {
+      std::fprintf(stderr, "zrelayd: backend TLS: %s\n", ctx.error().message().c_str());
+      return 1;
+    }
+    backend_side = std::move(ctx.value());
+  }
   auto engine = Engine::Start(config.engine);
   if (!engine.ok()) {
     std::fprintf(stderr, "zrelayd: %s\n", engine.error().message().c_str());
@@ -68,7 +88,8 @@ int Main(int argc, char** argv) {
   }
   ListenOptions listen;
   listen.address = config.listen;
-  listen.backends.push_back(BackendOptions{config.backend, nullptr, {}});
+  listen.tls = client_side.get();
+  listen.backends.push_back(BackendOptions{config.backend, backend_side.get(), config.tls_backend.sni});
   listen.connect_timeout = config.connect_timeout;
   if (config.log_closes) {
     listen.on_close = [](const PairStats& s) {

@@ -24,6 +24,15 @@ const char kZrelaydUsage[] =
     "  --buffer-size SIZE        copy ring per direction (default: 64k)\n"
     "  --budget SIZE             bytes per direction per event (default: 256k)\n"
     "  --log-closes              one line per closed pair on stderr\n"
+    "TLS:\n"
+    "  --tls-cert FILE --tls-key FILE   terminate TLS from clients; repeat the pair for\n"
+    "                            more certificates chosen by SNI (the first is the default)\n"
+    "  --alpn LIST               ALPN protocols, comma-separated (clients and backend)\n"
+    "  --tls-min VERSION         TLS1.2 (default) or TLS1.3, both sides\n"
+    "  --backend-tls             originate TLS to the backend (verified by default)\n"
+    "  --backend-ca FILE         CA bundle for the backend (default: system store)\n"
+    "  --backend-sni NAME        server name sent and verified\n"
+    "  --backend-insecure        do not verify the backend certificate\n"
     "  --help                    this text\n"
     "DUR: 500ms, 2s, 1.5s, 3m. SIZE: 65536, 64k, 1M.\n";
 
@@ -116,10 +125,20 @@ Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args) {
       config.log_closes = true;
       continue;
     }
+    if (flag == "--backend-tls") {
+      config.backend_tls = true;
+      continue;
+    }
+    if (flag == "--backend-insecure") {
+      config.tls_backend.verify = false;
+      continue;
+    }
     static const char* const kValueFlags[] = {
         "--listen",       "--backend",         "--mode",        "--workers",
         "--pipe-pool",    "--idle-timeout",    "--connect-timeout", "--drain-grace",
-        "--pipe-size",    "--buffer-size",     "--budget"};
+        "--pipe-size",    "--buffer-size",     "--budget",      "--tls-cert",
+        "--tls-key",      "--alpn",            "--tls-min",     "--backend-ca",
+        "--backend-sni"};
     if (std::find(std::begin(kValueFlags), std::end(kValueFlags), flag) == std::end(kValueFlags)) {
       return Usage("unknown flag '" + args[i] + "'");
     }
@@ -155,6 +174,28 @@ Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args) {
       if (flag == "--idle-timeout") config.engine.idle_timeout = d.value();
       if (flag == "--connect-timeout") config.connect_timeout = d.value();
       if (flag == "--drain-grace") config.drain_grace = d.value();
+    } else if (flag == "--tls-cert") {
+      config.tls_server.certs.push_back({value, ""});
+    } else if (flag == "--tls-key") {
+      if (config.tls_server.certs.empty() || !config.tls_server.certs.back().key_file.empty()) {
+        return Usage("--tls-key '" + value + "' must follow its --tls-cert");
+      }
+      config.tls_server.certs.back().key_file = value;
+    } else if (flag == "--alpn") {
+      std::vector<std::string> protocols;
+      for (size_t start = 0; start <= value.size();) {
+        size_t comma = value.find(',', start);
+        if (comma == std::string::npos) comma = value.size();
+        protocols.push_back(value.substr(start, comma - start));
+        start = comma + 1;
+      }
+      config.tls_server.alpn = config.tls_backend.alpn = protocols;
+    } else if (flag == "--tls-min") {
+      config.tls_server.min_version = config.tls_backend.min_version = value;
+    } else if (flag == "--backend-ca") {
+      config.tls_backend.ca_file = value;
+    } else if (flag == "--backend-sni") {
+      config.tls_backend.sni = value;
     } else if (flag == "--pipe-size" || flag == "--buffer-size" || flag == "--budget") {
       auto s = ParseSize(flag, value);
       if (!s.ok()) return s.error();
@@ -166,6 +207,22 @@ Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args) {
   if (config.help) return config;
   if (!have_listen) return Usage("--listen is required");
   if (!have_backend) return Usage("--backend is required");
+  for (const auto& cert : config.tls_server.certs) {
+    if (cert.key_file.empty()) return Usage("--tls-cert '" + cert.cert_file + "' has no --tls-key");
+  }
+  config.tls = !config.tls_server.certs.empty();
+  bool backend_tls_flags = !config.tls_backend.ca_file.empty() || !config.tls_backend.sni.empty() ||
+                           !config.tls_backend.verify;
+  if (backend_tls_flags && !config.backend_tls) {
+    return Usage("--backend-ca, --backend-sni and --backend-insecure need --backend-tls");
+  }
+  if (config.backend_tls && config.tls_backend.sni.empty() && !config.backend.is_unix()) {
+    // No name given: the certificate must at least match the backend's IP.
+    std::string host = config.backend.ToString();
+    host.resize(host.rfind(':'));
+    if (host.front() == '[') host = host.substr(1, host.size() - 2);
+    config.tls_backend.verify_hostname = host;
+  }
   return config;
 }
 

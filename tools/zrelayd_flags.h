@@ -8,6 +8,7 @@
 #include "engine/address.h"
 #include "engine/result.h"
 #include "relay/relay.h"
+#include "ssl/tls_context.h"
 
 namespace zrelay {
 
@@ -18,6 +19,12 @@ struct ZrelaydConfig {
   Duration connect_timeout = seconds(5);
   Duration drain_grace = seconds(10);
   bool log_closes = false;  // one line per closed pair on stderr
+  // TLS termination (clients): set when at least one --tls-cert is given.
+  bool tls = false;
+  TlsServerConfig tls_server;
+  // TLS origination (backend).
+  bool backend_tls = false;
+  TlsClientConfig tls_backend;
   bool help = false;
 };
 

@@ -272,11 +272,15 @@ const char* BackendModeName(BackendMode mode) {
 Result<Config> ParseArgs(int argc, const char* const* argv) {
   Config c;
   if (argc < 2) return Error::Invalid("missing mode: bulk, rr, connect, idle or backend");
-  std::string_view first = argv[1];
-  if (first == "--help" || first == "-h" || first == "help") {
-    c.help = true;
-    return c;
+  // --help anywhere wins over everything else on the line, even bad flags.
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h" || (i == 1 && arg == "help")) {
+      c.help = true;
+      return c;
+    }
   }
+  std::string_view first = argv[1];
   if (first == "bulk") c.mode = Mode::kBulk;
   else if (first == "rr") c.mode = Mode::kRr;
   else if (first == "connect") c.mode = Mode::kConnect;
@@ -288,10 +292,6 @@ Result<Config> ParseArgs(int argc, const char* const* argv) {
   std::set<std::string> seen;
   for (int i = 2; i < argc; ++i) {
     std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      c.help = true;
-      return c;
-    }
     if (arg.size() < 3 || arg.substr(0, 2) != "--") {
       return Error::Invalid("unexpected argument '" + std::string(arg) + "' (flags start with --)");
     }

@@ -169,9 +169,13 @@ std::string FormatTable(const Report& r) {
                        FormatBytes(static_cast<double>(r.bytes_up)) + ", down " +
                        FormatBytes(static_cast<double>(r.bytes_down)) + ")");
       row("throughput", Num(GbitPerSecond(bytes, r.seconds), 2) + " Gbit/s");
-      row("verify", r.verify ? (r.mismatches == 0 ? "byte-exact" :
-                                std::to_string(r.mismatches) + " MISMATCHED bytes")
-                             : "off");
+      std::string verify = "off";
+      if (r.verify) {
+        verify = r.mismatches > 0       ? std::to_string(r.mismatches) + " MISMATCHED bytes"
+                 : r.total_errors() > 0 ? "no mismatch seen, but streams failed (see errors)"
+                                        : "byte-exact";
+      }
+      row("verify", verify);
       break;
     }
     case Mode::kRr:

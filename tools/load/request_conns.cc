@@ -144,9 +144,14 @@ void IdleConn::Pump() {
     IoResult r = io().Read(session().scratch(), session().scratch_size());
     if (r.status == IoStatus::kBlocked) return;
     if (r.status == IoStatus::kOk) continue;  // unexpected bytes: ignored
-    counters().dropped.Add(1);
     FailIo(r, "idle connection");
   }
+}
+
+void IdleConn::OnFailed() {
+  // Whatever ended a held pair (EOF, reset, an error event), it was dropped.
+  if (holding_) counters().dropped.Add(1);
+  Finish();
 }
 
 }  // namespace zrelay::load

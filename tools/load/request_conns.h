@@ -57,6 +57,7 @@ class IdleConn final : public ClientConn {
  private:
   void OnConnected() override;
   void Pump() override;
+  void OnFailed() override;
   void Hold();
 
   Exchange exchange_;
