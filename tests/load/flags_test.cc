@@ -1,0 +1,208 @@
+// zrelay-load's value parsers and command line: good inputs give the right
+// values; bad ones give an error that names the flag and says what is wrong.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "tools/load/config.h"
+#include "tools/load/parse.h"
+
+namespace zrelay::load {
+namespace {
+
+using ::testing::HasSubstr;
+
+Result<Config> Parse(std::initializer_list<const char*> args) {
+  std::vector<const char*> argv = {"zrelay-load"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return ParseArgs(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string ErrorOf(std::initializer_list<const char*> args) {
+  auto r = Parse(args);
+  if (r.ok()) return "<parsed fine>";
+  return r.error().message();
+}
+
+TEST(ParseSizeTest, Good) {
+  EXPECT_EQ(ParseSize("0").value(), 0u);
+  EXPECT_EQ(ParseSize("4096").value(), 4096u);
+  EXPECT_EQ(ParseSize("64k").value(), 64u << 10);
+  EXPECT_EQ(ParseSize("64K").value(), 64u << 10);
+  EXPECT_EQ(ParseSize("64KiB").value(), 64u << 10);
+  EXPECT_EQ(ParseSize("64kb").value(), 64u << 10);
+  EXPECT_EQ(ParseSize("1M").value(), 1u << 20);
+  EXPECT_EQ(ParseSize("1G").value(), 1ull << 30);
+  EXPECT_EQ(ParseSize("1.5G").value(), 3ull << 29);
+  EXPECT_EQ(ParseSize("2T").value(), 2ull << 40);
+  EXPECT_EQ(ParseSize("100b").value(), 100u);
+}
+
+TEST(ParseSizeTest, Bad) {
+  EXPECT_THAT(ParseSize("").error().message(), HasSubstr("empty"));
+  EXPECT_THAT(ParseSize("k").error().message(), HasSubstr("expected a number"));
+  EXPECT_THAT(ParseSize("-5").error().message(), HasSubstr("negative"));
+  EXPECT_THAT(ParseSize("64q").error().message(), HasSubstr("unknown suffix 'q'"));
+  EXPECT_THAT(ParseSize("1 M").error().message(), HasSubstr("unknown suffix ' m'"));
+  EXPECT_THAT(ParseSize("1.5").error().message(), HasSubstr("not a whole number"));
+  EXPECT_THAT(ParseSize("99999999T").error().message(), HasSubstr("too large"));
+  EXPECT_THAT(ParseSize("1.2.3k").error().message(), HasSubstr("unknown suffix"));
+}
+
+TEST(ParseDurationTest, Good) {
+  EXPECT_EQ(ParseDuration("10").value(), seconds(10));
+  EXPECT_EQ(ParseDuration("2.5s").value(), milliseconds(2500));
+  EXPECT_EQ(ParseDuration("500ms").value(), milliseconds(500));
+  EXPECT_EQ(ParseDuration("250us").value(), microseconds(250));
+  EXPECT_EQ(ParseDuration("2m").value(), seconds(120));
+  EXPECT_EQ(ParseDuration("1h").value(), seconds(3600));
+  EXPECT_EQ(ParseDuration("0", /*allow_zero=*/true).value(), Duration::zero());
+}
+
+TEST(ParseDurationTest, Bad) {
+  EXPECT_THAT(ParseDuration("0").error().message(), HasSubstr("greater than 0"));
+  EXPECT_THAT(ParseDuration("5x").error().message(), HasSubstr("unknown unit 'x'"));
+  EXPECT_THAT(ParseDuration("s").error().message(), HasSubstr("expected a number"));
+  EXPECT_THAT(ParseDuration("-1").error().message(), HasSubstr("negative"));
+}
+
+TEST(ParseCountTest, GoodAndBad) {
+  EXPECT_EQ(ParseCount("1000", 1, 10000).value(), 1000u);
+  EXPECT_EQ(ParseCount("10k", 1, 100000).value(), 10000u);
+  EXPECT_EQ(ParseCount("1.5k", 1, 100000).value(), 1500u);
+  EXPECT_THAT(ParseCount("0", 1, 10).error().message(), HasSubstr("between 1 and 10"));
+  EXPECT_THAT(ParseCount("11", 1, 10).error().message(), HasSubstr("between 1 and 10"));
+  EXPECT_THAT(ParseCount("2.5", 1, 10).error().message(), HasSubstr("whole number"));
+  EXPECT_THAT(ParseCount("5G", 1, 10).error().message(), HasSubstr("unknown suffix"));
+}
+
+TEST(ParseArgsTest, BulkDefaultsAndValues) {
+  auto c = Parse({"bulk", "--target", "127.0.0.1:9000"});
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->mode, Mode::kBulk);
+  EXPECT_EQ(c->streams, 1u);
+  EXPECT_EQ(c->duration, seconds(10));
+  EXPECT_EQ(c->chunk, 64u << 10);
+  EXPECT_EQ(c->direction, Direction::kUp);
+  EXPECT_FALSE(c->verify);
+  EXPECT_GT(c->workers, 0);
+  EXPECT_EQ(c->cap, seconds(25));  // duration + 15 s
+
+  c = Parse({"bulk", "--target=[::1]:9000", "--streams", "8", "--bytes", "1G", "--chunk=256k",
+             "--verify", "--direction", "both", "--workers", "2", "--json"});
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->target.family(), AF_INET6);
+  EXPECT_EQ(c->streams, 8u);
+  EXPECT_EQ(c->bytes.value(), 1ull << 30);
+  EXPECT_EQ(c->chunk, 256u << 10);
+  EXPECT_TRUE(c->verify);
+  EXPECT_EQ(c->direction, Direction::kBoth);
+  EXPECT_EQ(c->workers, 2);
+  EXPECT_TRUE(c->json);
+  EXPECT_TRUE(c->counted());
+  EXPECT_EQ(c->cap, kDefaultCountedCap);
+}
+
+TEST(ParseArgsTest, OtherModes) {
+  auto rr = Parse({"rr", "--target", "localhost:80", "--conns", "50", "--req", "1k", "--resp",
+                   "4k", "--requests", "10k"});
+  ASSERT_TRUE(rr.ok()) << rr.error().message();
+  EXPECT_EQ(rr->conns, 50u);
+  EXPECT_EQ(rr->req, 1024u);
+  EXPECT_EQ(rr->resp, 4096u);
+  EXPECT_EQ(rr->requests.value(), 10000u);
+
+  auto idle = Parse({"idle", "--target", "127.0.0.1:1", "--pairs", "9000", "--hold", "30s",
+                     "--relay-pid", "123"});
+  ASSERT_TRUE(idle.ok()) << idle.error().message();
+  EXPECT_EQ(idle->pairs, 9000u);
+  EXPECT_EQ(idle->hold, seconds(30));
+  EXPECT_EQ(idle->relay_pid, 123);
+  EXPECT_EQ(idle->req, 1u);  // idle's default exchange is 1 byte each way
+  EXPECT_EQ(idle->resp, 1u);
+
+  auto backend = Parse({"backend", "--listen", ":0", "--mode", "fixed", "--req", "100",
+                        "--resp", "1M"});
+  ASSERT_TRUE(backend.ok()) << backend.error().message();
+  EXPECT_EQ(backend->backend_mode, BackendMode::kFixed);
+  EXPECT_EQ(backend->duration, kDefaultBackendDuration);
+
+  auto connect = Parse({"connect", "--target", "unix:/tmp/x.sock", "--count", "500", "--req",
+                        "0", "--resp", "0"});
+  ASSERT_TRUE(connect.ok()) << connect.error().message();
+  EXPECT_EQ(connect->count.value(), 500u);
+  EXPECT_TRUE(connect->target.is_unix());
+
+  EXPECT_TRUE(Parse({"--help"})->help);
+  EXPECT_TRUE(Parse({"rr", "--target", "bad", "--help"})->help);
+}
+
+TEST(ParseArgsTest, ErrorsNameTheFlag) {
+  EXPECT_THAT(ErrorOf({}), HasSubstr("missing mode"));
+  EXPECT_THAT(ErrorOf({"blast"}), HasSubstr("unknown mode 'blast'"));
+  EXPECT_THAT(ErrorOf({"bulk"}), HasSubstr("--target ADDR is required"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "1.2.3.4"}), HasSubstr("--target: bad address"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:99999"}), HasSubstr("--target"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target"}), HasSubstr("--target: needs a value"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--chunk", "64q"}),
+              HasSubstr("--chunk: bad size '64q'"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--chunk", "1G"}),
+              HasSubstr("--chunk: '1G' is out of range"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--streams", "0"}),
+              HasSubstr("--streams: bad number '0'"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--direction", "sideways"}),
+              HasSubstr("--direction: 'sideways'"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--bytes", "1M", "--duration", "5"}),
+              HasSubstr("--duration and --bytes exclude each other"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--bytes", "10", "--streams", "2"}),
+              HasSubstr("--bytes: at least 64 bytes per stream"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--verify=yes"}),
+              HasSubstr("--verify: takes no value"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--frobnicate"}),
+              HasSubstr("--frobnicate: unknown flag"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "streams"}),
+              HasSubstr("unexpected argument 'streams'"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--streams", "2"}),
+              HasSubstr("--streams: not a flag of 'rr' mode"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--conns", "5", "--conns", "6"}),
+              HasSubstr("--conns: given twice"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--req", "0"}),
+              HasSubstr("--req: rr needs at least 1 byte"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--conns", "20001"}),
+              HasSubstr("--conns: bad number '20001': must be between 1 and 19000"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--duration", "0"}),
+              HasSubstr("--duration: bad duration '0': must be greater than 0"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--duration", "25h"}),
+              HasSubstr("--duration: at most 24 h"));
+  EXPECT_THAT(ErrorOf({"idle", "--target", "127.0.0.1:1"}), HasSubstr("--pairs N is required"));
+  EXPECT_THAT(ErrorOf({"idle", "--target", "127.0.0.1:1", "--pairs", "5", "--relay-pid", "x"}),
+              HasSubstr("--relay-pid: bad number 'x'"));
+  EXPECT_THAT(ErrorOf({"backend"}), HasSubstr("--listen ADDR is required"));
+  EXPECT_THAT(ErrorOf({"backend", "--listen", ":0", "--mode", "blackhole"}),
+              HasSubstr("--mode: 'blackhole' is not one of"));
+  EXPECT_THAT(ErrorOf({"backend", "--listen", ":0", "--mode", "fixed", "--req", "0"}),
+              HasSubstr("--req: mode fixed needs"));
+  EXPECT_THAT(ErrorOf({"backend", "--listen", ":0", "--resp", "10"}),
+              HasSubstr("--resp: only used by --mode fixed"));
+  EXPECT_THAT(ErrorOf({"backend", "--listen", ":0", "--tls"}),
+              HasSubstr("--tls: not a flag of 'backend' mode"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--sni", "x"}),
+              HasSubstr("--sni: needs --tls"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--tls", "--tls-ca", "a.pem",
+                       "--tls-insecure"}),
+              HasSubstr("--tls-ca and --tls-insecure exclude each other"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--workers", "65"}),
+              HasSubstr("--workers"));
+}
+
+TEST(FormatBytesTest, Units) {
+  EXPECT_EQ(FormatBytes(512), "512 B");
+  EXPECT_EQ(FormatBytes(64 * 1024), "64.00 KiB");
+  EXPECT_EQ(FormatBytes(1.5 * (1 << 30)), "1.50 GiB");
+}
+
+}  // namespace
+}  // namespace zrelay::load
