@@ -114,6 +114,9 @@ TEST(ParseArgsTest, OtherModes) {
   EXPECT_EQ(rr->req, 1024u);
   EXPECT_EQ(rr->resp, 4096u);
   EXPECT_EQ(rr->requests.value(), 10000u);
+  EXPECT_EQ(rr->target_host, "localhost");  // TLS: the default SNI and name checked
+  EXPECT_EQ(Parse({"rr", "--target", "[::1]:80"})->target_host, "::1");
+  EXPECT_EQ(Parse({"rr", "--target", ":80"})->target_host, "");
 
   auto idle = Parse({"idle", "--target", "127.0.0.1:1", "--pairs", "9000", "--hold", "30s",
                      "--relay-pid", "123"});

@@ -112,6 +112,7 @@ void ClientConn::CloseSocket(bool reset) {
   connector_.Cancel();
   session_.loop().UnscheduleReady(this);
   CancelTimer();
+  if (transport_ && !reset && phase_ == Phase::kOpen) transport_->CloseNotify();
   transport_.reset();
   watch_.Unregister();
   if (fd_.valid()) {

@@ -77,9 +77,26 @@ Setter AddressInto(Address Config::*field, const char* flag) {
   };
 }
 
+// "localhost:80" -> "localhost", "[::1]:80" -> "::1", ":80" and "unix:..." -> "".
+std::string HostOf(std::string_view text) {
+  if (text.substr(0, 5) == "unix:") return "";
+  size_t colon = text.rfind(':');
+  std::string_view host = text.substr(0, colon == std::string_view::npos ? 0 : colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "*") return "";
+  return std::string(host);
+}
+
 const std::vector<Flag>& Flags() {
   static const std::vector<Flag> flags = {
-      {"target", kClients, true, AddressInto(&Config::target, "target")},
+      {"target", kClients, true,
+       [](Config& c, std::string_view v) -> Status {
+         if (Status s = AddressInto(&Config::target, "target")(c, v); !s.ok()) return s;
+         c.target_host = HostOf(v);
+         return Status::Ok();
+       }},
       {"listen", kBackend, true, AddressInto(&Config::listen, "listen")},
       {"mode", kBackend, true,
        [](Config& c, std::string_view v) -> Status {

@@ -37,7 +37,8 @@ struct Config {
   bool help = false;  // --help / -h: print HelpText() and exit 0
   Mode mode = Mode::kBulk;
 
-  Address target;  // client modes
+  Address target;           // client modes
+  std::string target_host;  // the host part of --target as given ("localhost", "::1")
   Address listen;  // backend
   BackendMode backend_mode = BackendMode::kEcho;
   int workers = 0;  // 0 until parsed: one per online CPU

@@ -83,6 +83,13 @@ output:
   mean_us, max_us; idle: pairs, ready, dropped, kib_per_pair, fds_per_pair, rss_*_kib,
   fds_*.
 
+TLS (--tls, client modes): each connection does a TLS handshake (counted in connect's
+  latency) through zrelay's ssl/ layer. The server certificate is verified against
+  --tls-ca (else the system trust store) unless --tls-insecure; the name checked is
+  --sni (also sent as SNI), else the --target host name (also sent), else the target's
+  IP (against the certificate's IP SANs). Handshake failures are counted as errors.
+  The backend serves plain TCP only: put a TLS-terminating relay in front of it.
+
 exit status: 0 clean; 1 the run had errors, mismatches, dropped pairs or did not
 complete; 2 usage or setup error (the message names the flag).
 )";

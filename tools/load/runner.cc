@@ -13,6 +13,7 @@
 #include "tools/load/parse.h"
 #include "tools/load/proc_stats.h"
 #include "tools/load/session.h"
+#include "tools/load/tls_client.h"
 
 namespace zrelay::load {
 namespace {
@@ -49,6 +50,7 @@ class ClientRun {
   const Config& config_;
   const RunHooks& hooks_;
   RunShared shared_;
+  std::unique_ptr<TlsClient> tls_;  // outlives the workers' connections
   std::unique_ptr<WorkerPool> pool_;
   std::vector<std::unique_ptr<ClientSession>> sessions_;
   TimePoint start_{};
@@ -238,10 +240,19 @@ Result<Report> ClientRun::Run() {
   shared_.config = &config_;
   shared_.key_seed = std::random_device{}() * 0x100000001ULL ^ static_cast<uint64_t>(
                          Clock::now().time_since_epoch().count());
-  if (config_.tls) return Error::Invalid("--tls: this build has no TLS client");
-  shared_.make_transport = [](EventLoop& loop, FdWatch& watch, int fd) {
-    return std::unique_ptr<Transport>(new PlainTransport(loop, watch, fd));
-  };
+  if (config_.tls) {
+    auto tls = TlsClient::Create(config_);
+    if (!tls.ok()) return tls.error();
+    tls_ = std::move(tls).value();
+    const TlsClient* client = tls_.get();
+    shared_.make_transport = [client](EventLoop& loop, FdWatch& watch, int fd) {
+      return client->Wrap(loop, watch, fd);
+    };
+  } else {
+    shared_.make_transport = [](EventLoop& loop, FdWatch& watch, int fd) {
+      return std::unique_ptr<Transport>(new PlainTransport(loop, watch, fd));
+    };
+  }
 
   auto pool = WorkerPool::Start({.workers = config_.workers});
   if (!pool.ok()) return pool.error();

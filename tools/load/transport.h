@@ -53,6 +53,9 @@ class Transport {
   // Ends our direction: close_notify (TLS) then shutdown(SHUT_WR). kOk,
   // kBlocked (call again on the next event) or kError.
   virtual IoResult ShutdownWrite() = 0;
+  // Before a graceful close: TLS sends close_notify if it can without
+  // waiting (so the peer sees a clean end, not a truncation). Plain: nothing.
+  virtual void CloseNotify() {}
 
   // Whether a Read / Write could make progress now (the socket is not known
   // to be blocked in the direction the last call waited on, or TLS holds
