@@ -56,7 +56,11 @@ Pair::~Pair() {
 
 void Pair::Start(Worker& worker, Leg a, Leg b, OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
-  if (!pair->AttachLeg(pair->a_, std::move(a)) || !pair->AttachLeg(pair->b_, std::move(b))) return;
+  if (!pair->AttachLeg(pair->a_, std::move(a))) {
+X
+    return;
+  }
+  if (!pair->AttachLeg(pair->b_, std::move(b))) return;
   pair->BeginHandshakes();
 }
 
