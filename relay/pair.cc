@@ -57,7 +57,7 @@ Pair::~Pair() {
 void Pair::Start(Worker& worker, Leg a, Leg b, OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
   if (!pair->AttachLeg(pair->a_, std::move(a))) {
-X
+    TlsStream unused_b(b.ssl);  // the pair is gone; B's SSL (if any) is ours to free
     return;
   }
   if (!pair->AttachLeg(pair->b_, std::move(b))) return;
