@@ -14,7 +14,7 @@
 //   4. run posted tasks
 //   5. fire expired timers
 //   6. destroy objects handed to DeferDelete
-// Every method except Post(), Stop() and RunInLoop() is loop-thread only.
+// Every method except Post(), Stop() and InLoopThread() is loop-thread only.
 #pragma once
 
 #include <sys/epoll.h>
