@@ -37,6 +37,12 @@ TlsResult AlreadyFailed(const std::string& first) {
   return r;
 }
 
+TlsResult NoSsl() {
+  TlsResult r = Make(TlsIo::kError);
+  r.detail = "no SSL (moved from or released)";
+  return r;
+}
+
 bool IsUnexpectedEof(unsigned long e) {
   return ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
 }
@@ -57,7 +63,8 @@ const char* TlsIoName(TlsIo io) {
 
 TlsStream::TlsStream(TlsStream&& other) noexcept
     : ssl_(std::exchange(other.ssl_, nullptr)),
-      failure_(std::move(other.failure_)),
+      failure_(std::exchange(other.failure_, std::string())),
+      failure_status_(other.failure_status_),
       close_notify_sent_(other.close_notify_sent_),
       retry_len_(other.retry_len_) {}
 
@@ -65,7 +72,8 @@ TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
   if (this != &other) {
     SSL_free(ssl_);
     ssl_ = std::exchange(other.ssl_, nullptr);
-    failure_ = std::move(other.failure_);
+    failure_ = std::exchange(other.failure_, std::string());
+    failure_status_ = other.failure_status_;
     close_notify_sent_ = other.close_notify_sent_;
     retry_len_ = other.retry_len_;
   }
@@ -132,15 +140,12 @@ TlsResult TlsStream::Fail(int ret, bool handshake) {
   AppendDetail(r.detail, TakeOpenSslErrors());
   if (r.detail.empty()) r.detail = "TLS failure with an empty OpenSSL error queue";
   failure_ = r.detail;
+  failure_status_ = r.status;
   return r;
 }
 
 TlsResult TlsStream::Handshake() {
-  if (ssl_ == nullptr) {
-    TlsResult r = Make(TlsIo::kError);
-    r.detail = "no SSL";
-    return r;
-  }
+  if (ssl_ == nullptr) return NoSsl();
   if (SSL_is_init_finished(ssl_)) return Make(TlsIo::kOk);
   if (!failure_.empty()) return AlreadyFailed(failure_);
   BeforeCall();
@@ -150,6 +155,7 @@ TlsResult TlsStream::Handshake() {
 }
 
 TlsResult TlsStream::Read(void* buf, size_t len) {
+  if (ssl_ == nullptr) return NoSsl();
   if (len == 0) return Make(TlsIo::kOk);
   if (!failure_.empty()) return AlreadyFailed(failure_);
   const bool in_handshake = !SSL_is_init_finished(ssl_);
@@ -161,6 +167,7 @@ TlsResult TlsStream::Read(void* buf, size_t len) {
 }
 
 TlsResult TlsStream::Write(const void* buf, size_t len) {
+  if (ssl_ == nullptr) return NoSsl();
   if (len == 0) return Make(TlsIo::kOk);
   // OpenSSL may hold a partly sent record of the last call's bytes; giving it
   // fewer bytes now fails with "bad write retry".
@@ -180,9 +187,17 @@ TlsResult TlsStream::Write(const void* buf, size_t len) {
 }
 
 TlsResult TlsStream::Shutdown() {
+  if (ssl_ == nullptr) return NoSsl();
   if (close_notify_sent_) return Make(TlsIo::kOk);
   // OpenSSL forbids SSL_shutdown after a fatal error (it could mark a broken
   // session resumable).
+  if (failure_status_ == TlsIo::kTruncated) {
+    // The peer ended without close_notify and OpenSSL can send nothing more;
+    // say so distinctly, so the caller can still end with a FIN.
+    TlsResult r = Make(TlsIo::kTruncated);
+    r.detail = "close_notify not sent: " + failure_;
+    return r;
+  }
   if (!failure_.empty()) return AlreadyFailed(failure_);
   BeforeCall();
   // 0: our close_notify is sent, the peer's not yet received; 1: both. We do

@@ -226,11 +226,40 @@ TEST_P(TlsVersionTest, PlainCloseIsTruncated) {
   EXPECT_THAT(r.detail, HasSubstr("without close_notify"));
   EXPECT_EQ(r.sys_errno, 0);
   // OpenSSL 3 makes truncation fatal: no more writing, no close_notify.
-  for (TlsResult after : {c.client.Write("x", 1), c.client.Shutdown(), c.client.Read(&got[0], 1)}) {
+  for (TlsResult after : {c.client.Write("x", 1), c.client.Read(&got[0], 1)}) {
     EXPECT_EQ(after.status, TlsIo::kError) << Describe(after);
     EXPECT_THAT(after.detail, HasSubstr("connection already failed: peer closed the connection "
                                         "without close_notify"));
   }
+}
+
+TEST_P(TlsVersionTest, HalfCloseWithoutCloseNotifyCanStillEndWithFin) {
+  Conn c = Ready();
+  ASSERT_EQ(shutdown(c.sfd(), SHUT_WR), 0);  // the peer's FIN, no close_notify
+  TlsResult r = ReadUntilEnd(c.client, c.cfd());
+  EXPECT_EQ(r.status, TlsIo::kTruncated) << Describe(r);
+  // Shutdown says distinctly that no close_notify can go out, so a relay can
+  // still finish its direction with a FIN rather than an error.
+  r = c.client.Shutdown();
+  EXPECT_EQ(r.status, TlsIo::kTruncated) << Describe(r);
+  EXPECT_THAT(r.detail, HasSubstr("close_notify not sent"));
+  ASSERT_EQ(shutdown(c.cfd(), SHUT_WR), 0);
+  // The peer gets OpenSSL's fatal alert for the truncation (sent when the EOF
+  // was read: a plain record in TLS 1.2, an encrypted one in 1.3), then FIN.
+  std::string raw;
+  char buf[256];
+  for (int i = 0; i < 20; ++i) {
+    pollfd p{c.sfd(), POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 2000), 1);
+    const ssize_t n = recv(c.sfd(), buf, sizeof buf, 0);
+    if (n <= 0) {
+      EXPECT_EQ(n, 0) << "the peer sees a FIN, not a reset";
+      break;
+    }
+    raw.append(buf, n);
+  }
+  ASSERT_GE(raw.size(), 5u);
+  EXPECT_EQ(raw[0], GetParam() == TLS1_2_VERSION ? '\x15' : '\x17');
 }
 
 TEST_P(TlsVersionTest, ResetIsErrorWithEconnreset) {
@@ -307,6 +336,7 @@ TEST_F(TlsStreamTest, ShutdownBeforeHandshakeIsAnError) {
 TEST_F(TlsStreamTest, MoveAndRelease) {
   TlsContext server = ServerCtx(), client = ClientCtx();
   Conn c = Connect(server, client);
+  char b;
   SSL* raw = c.client.ssl();
   TlsStream moved(std::move(c.client));
   EXPECT_EQ(moved.ssl(), raw);
@@ -316,7 +346,11 @@ TEST_F(TlsStreamTest, MoveAndRelease) {
   SSL* released = moved.Release();
   EXPECT_EQ(released, raw);
   SSL_free(released);
-  EXPECT_EQ(c.client.Handshake().status, TlsIo::kError);  // no SSL: an error, not a crash
+  // No SSL: errors, not crashes.
+  EXPECT_EQ(c.client.Handshake().status, TlsIo::kError);
+  EXPECT_EQ(c.client.Read(&b, 1).status, TlsIo::kError);
+  EXPECT_EQ(c.client.Write("x", 1).status, TlsIo::kError);
+  EXPECT_EQ(c.client.Shutdown().status, TlsIo::kError);
 }
 
 TEST_F(TlsStreamTest, RawCtxOutlivesTlsContext) {
