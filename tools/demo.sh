@@ -19,12 +19,16 @@ MSG
 }
 [[ -f tools/BUILD || -f tools/BUILD.bazel ]] || not_there_yet
 if ! query_err="$(bazel query //tools:demo 2>&1 >/dev/null)"; then
-  case "$query_err" in
-    *"no such target '//tools:demo'"* | *"no such package 'tools'"*) not_there_yet ;;
-    *) echo "$query_err" >&2
-       echo "tools/demo.sh: 'bazel query //tools:demo' failed (above)." >&2
-       exit 1 ;;
-  esac
+  # Only "not declared" alone means missing; a broken tools/BUILD also ends
+  # in "no such target", after the error that matters.
+  errors="$(grep -c '^ERROR:' <<<"$query_err" || true)"
+  if [[ "$errors" == 1 && "$query_err" == *"no such target '//tools:demo'"* ]] ||
+     [[ "$errors" == 1 && "$query_err" == *"no such package 'tools'"* ]]; then
+    not_there_yet
+  fi
+  echo "$query_err" >&2
+  echo "tools/demo.sh: 'bazel query //tools:demo' failed (above)." >&2
+  exit 1
 fi
 
 exec bazel run -c opt //tools:demo -- "$@"
