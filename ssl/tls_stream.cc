@@ -64,7 +64,6 @@ const char* TlsIoName(TlsIo io) {
 TlsStream::TlsStream(TlsStream&& other) noexcept
     : ssl_(std::exchange(other.ssl_, nullptr)),
       failure_(std::exchange(other.failure_, std::string())),
-      failure_status_(other.failure_status_),
       close_notify_sent_(other.close_notify_sent_),
       retry_len_(other.retry_len_) {}
 
@@ -73,7 +72,6 @@ TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
     SSL_free(ssl_);
     ssl_ = std::exchange(other.ssl_, nullptr);
     failure_ = std::exchange(other.failure_, std::string());
-    failure_status_ = other.failure_status_;
     close_notify_sent_ = other.close_notify_sent_;
     retry_len_ = other.retry_len_;
   }
@@ -140,7 +138,6 @@ TlsResult TlsStream::Fail(int ret, bool handshake) {
   AppendDetail(r.detail, TakeOpenSslErrors());
   if (r.detail.empty()) r.detail = "TLS failure with an empty OpenSSL error queue";
   failure_ = r.detail;
-  failure_status_ = r.status;
   return r;
 }
 
@@ -191,13 +188,6 @@ TlsResult TlsStream::Shutdown() {
   if (close_notify_sent_) return Make(TlsIo::kOk);
   // OpenSSL forbids SSL_shutdown after a fatal error (it could mark a broken
   // session resumable).
-  if (failure_status_ == TlsIo::kTruncated) {
-    // The peer ended without close_notify and OpenSSL can send nothing more;
-    // say so distinctly, so the caller can still end with a FIN.
-    TlsResult r = Make(TlsIo::kTruncated);
-    r.detail = "close_notify not sent: " + failure_;
-    return r;
-  }
   if (!failure_.empty()) return AlreadyFailed(failure_);
   BeforeCall();
   // 0: our close_notify is sent, the peer's not yet received; 1: both. We do

@@ -108,8 +108,8 @@ class TlsStream {
   //              part of a record: the next Write MUST pass the same bytes
   //              again (from any address, at least as many), never fewer.
   //   kError     fatal: EPIPE / ECONNRESET in sys_errno, or a TLS failure.
-  //              Also for any Read, Write or Handshake after a fatal result
-  //              (kError, kTruncated): detail "connection already failed: ...".
+  //              Also for any call after a fatal result (kError, kTruncated)
+  //              from any call: detail "connection already failed: ...".
   TlsResult Write(const void* buf, size_t len);
 
   // Sends close_notify (SSL_shutdown), once; it does not wait for the peer's.
@@ -117,10 +117,9 @@ class TlsStream {
   // the peer's close_notify (kEof). Only call after the handshake.
   //   kOk        close_notify is on the wire (or was already).
   //   kWantWrite / kWantRead: call again when the fd is ready.
-  //   kTruncated nothing sent: an earlier call returned kTruncated (the
-  //              peer ended without close_notify, and OpenSSL can send no
-  //              more). The caller may still end with shutdown(SHUT_WR).
-  //   kError     the connection already failed, is mid-handshake, or the
+  //   kError     the connection already failed (including after kTruncated:
+  //              OpenSSL can send nothing more, but the caller may still end
+  //              its side with shutdown(SHUT_WR)), is mid-handshake, or the
   //              socket failed (sys_errno EPIPE / ECONNRESET).
   TlsResult Shutdown();
 
@@ -149,7 +148,6 @@ class TlsStream {
   // state after a fatal error gives misleading answers (a Write after
   // truncation re-reports the EOF; SSL_shutdown must not be called at all).
   std::string failure_;
-  TlsIo failure_status_ = TlsIo::kOk;  // kError or kTruncated once failed
   bool close_notify_sent_ = false;  // Shutdown() returned kOk
   size_t retry_len_ = 0;            // bytes of a Write that returned kWant*
 };

@@ -226,23 +226,25 @@ TEST_P(TlsVersionTest, PlainCloseIsTruncated) {
   EXPECT_THAT(r.detail, HasSubstr("without close_notify"));
   EXPECT_EQ(r.sys_errno, 0);
   // OpenSSL 3 makes truncation fatal: no more writing, no close_notify.
-  for (TlsResult after : {c.client.Write("x", 1), c.client.Read(&got[0], 1)}) {
+  for (TlsResult after : {c.client.Write("x", 1), c.client.Read(&got[0], 1),
+                          c.client.Shutdown()}) {
     EXPECT_EQ(after.status, TlsIo::kError) << Describe(after);
     EXPECT_THAT(after.detail, HasSubstr("connection already failed: peer closed the connection "
                                         "without close_notify"));
   }
 }
 
-TEST_P(TlsVersionTest, HalfCloseWithoutCloseNotifyCanStillEndWithFin) {
+TEST_P(TlsVersionTest, HalfCloseWithoutCloseNotifyThenFin) {
   Conn c = Ready();
   ASSERT_EQ(shutdown(c.sfd(), SHUT_WR), 0);  // the peer's FIN, no close_notify
   TlsResult r = ReadUntilEnd(c.client, c.cfd());
   EXPECT_EQ(r.status, TlsIo::kTruncated) << Describe(r);
-  // Shutdown says distinctly that no close_notify can go out, so a relay can
-  // still finish its direction with a FIN rather than an error.
+  // No close_notify can go out any more (relay/ ends the pair on this)...
   r = c.client.Shutdown();
-  EXPECT_EQ(r.status, TlsIo::kTruncated) << Describe(r);
-  EXPECT_THAT(r.detail, HasSubstr("close_notify not sent"));
+  EXPECT_EQ(r.status, TlsIo::kError) << Describe(r);
+  EXPECT_THAT(r.detail, HasSubstr("connection already failed: peer closed the connection "
+                                  "without close_notify"));
+  // ...but the socket can still end with a FIN.
   ASSERT_EQ(shutdown(c.cfd(), SHUT_WR), 0);
   // The peer gets OpenSSL's fatal alert for the truncation (sent when the EOF
   // was read: a plain record in TLS 1.2, an encrypted one in 1.3), then FIN.
