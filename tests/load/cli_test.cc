@@ -51,7 +51,9 @@ std::string ReadAll(int fd, std::chrono::milliseconds deadline) {
   auto end = std::chrono::steady_clock::now() + deadline;
   char buf[4096];
   while (std::chrono::steady_clock::now() < end) {
-    struct pollfd p {fd, POLLIN, 0};
+    struct pollfd p {
+      fd, POLLIN, 0
+    };
     if (::poll(&p, 1, 50) <= 0) continue;
     ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n <= 0) break;
@@ -65,7 +67,9 @@ std::string ReadLine(int fd, std::chrono::milliseconds deadline) {
   std::string s;
   auto end = std::chrono::steady_clock::now() + deadline;
   while (std::chrono::steady_clock::now() < end) {
-    struct pollfd p {fd, POLLIN, 0};
+    struct pollfd p {
+      fd, POLLIN, 0
+    };
     if (::poll(&p, 1, 50) <= 0) continue;
     char c;
     if (::read(fd, &c, 1) != 1 || c == '\n') break;
@@ -95,8 +99,8 @@ struct Outcome {
   std::string out, err;
 };
 
-Outcome RunToEnd(const std::vector<std::string>& args, std::chrono::milliseconds deadline =
-                                                           std::chrono::milliseconds(30000)) {
+Outcome RunToEnd(const std::vector<std::string>& args,
+                 std::chrono::milliseconds deadline = std::chrono::milliseconds(30000)) {
   Child c = Spawn(args);
   Outcome o;
   o.out = ReadAll(c.out, deadline);
@@ -120,8 +124,8 @@ std::string JsonValue(const std::string& json, const std::string& key) {
 class BackendChild {
  public:
   explicit BackendChild(const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {"backend", "--listen", "127.0.0.1:0", "--workers", "1",
-                                     "--duration", "60", "--json"};
+    std::vector<std::string> args = {"backend", "--listen",   "127.0.0.1:0", "--workers",
+                                     "1",       "--duration", "60",          "--json"};
     args.insert(args.end(), extra.begin(), extra.end());
     child_ = Spawn(args);
     line_ = ReadLine(child_.out, std::chrono::milliseconds(10000));
@@ -203,15 +207,15 @@ TEST(CliTest, BulkVerifyThroughTwoProcessesPrintsJson) {
 TEST(CliTest, RrAndConnectPrintTheirKeys) {
   BackendChild backend({"--mode", "fixed", "--req", "128", "--resp", "128"});
   ASSERT_FALSE(backend.address().empty()) << backend.first_line();
-  Outcome rr = RunToEnd({"rr", "--target", backend.address(), "--requests", "2000", "--conns",
-                         "4", "--json", "--workers", "1"});
+  Outcome rr = RunToEnd({"rr", "--target", backend.address(), "--requests", "2000", "--conns", "4",
+                         "--json", "--workers", "1"});
   EXPECT_EQ(rr.code, 0) << rr.out << rr.err;
   EXPECT_EQ(JsonValue(rr.out, "requests"), "2000");
   for (const char* key : {"rps", "p50_us", "p90_us", "p99_us", "p999_us"}) {
     EXPECT_NE(JsonValue(rr.out, key), "<missing>") << key;
   }
-  Outcome connect = RunToEnd({"connect", "--target", backend.address(), "--count", "100",
-                              "--json", "--workers", "1"});
+  Outcome connect = RunToEnd(
+      {"connect", "--target", backend.address(), "--count", "100", "--json", "--workers", "1"});
   EXPECT_EQ(connect.code, 0) << connect.out << connect.err;
   EXPECT_EQ(JsonValue(connect.out, "connections"), "100");
   EXPECT_NE(JsonValue(connect.out, "conns_per_s"), "<missing>");

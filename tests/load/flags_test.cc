@@ -107,8 +107,8 @@ TEST(ParseArgsTest, BulkDefaultsAndValues) {
 }
 
 TEST(ParseArgsTest, OtherModes) {
-  auto rr = Parse({"rr", "--target", "localhost:80", "--conns", "50", "--req", "1k", "--resp",
-                   "4k", "--requests", "10k"});
+  auto rr = Parse({"rr", "--target", "localhost:80", "--conns", "50", "--req", "1k", "--resp", "4k",
+                   "--requests", "10k"});
   ASSERT_TRUE(rr.ok()) << rr.error().message();
   EXPECT_EQ(rr->conns, 50u);
   EXPECT_EQ(rr->req, 1024u);
@@ -127,14 +127,14 @@ TEST(ParseArgsTest, OtherModes) {
   EXPECT_EQ(idle->req, 1u);  // idle's default exchange is 1 byte each way
   EXPECT_EQ(idle->resp, 1u);
 
-  auto backend = Parse({"backend", "--listen", ":0", "--mode", "fixed", "--req", "100",
-                        "--resp", "1M"});
+  auto backend =
+      Parse({"backend", "--listen", ":0", "--mode", "fixed", "--req", "100", "--resp", "1M"});
   ASSERT_TRUE(backend.ok()) << backend.error().message();
   EXPECT_EQ(backend->backend_mode, BackendMode::kFixed);
   EXPECT_EQ(backend->duration, kDefaultBackendDuration);
 
-  auto connect = Parse({"connect", "--target", "unix:/tmp/x.sock", "--count", "500", "--req",
-                        "0", "--resp", "0"});
+  auto connect = Parse(
+      {"connect", "--target", "unix:/tmp/x.sock", "--count", "500", "--req", "0", "--resp", "0"});
   ASSERT_TRUE(connect.ok()) << connect.error().message();
   EXPECT_EQ(connect->count.value(), 500u);
   EXPECT_TRUE(connect->target.is_unix());
@@ -194,9 +194,9 @@ TEST(ParseArgsTest, ErrorsNameTheFlag) {
               HasSubstr("--tls: not a flag of 'backend' mode"));
   EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--sni", "x"}),
               HasSubstr("--sni: needs --tls"));
-  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--tls", "--tls-ca", "a.pem",
-                       "--tls-insecure"}),
-              HasSubstr("--tls-ca and --tls-insecure exclude each other"));
+  EXPECT_THAT(
+      ErrorOf({"rr", "--target", "127.0.0.1:1", "--tls", "--tls-ca", "a.pem", "--tls-insecure"}),
+      HasSubstr("--tls-ca and --tls-insecure exclude each other"));
   EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--workers", "65"}),
               HasSubstr("--workers"));
 }

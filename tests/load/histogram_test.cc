@@ -150,8 +150,8 @@ TEST(HistogramTest, MergeIntoEmpty) {
 
 TEST(HistogramTest, OutOfRangeValuesAreClampedAndCounted) {
   Histogram h;
-  h.Record(0);                          // below kLowest
-  h.Record(Histogram::kHighest + 1);    // above kHighest
+  h.Record(0);                        // below kLowest
+  h.Record(Histogram::kHighest + 1);  // above kHighest
   h.Record(UINT64_MAX);
   h.Record(500);
   EXPECT_EQ(h.count(), 4u);

@@ -25,7 +25,9 @@ constexpr int kReset = static_cast<int>(ErrorKind::kReset);
 constexpr int kTimeout = static_cast<int>(ErrorKind::kTimeout);
 constexpr int kOther = static_cast<int>(ErrorKind::kOther);
 
-double Elapsed(TimePoint start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+double Elapsed(TimePoint start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 class LoadE2eTest : public ::testing::TestWithParam<int> {
  protected:
@@ -67,8 +69,8 @@ TEST_P(LoadE2eTest, BulkUpVerifyMovesExactVolumeByteExact) {
 TEST_P(LoadE2eTest, BulkDownVerifyReadsExactVolume) {
   auto backend = StartBackend({"--mode", "source"});
   ASSERT_NE(backend, nullptr);
-  Report r = Run(backend->address(),
-                 {"bulk", "--direction", "down", "--bytes", "40000017", "--streams", "2", "--verify"});
+  Report r = Run(backend->address(), {"bulk", "--direction", "down", "--bytes", "40000017",
+                                      "--streams", "2", "--verify"});
   EXPECT_TRUE(r.complete);
   EXPECT_EQ(r.total_errors(), 0u) << r.first_error;
   EXPECT_EQ(r.mismatches, 0u);
@@ -107,8 +109,8 @@ TEST_P(LoadE2eTest, BulkTimedRunLastsItsDuration) {
 TEST_P(LoadE2eTest, CorruptedUpstreamByteIsDetectedByTheVerifyBackend) {
   auto backend = StartBackend({"--mode", "verify"});
   ASSERT_NE(backend, nullptr);
-  auto proxy = CorruptingProxy::Start(backend->address(), /*flip_up=*/1'000'003,
-                                      CorruptingProxy::kNever);
+  auto proxy =
+      CorruptingProxy::Start(backend->address(), /*flip_up=*/1'000'003, CorruptingProxy::kNever);
   ASSERT_TRUE(proxy.ok()) << proxy.error().message();
   Report r = Run((*proxy)->address(), {"bulk", "--bytes", "8M", "--verify", "--workers", "1"});
   EXPECT_EQ((*proxy)->flipped(), 1u);
@@ -247,8 +249,8 @@ TEST_P(LoadE2eTest, IdleHoldsPairsAndMeasuresTheProcess) {
   auto backend = StartBackend({"--mode", "echo"});
   ASSERT_NE(backend, nullptr);
   // This process is both ends, so each pair costs it two fds.
-  Report r = Run(backend->address(), {"idle", "--pairs", "300", "--hold", "1500ms",
-                                      "--relay-pid", std::to_string(::getpid())});
+  Report r = Run(backend->address(), {"idle", "--pairs", "300", "--hold", "1500ms", "--relay-pid",
+                                      std::to_string(::getpid())});
   EXPECT_TRUE(r.complete) << r.incomplete_why;
   EXPECT_EQ(r.total_errors(), 0u) << r.first_error;
   EXPECT_EQ(r.ready, 300u);
@@ -264,11 +266,12 @@ TEST_P(LoadE2eTest, IdlePairsDroppedByTheServerAreCounted) {
   auto backend = StartBackend({"--mode", "echo"});
   ASSERT_NE(backend, nullptr);
   std::thread killer([&] {
-    // Once every pair is up, the server goes away under them.
-    for (int i = 0; i < 500 && backend->Totals().accepted < 50; ++i) {
+    // Once every pair has had its 1-byte echo, the server goes away under
+    // them (the pause lets the client read the last echoes and start holding).
+    for (int i = 0; i < 1000 && backend->Totals().bytes_out < 50; ++i) {
       std::this_thread::sleep_for(milliseconds(10));
     }
-    std::this_thread::sleep_for(milliseconds(200));
+    std::this_thread::sleep_for(milliseconds(300));
     backend->Stop();
   });
   Report r = Run(backend->address(), {"idle", "--pairs", "50", "--hold", "2"});

@@ -93,7 +93,9 @@ CorruptingProxy::~CorruptingProxy() {
 void CorruptingProxy::Serve() {
   const TimePoint end = Clock::now() + kProxyMaxLife;
   while (!stop_ && Clock::now() < end) {
-    struct pollfd p {listener_.get(), POLLIN, 0};
+    struct pollfd p {
+      listener_.get(), POLLIN, 0
+    };
     if (::poll(&p, 1, kProxyPollMs) != 1) continue;
     UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (client) Relay(std::move(client));
@@ -120,7 +122,8 @@ void CorruptingProxy::Relay(UniqueFd client) {
     size_t len = 0, off = 0;
     bool eof = false, shut = false;
   };
-  Side sides[2] = {{client.get(), upstream.get(), flip_up_}, {upstream.get(), client.get(), flip_down_}};
+  Side sides[2] = {{client.get(), upstream.get(), flip_up_},
+                   {upstream.get(), client.get(), flip_down_}};
   const TimePoint end = Clock::now() + kProxyMaxLife;
   while (!stop_ && Clock::now() < end && !(sides[0].shut && sides[1].shut)) {
     // Side 0 reads the client and writes upstream; side 1 the reverse.

@@ -54,11 +54,15 @@ class TlsEchoServer {
   void AcceptLoop() {
     const TimePoint end = Clock::now() + seconds(60);
     while (!stop_ && Clock::now() < end) {
-      struct pollfd p {listener_.get(), POLLIN, 0};
+      struct pollfd p {
+        listener_.get(), POLLIN, 0
+      };
       if (::poll(&p, 1, 50) != 1) continue;
       int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
-      struct timeval tv {5, 0};
+      struct timeval tv {
+        5, 0
+      };
       ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
       ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
       (void)SetNoDelay(fd);
@@ -165,8 +169,8 @@ TEST_P(LoadTlsTest, ConnectOverTlsIncludesTheHandshake) {
 TEST_P(LoadTlsTest, UnknownCaIsACountedErrorNotAHang) {
   auto server = StartServer(/*untrusted=*/true);
   TimePoint start = Clock::now();
-  Report r = Run(server->address(), {"connect", "--tls", "--tls-ca", certs_->ca.cert, "--count",
-                                     "3", "--conns", "1"});
+  Report r = Run(server->address(),
+                 {"connect", "--tls", "--tls-ca", certs_->ca.cert, "--count", "3", "--conns", "1"});
   EXPECT_EQ(r.errors[kOther], 3u) << r.first_error;
   EXPECT_EQ(r.requests, 0u);
   EXPECT_NE(r.first_error.find("certificate verify failed"), std::string::npos) << r.first_error;

@@ -17,10 +17,10 @@
 namespace zrelay::load {
 namespace {
 
-constexpr size_t kBudget = 1 << 20;          // bytes per direction per Pump()
-constexpr size_t kReadSize = 256 << 10;      // one read into the worker's scratch
-constexpr uint64_t kMaxOwed = 4 << 20;       // fixed: stop reading past this backlog
-std::atomic<int> g_mismatch_logs{0};         // verify: log the first few bad streams
+constexpr size_t kBudget = 1 << 20;      // bytes per direction per Pump()
+constexpr size_t kReadSize = 256 << 10;  // one read into the worker's scratch
+constexpr uint64_t kMaxOwed = 4 << 20;   // fixed: stop reading past this backlog
+std::atomic<int> g_mismatch_logs{0};     // verify: log the first few bad streams
 constexpr int kMaxMismatchLogs = 10;
 
 }  // namespace
@@ -73,9 +73,9 @@ class Backend::Conn final : public FdHandler, public ReadyHandler, public Deferr
   bool read_eof_ = false;
   std::vector<uint8_t> pending_;  // echo: bytes read but not yet sent
   size_t pending_off_ = 0;
-  uint64_t owed_ = 0;             // fixed: response bytes still to send
-  uint64_t partial_ = 0;          // fixed: request bytes toward the next --req
-  StreamWriter writer_;           // source
+  uint64_t owed_ = 0;                     // fixed: response bytes still to send
+  uint64_t partial_ = 0;                  // fixed: request bytes toward the next --req
+  StreamWriter writer_;                   // source
   std::optional<StreamChecker> checker_;  // verify
   uint8_t report_[kVerifyReportSize] = {};
   size_t report_off_ = kVerifyReportSize;  // verify: report bytes sent (all: none due)
@@ -92,7 +92,10 @@ void Backend::Conn::Close(bool reset, bool count) {
   w_.loop.UnscheduleReady(this);
   watch_.Unregister();
   fd_.Reset();
-  if (prev) prev->next = next; else w_.head = next;
+  if (prev)
+    prev->next = next;
+  else
+    w_.head = next;
   if (next) next->prev = prev;
   prev = next = nullptr;
   w_.closed.Add(1);
@@ -101,11 +104,16 @@ void Backend::Conn::Close(bool reset, bool count) {
 
 bool Backend::Conn::HasOutput() const {
   switch (mode_) {
-    case BackendMode::kEcho: return pending_off_ < pending_.size();
-    case BackendMode::kFixed: return owed_ > 0;
-    case BackendMode::kVerify: return report_off_ < kVerifyReportSize;
-    case BackendMode::kSource: return !read_eof_;
-    case BackendMode::kSink: return false;
+    case BackendMode::kEcho:
+      return pending_off_ < pending_.size();
+    case BackendMode::kFixed:
+      return owed_ > 0;
+    case BackendMode::kVerify:
+      return report_off_ < kVerifyReportSize;
+    case BackendMode::kSource:
+      return !read_eof_;
+    case BackendMode::kSink:
+      return false;
   }
   return false;
 }
@@ -186,7 +194,8 @@ bool Backend::Conn::WriteSome(size_t* budget) {
     case BackendMode::kSource:
       data = writer_.Next(std::min(*budget, kReadSize), &len);
       break;
-    case BackendMode::kSink: return false;
+    case BackendMode::kSink:
+      return false;
   }
   ssize_t n = Send(data, std::min(len, *budget));
   if (n <= 0) return false;
@@ -201,10 +210,17 @@ bool Backend::Conn::WriteSome(size_t* budget) {
         pending_off_ = 0;
       }
       break;
-    case BackendMode::kFixed: owed_ -= sent; break;
-    case BackendMode::kVerify: report_off_ += sent; break;
-    case BackendMode::kSource: writer_.Advance(sent); break;
-    case BackendMode::kSink: break;
+    case BackendMode::kFixed:
+      owed_ -= sent;
+      break;
+    case BackendMode::kVerify:
+      report_off_ += sent;
+      break;
+    case BackendMode::kSource:
+      writer_.Advance(sent);
+      break;
+    case BackendMode::kSink:
+      break;
   }
   return true;
 }
@@ -236,7 +252,8 @@ bool Backend::Conn::ReadSome(size_t* budget) {
 void Backend::Conn::OnInput(const uint8_t* data, size_t len) {
   switch (mode_) {
     case BackendMode::kSink:
-    case BackendMode::kSource: return;
+    case BackendMode::kSource:
+      return;
     case BackendMode::kVerify: {
       if (!checker_) checker_.emplace();
       uint64_t before = checker_->mismatches();

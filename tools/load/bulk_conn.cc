@@ -52,11 +52,11 @@ void BulkConn::Stop() {
 
 void BulkConn::OnTimerFired() {
   if (draining_) {
-    Fail(ErrorKind::kTimeout, "the backend did not close within " +
-                                  std::to_string(std::chrono::duration_cast<milliseconds>(
-                                                     DrainGrace(config()))
-                                                     .count()) +
-                                  " ms of our half-close");
+    Fail(
+        ErrorKind::kTimeout,
+        "the backend did not close within " +
+            std::to_string(std::chrono::duration_cast<milliseconds>(DrainGrace(config())).count()) +
+            " ms of our half-close");
   } else {
     Fail(ErrorKind::kTimeout, "stream made no progress for --io-timeout");
   }

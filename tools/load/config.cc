@@ -41,8 +41,8 @@ Setter SizeInto(uint64_t Config::*field, const char* flag, uint64_t min, uint64_
     if (!size.ok()) return Fail(flag, size.error());
     if (*size < min || *size > max) {
       return Error::Invalid(std::string("--") + flag + ": '" + std::string(v) +
-                            "' is out of range [" + FormatBytes(static_cast<double>(min)) +
-                            ", " + FormatBytes(static_cast<double>(max)) + "]");
+                            "' is out of range [" + FormatBytes(static_cast<double>(min)) + ", " +
+                            FormatBytes(static_cast<double>(max)) + "]");
     }
     c.*field = *size;
     return Status::Ok();
@@ -100,13 +100,19 @@ const std::vector<Flag>& Flags() {
       {"listen", kBackend, true, AddressInto(&Config::listen, "listen")},
       {"mode", kBackend, true,
        [](Config& c, std::string_view v) -> Status {
-         if (v == "sink") c.backend_mode = BackendMode::kSink;
-         else if (v == "verify") c.backend_mode = BackendMode::kVerify;
-         else if (v == "echo") c.backend_mode = BackendMode::kEcho;
-         else if (v == "fixed") c.backend_mode = BackendMode::kFixed;
-         else if (v == "source") c.backend_mode = BackendMode::kSource;
-         else return Error::Invalid("--mode: '" + std::string(v) +
-                                    "' is not one of sink, verify, echo, fixed, source");
+         if (v == "sink")
+           c.backend_mode = BackendMode::kSink;
+         else if (v == "verify")
+           c.backend_mode = BackendMode::kVerify;
+         else if (v == "echo")
+           c.backend_mode = BackendMode::kEcho;
+         else if (v == "fixed")
+           c.backend_mode = BackendMode::kFixed;
+         else if (v == "source")
+           c.backend_mode = BackendMode::kSource;
+         else
+           return Error::Invalid("--mode: '" + std::string(v) +
+                                 "' is not one of sink, verify, echo, fixed, source");
          return Status::Ok();
        }},
       {"workers", kAll, true,
@@ -126,14 +132,22 @@ const std::vector<Flag>& Flags() {
          return Status::Ok();
        }},
       {"chunk", kBulk, true, SizeInto(&Config::chunk, "chunk", 1, kMaxChunk)},
-      {"verify", kBulk, false, [](Config& c, std::string_view) { c.verify = true; return Status::Ok(); }},
+      {"verify", kBulk, false,
+       [](Config& c, std::string_view) {
+         c.verify = true;
+         return Status::Ok();
+       }},
       {"direction", kBulk, true,
        [](Config& c, std::string_view v) -> Status {
-         if (v == "up") c.direction = Direction::kUp;
-         else if (v == "down") c.direction = Direction::kDown;
-         else if (v == "both") c.direction = Direction::kBoth;
-         else return Error::Invalid("--direction: '" + std::string(v) +
-                                    "' is not one of up, down, both");
+         if (v == "up")
+           c.direction = Direction::kUp;
+         else if (v == "down")
+           c.direction = Direction::kDown;
+         else if (v == "both")
+           c.direction = Direction::kBoth;
+         else
+           return Error::Invalid("--direction: '" + std::string(v) +
+                                 "' is not one of up, down, both");
          return Status::Ok();
        }},
       {"conns", kRr | kConnect, true, CountInto(&Config::conns, "conns", 1, kMaxConns)},
@@ -171,9 +185,14 @@ const std::vector<Flag>& Flags() {
          return s;
        }},
       {"timeout", kClients, true, DurationInto(&Config::cap, "timeout")},
-      {"connect-timeout", kClients, true, DurationInto(&Config::connect_timeout, "connect-timeout")},
+      {"connect-timeout", kClients, true,
+       DurationInto(&Config::connect_timeout, "connect-timeout")},
       {"io-timeout", kClients | kBackend, true, DurationInto(&Config::io_timeout, "io-timeout")},
-      {"tls", kClients, false, [](Config& c, std::string_view) { c.tls = true; return Status::Ok(); }},
+      {"tls", kClients, false,
+       [](Config& c, std::string_view) {
+         c.tls = true;
+         return Status::Ok();
+       }},
       {"tls-ca", kClients, true,
        [](Config& c, std::string_view v) -> Status {
          if (v.empty()) return Error::Invalid("--tls-ca: empty file name");
@@ -181,15 +200,26 @@ const std::vector<Flag>& Flags() {
          return Status::Ok();
        }},
       {"tls-insecure", kClients, false,
-       [](Config& c, std::string_view) { c.tls_insecure = true; return Status::Ok(); }},
+       [](Config& c, std::string_view) {
+         c.tls_insecure = true;
+         return Status::Ok();
+       }},
       {"sni", kClients, true,
        [](Config& c, std::string_view v) -> Status {
          if (v.empty()) return Error::Invalid("--sni: empty name");
          c.sni = std::string(v);
          return Status::Ok();
        }},
-      {"json", kAll, false, [](Config& c, std::string_view) { c.json = true; return Status::Ok(); }},
-      {"quiet", kAll, false, [](Config& c, std::string_view) { c.quiet = true; return Status::Ok(); }},
+      {"json", kAll, false,
+       [](Config& c, std::string_view) {
+         c.json = true;
+         return Status::Ok();
+       }},
+      {"quiet", kAll, false,
+       [](Config& c, std::string_view) {
+         c.quiet = true;
+         return Status::Ok();
+       }},
   };
   return flags;
 }
@@ -222,8 +252,8 @@ Status Finish(Config& c, const std::set<std::string>& seen) {
   }
   if (c.mode == Mode::kBulk && c.bytes && *c.bytes < c.streams * 64) {
     return Error::Invalid("--bytes: at least 64 bytes per stream (" +
-                          std::to_string(c.streams * 64) + " for " +
-                          std::to_string(c.streams) + " streams)");
+                          std::to_string(c.streams * 64) + " for " + std::to_string(c.streams) +
+                          " streams)");
   }
   if (c.mode == Mode::kRr && (c.req == 0 || c.resp == 0)) {
     return Error::Invalid(std::string("--") + (c.req == 0 ? "req" : "resp") +
@@ -237,8 +267,8 @@ Status Finish(Config& c, const std::set<std::string>& seen) {
   if (c.mode != Mode::kBackend) {
     if (c.cap == Duration{}) {
       Duration base = c.mode == Mode::kIdle ? c.hold + seconds(60)
-                      : c.counted()          ? kDefaultCountedCap
-                                             : c.duration + seconds(15);
+                      : c.counted()         ? kDefaultCountedCap
+                                            : c.duration + seconds(15);
       c.cap = base;
     }
     if (c.cap > kMaxDuration) c.cap = kMaxDuration;
@@ -257,31 +287,44 @@ Status Finish(Config& c, const std::set<std::string>& seen) {
 
 const char* ModeName(Mode mode) {
   switch (mode) {
-    case Mode::kBulk: return "bulk";
-    case Mode::kRr: return "rr";
-    case Mode::kConnect: return "connect";
-    case Mode::kIdle: return "idle";
-    case Mode::kBackend: return "backend";
+    case Mode::kBulk:
+      return "bulk";
+    case Mode::kRr:
+      return "rr";
+    case Mode::kConnect:
+      return "connect";
+    case Mode::kIdle:
+      return "idle";
+    case Mode::kBackend:
+      return "backend";
   }
   return "?";
 }
 
 const char* DirectionName(Direction direction) {
   switch (direction) {
-    case Direction::kUp: return "up";
-    case Direction::kDown: return "down";
-    case Direction::kBoth: return "both";
+    case Direction::kUp:
+      return "up";
+    case Direction::kDown:
+      return "down";
+    case Direction::kBoth:
+      return "both";
   }
   return "?";
 }
 
 const char* BackendModeName(BackendMode mode) {
   switch (mode) {
-    case BackendMode::kSink: return "sink";
-    case BackendMode::kVerify: return "verify";
-    case BackendMode::kEcho: return "echo";
-    case BackendMode::kFixed: return "fixed";
-    case BackendMode::kSource: return "source";
+    case BackendMode::kSink:
+      return "sink";
+    case BackendMode::kVerify:
+      return "verify";
+    case BackendMode::kEcho:
+      return "echo";
+    case BackendMode::kFixed:
+      return "fixed";
+    case BackendMode::kSource:
+      return "source";
   }
   return "?";
 }
@@ -298,13 +341,19 @@ Result<Config> ParseArgs(int argc, const char* const* argv) {
     }
   }
   std::string_view first = argv[1];
-  if (first == "bulk") c.mode = Mode::kBulk;
-  else if (first == "rr") c.mode = Mode::kRr;
-  else if (first == "connect") c.mode = Mode::kConnect;
-  else if (first == "idle") c.mode = Mode::kIdle;
-  else if (first == "backend") c.mode = Mode::kBackend;
-  else return Error::Invalid("unknown mode '" + std::string(first) +
-                             "': use bulk, rr, connect, idle or backend");
+  if (first == "bulk")
+    c.mode = Mode::kBulk;
+  else if (first == "rr")
+    c.mode = Mode::kRr;
+  else if (first == "connect")
+    c.mode = Mode::kConnect;
+  else if (first == "idle")
+    c.mode = Mode::kIdle;
+  else if (first == "backend")
+    c.mode = Mode::kBackend;
+  else
+    return Error::Invalid("unknown mode '" + std::string(first) +
+                          "': use bulk, rr, connect, idle or backend");
 
   std::set<std::string> seen;
   for (int i = 2; i < argc; ++i) {

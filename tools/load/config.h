@@ -25,7 +25,7 @@ const char* BackendModeName(BackendMode mode);
 
 // Hard limits, shared by the parser, the help text and the runner.
 inline constexpr int kMaxWorkers = 64;
-inline constexpr uint64_t kMaxConns = 19000;       // RLIMIT_NOFILE is 20000 here
+inline constexpr uint64_t kMaxConns = 19000;  // RLIMIT_NOFILE is 20000 here
 inline constexpr uint64_t kMaxChunk = 16ULL << 20;
 inline constexpr uint64_t kMaxMessage = 64ULL << 20;  // --req / --resp
 inline constexpr Duration kMaxDuration = std::chrono::hours(24);
@@ -39,7 +39,7 @@ struct Config {
 
   Address target;           // client modes
   std::string target_host;  // the host part of --target as given ("localhost", "::1")
-  Address listen;  // backend
+  Address listen;           // backend
   BackendMode backend_mode = BackendMode::kEcho;
   int workers = 0;  // 0 until parsed: one per online CPU
 

@@ -49,9 +49,9 @@ Exchange::Step Exchange::Run(Transport& io, ClientSession& session) {
     session.counters().bytes_down.Add(r.bytes);
   }
   if (got_ > resp_) {
-    failure_ = IoResult::Fail(0, "the backend sent " + std::to_string(got_) +
-                                     " bytes for a --resp of " + std::to_string(resp_) +
-                                     " (does its --req/--resp match ours?)");
+    failure_ =
+        IoResult::Fail(0, "the backend sent " + std::to_string(got_) + " bytes for a --resp of " +
+                              std::to_string(resp_) + " (does its --req/--resp match ours?)");
     return Step::kFailed;
   }
   return Step::kDone;

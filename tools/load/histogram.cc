@@ -92,9 +92,7 @@ void Histogram::Reset() {
   sum_ = 0;
 }
 
-double Histogram::mean() const {
-  return total_ ? static_cast<double>(sum_ / total_) : 0.0;
-}
+double Histogram::mean() const { return total_ ? static_cast<double>(sum_ / total_) : 0.0; }
 
 uint64_t Histogram::ValueAtPercentile(double p) const {
   if (total_ == 0) return 0;

@@ -19,9 +19,9 @@ namespace zrelay::load {
 
 class Histogram {
  public:
-  static constexpr uint64_t kLowest = 1;                      // smallest value kept apart from 0
-  static constexpr uint64_t kHighest = 60'000'000'000ULL;     // 60 s in ns
-  static constexpr int kSubBucketHalfMagnitude = 7;           // 2 digits: 256 sub-buckets
+  static constexpr uint64_t kLowest = 1;                   // smallest value kept apart from 0
+  static constexpr uint64_t kHighest = 60'000'000'000ULL;  // 60 s in ns
+  static constexpr int kSubBucketHalfMagnitude = 7;        // 2 digits: 256 sub-buckets
   static constexpr uint64_t kSubBucketCount = 1ULL << (kSubBucketHalfMagnitude + 1);
   static constexpr uint64_t kSubBucketHalfCount = kSubBucketCount / 2;
 

@@ -40,8 +40,7 @@ Result<Split> SplitNumber(std::string_view text, const char* what) {
     ++i;
   }
   if (!digit) {
-    return Error::Invalid(std::string("bad ") + what + " " + Quote(text) +
-                          ": expected a number" +
+    return Error::Invalid(std::string("bad ") + what + " " + Quote(text) + ": expected a number" +
                           (text[0] == '-' ? " (negative values are not allowed)" : ""));
   }
   return Split{std::string(text.substr(0, i)), Lower(text.substr(i))};
@@ -57,11 +56,16 @@ Result<uint64_t> ParseSize(std::string_view text) {
   if (!split.ok()) return split.error();
   const std::string& s = split->suffix;
   int shift = -1;
-  if (s.empty() || s == "b") shift = 0;
-  else if (s == "k" || s == "kb" || s == "kib") shift = 10;
-  else if (s == "m" || s == "mb" || s == "mib") shift = 20;
-  else if (s == "g" || s == "gb" || s == "gib") shift = 30;
-  else if (s == "t" || s == "tb" || s == "tib") shift = 40;
+  if (s.empty() || s == "b")
+    shift = 0;
+  else if (s == "k" || s == "kb" || s == "kib")
+    shift = 10;
+  else if (s == "m" || s == "mb" || s == "mib")
+    shift = 20;
+  else if (s == "g" || s == "gb" || s == "gib")
+    shift = 30;
+  else if (s == "t" || s == "tb" || s == "tib")
+    shift = 40;
   if (shift < 0) {
     return Error::Invalid("bad size " + Quote(text) + ": unknown suffix '" + s +
                           "' (use k, M, G or T; binary, k = 1024)");
@@ -81,11 +85,16 @@ Result<Duration> ParseDuration(std::string_view text, bool allow_zero) {
   if (!split.ok()) return split.error();
   const std::string& s = split->suffix;
   long double ns_per_unit = 0;
-  if (s.empty() || s == "s") ns_per_unit = 1e9L;
-  else if (s == "ms") ns_per_unit = 1e6L;
-  else if (s == "us") ns_per_unit = 1e3L;
-  else if (s == "m" || s == "min") ns_per_unit = 60e9L;
-  else if (s == "h") ns_per_unit = 3600e9L;
+  if (s.empty() || s == "s")
+    ns_per_unit = 1e9L;
+  else if (s == "ms")
+    ns_per_unit = 1e6L;
+  else if (s == "us")
+    ns_per_unit = 1e3L;
+  else if (s == "m" || s == "min")
+    ns_per_unit = 60e9L;
+  else if (s == "h")
+    ns_per_unit = 3600e9L;
   if (ns_per_unit == 0) {
     return Error::Invalid("bad duration " + Quote(text) + ": unknown unit '" + s +
                           "' (use s, ms, us, m or h; a bare number is seconds)");
@@ -107,9 +116,12 @@ Result<uint64_t> ParseCount(std::string_view text, uint64_t min, uint64_t max) {
   }
   long double scale = 0;
   const std::string& s = split->suffix;
-  if (s.empty()) scale = 1;
-  else if (s == "k") scale = 1e3L;
-  else if (s == "m") scale = 1e6L;
+  if (s.empty())
+    scale = 1;
+  else if (s == "k")
+    scale = 1e3L;
+  else if (s == "m")
+    scale = 1e6L;
   if (scale == 0) {
     return Error::Invalid("bad number " + Quote(text) + ": unknown suffix '" + s +
                           "' (use k = 1000 or M = 1000000)");
@@ -119,8 +131,8 @@ Result<uint64_t> ParseCount(std::string_view text, uint64_t min, uint64_t max) {
     return Error::Invalid("bad number " + Quote(text) + ": expected a whole number");
   }
   if (value < static_cast<long double>(min) || value > static_cast<long double>(max)) {
-    return Error::Invalid("bad number " + Quote(text) + ": must be between " +
-                          std::to_string(min) + " and " + std::to_string(max));
+    return Error::Invalid("bad number " + Quote(text) + ": must be between " + std::to_string(min) +
+                          " and " + std::to_string(max));
   }
   return static_cast<uint64_t>(value);
 }

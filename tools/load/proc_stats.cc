@@ -47,8 +47,8 @@ Result<uint64_t> RaiseFdLimit() {
   if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-      return Error::FromErrno(errno, "setrlimit(NOFILE) to the hard limit " +
-                                         std::to_string(limit.rlim_max));
+      return Error::FromErrno(
+          errno, "setrlimit(NOFILE) to the hard limit " + std::to_string(limit.rlim_max));
     }
   }
   return static_cast<uint64_t>(limit.rlim_cur);

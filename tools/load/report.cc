@@ -15,10 +15,18 @@ std::string JsonString(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -133,7 +141,8 @@ std::string FormatJson(const Report& r) {
         j.Real("fds_per_pair", PerPair(r.relay_before->fds, r.relay_hold->fds, r.ready), 3);
       }
       break;
-    case Mode::kBackend: break;
+    case Mode::kBackend:
+      break;
   }
   if (HasLatency(r.mode)) {
     const Histogram& h = r.latency;
@@ -214,7 +223,8 @@ std::string FormatTable(const Report& r) {
                 Num(PerPair(r.relay_before->fds, r.relay_hold->fds, r.ready), 3) + " fds");
       }
       break;
-    case Mode::kBackend: break;
+    case Mode::kBackend:
+      break;
   }
   std::string errors = std::to_string(r.total_errors());
   if (r.total_errors() > 0) {

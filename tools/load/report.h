@@ -36,7 +36,7 @@ struct Report {
   uint64_t req = 0;
   uint64_t resp = 0;
 
-  bool complete = true;      // false: hit --timeout or interrupted
+  bool complete = true;  // false: hit --timeout or interrupted
   std::string incomplete_why;
   double seconds = 0;
 

@@ -45,8 +45,8 @@ class ConnectConn final : public ClientConn {
 
   Exchange exchange_;
   TimePoint started_{};
-  bool backoff_ = false;   // the timer is the pause after an error
-  bool restart_ = false;   // the ready list will start the next connection
+  bool backoff_ = false;  // the timer is the pause after an error
+  bool restart_ = false;  // the ready list will start the next connection
 };
 
 class IdleConn final : public ClientConn {

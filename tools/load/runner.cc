@@ -81,8 +81,8 @@ bool ClientRun::AllDone() const {
 
 void ClientRun::Progress(TimePoint now) {
   if (hooks_.progress == nullptr || now < next_progress_) return;
-  const bool long_run = !config_.counted() && config_.mode != Mode::kIdle &&
-                        config_.duration > kProgressAfter;
+  const bool long_run =
+      !config_.counted() && config_.mode != Mode::kIdle && config_.duration > kProgressAfter;
   const bool show = long_run || now - start_ >= kProgressAfter;
   Totals t = Sum();
   const double dt = Seconds(now - last_at_);
@@ -97,7 +97,8 @@ void ClientRun::Progress(TimePoint now) {
                       FormatBytes(static_cast<double>(t.bytes)).c_str());
         break;
       case Mode::kRr:
-        std::snprintf(buf, sizeof(buf), "%.0f req/s, %llu requests", (t.requests - last_.requests) / dt,
+        std::snprintf(buf, sizeof(buf), "%.0f req/s, %llu requests",
+                      (t.requests - last_.requests) / dt,
                       static_cast<unsigned long long>(t.requests));
         break;
       case Mode::kConnect:
@@ -149,7 +150,8 @@ void ClientRun::RunIdlePhases(Report& report) {
   if (interrupted_) return;
   TimePoint hold_start = Clock::now();
   WaitUntil([] { return false; }, std::min(cap_deadline_, hold_start + kIdleSettle));
-  if (!interrupted_) WaitUntil([] { return false; }, std::min(cap_deadline_, hold_start + config_.hold));
+  if (!interrupted_)
+    WaitUntil([] { return false; }, std::min(cap_deadline_, hold_start + config_.hold));
   if (config_.relay_pid != 0) {
     auto sample = SampleProcess(config_.relay_pid);
     if (sample.ok()) {
@@ -225,11 +227,13 @@ Result<Report> ClientRun::Run() {
   (void)::getrlimit(RLIMIT_NOFILE, &limit);
   const uint64_t need = report.conns + kFdReserve;
   if (need > limit.rlim_cur) {
-    const char* flag = config_.mode == Mode::kBulk ? "--streams"
-                       : config_.mode == Mode::kIdle ? "--pairs" : "--conns";
-    return Error::Invalid(std::string(flag) + " " + std::to_string(report.conns) + ": needs about " +
-                          std::to_string(need) + " fds, and this process may open " +
-                          std::to_string(limit.rlim_cur) + " (RLIMIT_NOFILE)");
+    const char* flag = config_.mode == Mode::kBulk   ? "--streams"
+                       : config_.mode == Mode::kIdle ? "--pairs"
+                                                     : "--conns";
+    return Error::Invalid(std::string(flag) + " " + std::to_string(report.conns) +
+                          ": needs about " + std::to_string(need) +
+                          " fds, and this process may open " + std::to_string(limit.rlim_cur) +
+                          " (RLIMIT_NOFILE)");
   }
   if (config_.relay_pid != 0) {
     auto before = SampleProcess(config_.relay_pid);
@@ -238,8 +242,8 @@ Result<Report> ClientRun::Run() {
   }
 
   shared_.config = &config_;
-  shared_.key_seed = std::random_device{}() * 0x100000001ULL ^ static_cast<uint64_t>(
-                         Clock::now().time_since_epoch().count());
+  shared_.key_seed = std::random_device{}() * 0x100000001ULL ^
+                     static_cast<uint64_t>(Clock::now().time_since_epoch().count());
   if (config_.tls) {
     auto tls = TlsClient::Create(config_);
     if (!tls.ok()) return tls.error();
@@ -312,8 +316,9 @@ Result<BackendTotals> RunBackend(const Config& config, const RunHooks& hooks,
     if (now >= next) {
       BackendTotals t = (*backend)->Totals();
       // Only seconds with traffic: an idle backend stays quiet.
-      if (hooks.progress != nullptr && (t.bytes_in != last.bytes_in || t.bytes_out != last.bytes_out ||
-                                        t.accepted != last.accepted)) {
+      if (hooks.progress != nullptr &&
+          (t.bytes_in != last.bytes_in || t.bytes_out != last.bytes_out ||
+           t.accepted != last.accepted)) {
         std::fprintf(hooks.progress,
                      "[%5.0fs] backend %s: %llu active, %llu accepted, in %.2f Gbit/s, out %.2f "
                      "Gbit/s, %llu mismatched bytes\n",
@@ -340,16 +345,15 @@ Result<BackendTotals> RunBackend(const Config& config, const RunHooks& hooks,
 std::string FormatBackendTotals(const BackendTotals& t, double seconds, bool json) {
   char buf[512];
   if (json) {
-    std::snprintf(buf, sizeof(buf),
-                  "{\"mode\": \"backend\", \"seconds\": %.3f, \"accepted\": %llu, \"bytes_in\": "
-                  "%llu, \"bytes_out\": %llu, \"verified\": %llu, \"mismatches\": %llu, "
-                  "\"resets\": %llu}",
-                  seconds, static_cast<unsigned long long>(t.accepted),
-                  static_cast<unsigned long long>(t.bytes_in),
-                  static_cast<unsigned long long>(t.bytes_out),
-                  static_cast<unsigned long long>(t.verified),
-                  static_cast<unsigned long long>(t.mismatches),
-                  static_cast<unsigned long long>(t.resets));
+    std::snprintf(
+        buf, sizeof(buf),
+        "{\"mode\": \"backend\", \"seconds\": %.3f, \"accepted\": %llu, \"bytes_in\": "
+        "%llu, \"bytes_out\": %llu, \"verified\": %llu, \"mismatches\": %llu, "
+        "\"resets\": %llu}",
+        seconds, static_cast<unsigned long long>(t.accepted),
+        static_cast<unsigned long long>(t.bytes_in), static_cast<unsigned long long>(t.bytes_out),
+        static_cast<unsigned long long>(t.verified), static_cast<unsigned long long>(t.mismatches),
+        static_cast<unsigned long long>(t.resets));
   } else {
     std::snprintf(buf, sizeof(buf),
                   "zrelay-load backend\n  %-16s %.2f\n  %-16s %llu\n  %-16s %s\n  %-16s %s\n"

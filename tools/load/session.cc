@@ -11,32 +11,44 @@ namespace zrelay::load {
 
 const char* ErrorKindName(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kRefused: return "refused";
-    case ErrorKind::kReset: return "reset";
-    case ErrorKind::kTimeout: return "timeout";
-    case ErrorKind::kOther: return "other";
+    case ErrorKind::kRefused:
+      return "refused";
+    case ErrorKind::kReset:
+      return "reset";
+    case ErrorKind::kTimeout:
+      return "timeout";
+    case ErrorKind::kOther:
+      return "other";
   }
   return "?";
 }
 
 ErrorKind ClassifyErrno(int err) {
   switch (err) {
-    case ECONNREFUSED: return ErrorKind::kRefused;
+    case ECONNREFUSED:
+      return ErrorKind::kRefused;
     case ECONNRESET:
     case EPIPE:
-    case ECONNABORTED: return ErrorKind::kReset;
-    case ETIMEDOUT: return ErrorKind::kTimeout;
-    default: return ErrorKind::kOther;
+    case ECONNABORTED:
+      return ErrorKind::kReset;
+    case ETIMEDOUT:
+      return ErrorKind::kTimeout;
+    default:
+      return ErrorKind::kOther;
   }
 }
 
 uint64_t ConnCountOf(const Config& config) {
   switch (config.mode) {
-    case Mode::kBulk: return config.streams;
+    case Mode::kBulk:
+      return config.streams;
     case Mode::kRr:
-    case Mode::kConnect: return config.conns;
-    case Mode::kIdle: return config.pairs;
-    case Mode::kBackend: return 0;
+    case Mode::kConnect:
+      return config.conns;
+    case Mode::kIdle:
+      return config.pairs;
+    case Mode::kBackend:
+      return 0;
   }
   return 0;
 }
@@ -71,10 +83,14 @@ std::unique_ptr<ClientConn> ClientSession::MakeConn(uint64_t id) {
       uint64_t share = total / c.streams + (id < total % c.streams ? 1 : 0);
       return std::make_unique<BulkConn>(*this, id, share);
     }
-    case Mode::kRr: return std::make_unique<RrConn>(*this, id);
-    case Mode::kConnect: return std::make_unique<ConnectConn>(*this, id);
-    case Mode::kIdle: return std::make_unique<IdleConn>(*this, id);
-    case Mode::kBackend: break;
+    case Mode::kRr:
+      return std::make_unique<RrConn>(*this, id);
+    case Mode::kConnect:
+      return std::make_unique<ConnectConn>(*this, id);
+    case Mode::kIdle:
+      return std::make_unique<IdleConn>(*this, id);
+    case Mode::kBackend:
+      break;
   }
   return nullptr;
 }

@@ -33,7 +33,9 @@ ErrorKind ClassifyErrno(int err);
 // A counter written by one thread and read by others.
 class Counter {
  public:
-  void Add(uint64_t n) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void Add(uint64_t n) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   uint64_t Get() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -133,10 +135,10 @@ class ClientSession : private TimerHandler {
   uint64_t budget_ = 0;
   bool counted_budget_ = false;
   bool stopping_ = false;
-  size_t active_ = 0;        // connections not finished
-  size_t next_start_ = 0;    // conns_[next_start_..] have not started
-  size_t free_slots_ = 0;    // connects that may start now
-  bool starting_ = false;    // ReleaseOpenSlot is starting connections
+  size_t active_ = 0;      // connections not finished
+  size_t next_start_ = 0;  // conns_[next_start_..] have not started
+  size_t free_slots_ = 0;  // connects that may start now
+  bool starting_ = false;  // ReleaseOpenSlot is starting connections
   TimePoint start_{};
   TimePoint end_{};
   std::atomic<bool> done_{false};

@@ -43,7 +43,9 @@ Result<std::unique_ptr<TlsClient>> TlsClient::Create(const Config& config) {
   }
   auto ctx = BuildClientContext(tls);
   if (!ctx.ok()) {
-    const char* flag = !config.tls_ca.empty() ? "--tls-ca" : !config.sni.empty() ? "--sni" : "--tls";
+    const char* flag = !config.tls_ca.empty() ? "--tls-ca"
+                       : !config.sni.empty()  ? "--sni"
+                                              : "--tls";
     return Error(ctx.error().code(), std::string(flag) + ": " + ctx.error().message());
   }
   return std::unique_ptr<TlsClient>(new TlsClient(std::move(ctx).value()));
@@ -58,7 +60,8 @@ std::unique_ptr<Transport> TlsClient::Wrap(EventLoop& loop, FdWatch& watch, int 
 
 IoResult TlsTransport::Map(const TlsResult& r, Wait* wait, const char* what) {
   switch (r.status) {
-    case TlsIo::kOk: return IoResult::Ok(r.bytes);
+    case TlsIo::kOk:
+      return IoResult::Ok(r.bytes);
     case TlsIo::kWantRead:
       watch_.clear_readable();
       *wait = Wait::kRead;
@@ -67,12 +70,14 @@ IoResult TlsTransport::Map(const TlsResult& r, Wait* wait, const char* what) {
       watch_.clear_writable();
       *wait = Wait::kWrite;
       return IoResult::Blocked();
-    case TlsIo::kEof: return IoResult::Eof();
+    case TlsIo::kEof:
+      return IoResult::Eof();
     case TlsIo::kTruncated:
       return IoResult::Fail(r.sys_errno, std::string("TLS ") + what +
                                              ": the peer closed without close_notify" +
                                              (r.detail.empty() ? "" : " (" + r.detail + ")"));
-    case TlsIo::kError: break;
+    case TlsIo::kError:
+      break;
   }
   return IoResult::Fail(r.sys_errno, std::string("TLS ") + what + ": " + r.detail);
 }
