@@ -99,27 +99,29 @@ def _last_json(text):
 
 
 def zload(ctx, args, seconds, log=None):
-    """zrelay-load with --json; fills bytes/requests/conns for CPU ratios from
-    its rates when the JSON has no totals."""
+    """zrelay-load MODE ... --json: one JSON object on stdout (keys seconds,
+    bytes, requests, rps, connections, conns_per_s, p50_us ..., errors)."""
     rc, out = run_bounded([ctx.zload] + list(args) + ["--json"], seconds + 20, log,
                           cpus=ctx.load_cpus)
     if rc is None:
         raise LoadError(f"zrelay-load did not finish within {seconds + 20}s")
     d = _last_json(out)
-    if rc != 0 or d is None:
-        raise LoadError(f"zrelay-load exit {rc}: {out[-300:]!r}")
-    secs = float(d.get("duration_s", d.get("seconds", seconds)))
+    if d is None:
+        raise LoadError(f"zrelay-load exit {rc}, no JSON: {out[-300:]!r}")
+    if rc != 0 or not d.get("complete", True):
+        raise LoadError(f"zrelay-load exit {rc}: {d.get('errors')} errors, "
+                        f"first: {d.get('first_error', '')!r}")
+    secs = float(d.get("seconds") or seconds)
     res = {k: d[k] for k in ("gbit_per_s", "rps", "conns_per_s", "p50_us", "p90_us",
-                             "p99_us", "p999_us", "kib_per_pair", "fds_per_pair")
-           if k in d}
+                             "p99_us", "p999_us") if k in d}
     res["seconds"] = secs
     res["errors"] = d.get("errors", 0)
     if "gbit_per_s" in d:
-        res["bytes"] = d.get("bytes", d["gbit_per_s"] * 1e9 / 8 * secs)
+        res["bytes"] = d.get("bytes") or d.get("bytes_up", 0) + d.get("bytes_down", 0)
     if "rps" in d:
         res["requests"] = d.get("requests", d["rps"] * secs)
     if "conns_per_s" in d:
-        res["conns"] = d.get("conns", d["conns_per_s"] * secs)
+        res["conns"] = d.get("connections", d["conns_per_s"] * secs)
     return res
 
 

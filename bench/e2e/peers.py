@@ -260,8 +260,12 @@ def start_iperf3_server(ctx, port, log_path):
     return p
 
 
-def start_zload_backend(ctx, port, mode, log_path, resp=None):
-    argv = [ctx.zload, "backend", "--listen", f"127.0.0.1:{port}", "--mode", mode]
+def start_zload_backend(ctx, port, mode, log_path, req=None, resp=None):
+    # --duration bounds it even if the harness were killed with SIGKILL.
+    argv = [ctx.zload, "backend", "--listen", f"127.0.0.1:{port}", "--mode", mode,
+            "--duration", "1800", "--workers", str(ctx.backend_workers)]
+    if req:
+        argv += ["--req", str(req)]
     if resp:
         argv += ["--resp", str(resp)]
     p = Proc("backend-zrelay-load", argv, log_path, cpus=ctx.backend_cpus)

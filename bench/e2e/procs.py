@@ -91,7 +91,7 @@ class Proc:
                 if st is not None:
                     self.known.setdefault(pid, st)
 
-    def wait_listening(self, port, timeout=8.0, settle=0.25):
+    def wait_listening(self, port, timeout=8.0, settle=0.1):
         """Wait until a TCP socket LISTENs on port while this process lives.
 
         Checks /proc/net/tcp instead of connecting, so a probe never reaches

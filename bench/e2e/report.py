@@ -66,7 +66,17 @@ def machine_info(ctx, args, elapsed, repo):
         "pin": ctx.pin,
         "elapsed_s": round(elapsed, 1),
         "argv": " ".join(["bench/compare"] + (args._argv if hasattr(args, "_argv") else [])),
+        # What --report-only needs to render this run again from runs.csv.
+        "ctx": {k: getattr(ctx, k, None) for k in CTX_KEYS},
+        "skipped": ctx.skipped,
+        "failures": ctx.failures,
     }
+
+
+CTX_KEYS = ("run_id", "rounds", "seconds", "workers", "backend_workers", "rr_conns",
+            "idle_pairs", "idle_hold", "sweep_chunks", "sweep_relays", "sweep_tool",
+            "pin", "nice", "quick", "zrelayd", "zload", "zrelayd_has_tls",
+            "zrelayd_missing", "zload_missing")
 
 
 def _median(vals):
@@ -133,11 +143,16 @@ def scenario_table(scen, relays, summ, records, skipped_relays):
     ref_cpu_key = {"gb": "cpu_s_per_gb", "req": "cpu_us_per_req",
                    "conn": "cpu_us_per_conn"}.get(scen.cpu_per)
     ref_cpu = summ.get((scen.name, param, ref[1]), {}).get(ref_cpu_key) if ref[1] else None
-    ref_label = ("best of " + "/".join(scen.reference)) if len(scen.reference) > 1 \
-        else scen.reference[0]
+    if len(scen.reference) > 1:
+        fams = sorted({n.split("-")[0] for n in scen.reference})
+        ref_label = "best " + "/".join(fams)
+        ref_note = (f"'vs best {'/'.join(fams)}': against the best median of "
+                    f"{', '.join(scen.reference)}" + (f" (here {ref[1]})." if ref[1] else "."))
+    else:
+        ref_label, ref_note = scen.reference[0], ""
     lines = []
     if scen.name == "idle":
-        lines.append(f"| relay | RSS KiB/pair | PSS KiB/pair | fds/pair | RSS vs {ref[1] or ref_label} | runs |")
+        lines.append(f"| relay | RSS KiB/pair | PSS KiB/pair | fds/pair | RSS vs {ref_label} | runs |")
         lines.append("|---|--:|--:|--:|--:|--:|")
     else:
         head = {"gbit_per_s": "Gbit/s", "rps": "req/s", "conns_per_s": "conn/s"}[metric]
@@ -145,8 +160,8 @@ def scenario_table(scen, relays, summ, records, skipped_relays):
                     "conn": "relay CPU us/conn"}[scen.cpu_per]
         extra = " p50 us | p99 us | p99.9 us |" if metric == "rps" else ""
         extra += " load errors |" if metric == "conns_per_s" else ""
-        lines.append(f"| relay | {head} | spread | of direct | vs {ref[1] or ref_label} |"
-                     f"{extra} {cpu_head} | CPU vs {ref[1] or ref_label} | runs |")
+        lines.append(f"| relay | {head} | spread | of direct | vs {ref_label} |"
+                     f"{extra} {cpu_head} | CPU vs {ref_label} | runs |")
         lines.append("|---|--:|--:|--:|--:|" + "--:|" * extra.count("|") + "--:|--:|--:|")
     for relay, s in rows:
         if not s or s["n"] == 0:
@@ -179,6 +194,14 @@ def scenario_table(scen, relays, summ, records, skipped_relays):
         cells += ["-" if relay.direct else _f(cpu, cpu_fmt),
                   "" if relay.direct else _ratio(cpu, ref_cpu), runs]
         lines.append("| " + " | ".join(cells) + " |")
+    foreign = [float(r["foreign_cpu_pct"]) for r in records if r["scenario"] == scen.name
+               and r["status"] == "ok" and r.get("foreign_cpu_pct", "") != ""]
+    notes = [ref_note] if ref_note else []
+    if foreign and scen.name != "idle":
+        notes.append(f"Other processes took a median {statistics.median(foreign):.0f}% "
+                     f"(max {max(foreign):.0f}%) of the machine's CPU during these runs.")
+    if notes:
+        lines += ["", " ".join(notes)]
     return lines
 
 
@@ -209,6 +232,61 @@ def _size(n):
     return str(n)
 
 
+COMPACT_PLAIN = [
+    # (header, scenario, key, format, show fraction of direct)
+    ("bulk 1 stream Gbit/s", "bulk1", "gbit_per_s", "{:.1f}", True),
+    ("bulk 4 streams Gbit/s", "bulk4", "gbit_per_s", "{:.1f}", True),
+    ("CPU s/GB (1 stream)", "bulk1", "cpu_s_per_gb", "{:.2f}", False),
+    ("rr req/s (wrk)", "rr", "rps", "{:,.0f}", True),
+    ("rr p99 us", "rr", "p99_us", "{:,.0f}", False),
+    ("CPU us/req", "rr", "cpu_us_per_req", "{:.1f}", False),
+    ("conn/s (wrk)", "connect", "conns_per_s", "{:,.0f}", True),
+    ("CPU us/conn", "connect", "cpu_us_per_conn", "{:.0f}", False),
+    ("idle KiB/pair", "idle", "kib_per_pair", "{:.1f}", False),
+    ("fds/pair", "idle", "fds_per_pair", "{:.1f}", False),
+]
+COMPACT_TLS = [
+    ("TLS rr req/s", "tls-rr", "rps", "{:,.0f}", True),
+    ("CPU us/req", "tls-rr", "cpu_us_per_req", "{:.1f}", False),
+    ("handshakes/s", "tls-hs", "conns_per_s", "{:,.0f}", True),
+    ("CPU us/handshake", "tls-hs", "cpu_us_per_conn", "{:.0f}", False),
+    ("TLS bulk Gbit/s", "tls-bulk", "gbit_per_s", "{:.2f}", True),
+    ("CPU s/GB", "tls-bulk", "cpu_s_per_gb", "{:.2f}", False),
+]
+
+
+def compact_table(relays, summ, skipped, tls):
+    """One row per relay, the headline number of every scenario: the table
+    BENCHMARKS.md shows. Cells read 'value (fraction of direct)'."""
+    cols = COMPACT_TLS if tls else COMPACT_PLAIN
+    cols = [c for c in cols if any(k[0] == c[1] for k in summ)]
+    if not cols:
+        return []
+    lines = ["| relay | " + " | ".join(c[0] for c in cols) + " |",
+             "|---|" + "--:|" * len(cols)]
+    for r in relays:
+        if r.tls != tls:
+            continue
+        cells, any_val = [], False
+        for head, scen, key, fmt, frac in cols:
+            s = summ.get((scen, "", r.name))
+            v = s.get(key) if s and s["n"] else None
+            if v is None:
+                cells.append("")
+                continue
+            any_val = True
+            cell = fmt.format(v)
+            d = (summ.get((scen, "", "direct")) or {}).get(key)
+            if frac and d and not r.direct:
+                cell += f" ({v / d:.2f})"
+            cells.append(cell)
+        if not any_val:
+            why = skipped.get(r.name, "not run")
+            cells = [f"_not run: {why}_"] + [""] * (len(cols) - 1)
+        lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_markdown(ctx, scens, relays, summ, meta, png_names):
     skipped = dict(ctx.skipped)
     L = [f"# bench/compare results: {meta['date']}", ""]
@@ -225,6 +303,14 @@ def render_markdown(ctx, scens, relays, summ, meta, png_names):
              "cheaper). Relay CPU = utime+stime of the relay's whole process tree (threads, "
              "nginx workers, socat children) from /proc, read before and after each run.")
     L.append("")
+    L.append("## Summary (medians; in parentheses: fraction of direct)")
+    L.append("")
+    L += compact_table(relays, summ, skipped, tls=False)
+    L.append("")
+    tls_lines = compact_table(relays, summ, skipped, tls=True)
+    if tls_lines:
+        L += tls_lines
+        L.append("")
     done = set()
     for scen in scens:
         if scen.name in done:
@@ -433,6 +519,8 @@ def _gnuplot(pdir, name, script, made, png):
 
 
 def write_all(ctx, scens, relays, meta, rawdir, publish_dir):
+    with open(os.path.join(rawdir, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=2)
     summ = summarize(ctx.records)
     pngs = write_plots(ctx, scens, relays, summ, rawdir)
     for png in pngs:
@@ -441,8 +529,6 @@ def write_all(ctx, scens, relays, meta, rawdir, publish_dir):
     with open(os.path.join(rawdir, "report.md"), "w") as f:
         f.write(md)
     write_summary_csv(os.path.join(rawdir, "summary.csv"), summ)
-    with open(os.path.join(rawdir, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=2)
     if publish_dir:
         shutil.copy(os.path.join(rawdir, "report.md"), os.path.join(publish_dir, "latest.md"))
         shutil.copy(os.path.join(rawdir, "summary.csv"), os.path.join(publish_dir, "latest.csv"))

@@ -6,6 +6,7 @@ See BENCHMARKS.md for what each scenario measures. Entry point: main().
 import argparse
 import csv
 import datetime
+import json
 import os
 import shutil
 import signal
@@ -33,8 +34,10 @@ CSV_FIELDS = [
     "machine_busy_pct", "foreign_cpu_pct", "steal_pct", "busy_before_pct", "loadavg",
 ]
 
-QUICK_SECONDS = {"bulk": 1, "rr": 1, "connect": 1, "tls": 1, "sweep": 1}
-DEFAULT_SECONDS = {"bulk": 3, "rr": 3, "connect": 3, "tls": 2, "sweep": 2}
+# Seconds per timed load. The default full run is ~250 runs and must stay
+# under 15 minutes on 2 cores; --quick under 3.
+QUICK_SECONDS = {"bulk": 1, "rr": 1, "connect": 1, "zload": 1, "tls": 1, "sweep": 1}
+DEFAULT_SECONDS = {"bulk": 3, "rr": 3, "connect": 2, "zload": 2, "tls": 2, "sweep": 2}
 
 
 class Context:
@@ -86,6 +89,8 @@ def parse_args(argv):
     ap.add_argument("--sweep-relays", default="",
                     help="relays in the chunk sweep (default: direct + zrelayd-splice/copy, "
                          "or haproxy-splice/nosplice until zrelayd exists)")
+    ap.add_argument("--sweep-tool", choices=["auto", "iperf3", "zrelay-load"], default="auto",
+                    help="load for the chunk sweep (auto: zrelay-load when built, else iperf3)")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"),
                     help="results directory (default bench/results)")
     ap.add_argument("--publish", action="store_true",
@@ -94,6 +99,9 @@ def parse_args(argv):
                     help="write only under raw/<time>/, even for a full run")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir of configs")
     ap.add_argument("--list", action="store_true", help="list scenarios and relays, then exit")
+    ap.add_argument("--report-only", metavar="RAWDIR", default=None,
+                    help="render report.md / summary.csv / PNGs again from RAWDIR/runs.csv "
+                         "and RAWDIR/meta.json (with --publish: also latest.*)")
     return ap.parse_args(argv)
 
 
@@ -197,7 +205,8 @@ def run_one(ctx, scen, relay, param, rnd, slot, logdir, writer, csvfile):
            "round": rnd, "slot": slot, "status": "ok", "error": ""}
     relay_proc = None
     saved_cpus = (ctx.relay_cpus, ctx.backend_cpus)
-    rec["busy_before_pct"] = wait_quiet(ctx)
+    if ctx.quiet_below is not None:
+        rec["busy_before_pct"] = wait_quiet(ctx)
     try:
         if relay.direct and ctx.pin:
             ctx.backend_cpus = ctx.relay_cpus  # direct: the backend takes the relay's core
@@ -270,6 +279,43 @@ def _fmt(v):
     return v
 
 
+def report_only(args, relays):
+    rawdir = args.report_only
+    try:
+        with open(os.path.join(rawdir, "meta.json")) as f:
+            meta = json.load(f)
+    except FileNotFoundError:  # the run died before its report: describe this machine
+        ctx = Context()
+        ctx.run_id, ctx.rounds, ctx.seconds = os.path.basename(rawdir.rstrip("/")), 3, \
+            DEFAULT_SECONDS
+        ctx.workers, ctx.backend_workers, ctx.idle_pairs, ctx.pin = 2, 1, 2000, False
+        ctx.zrelayd, ctx.skipped, ctx.failures = None, [], []
+        meta = report.machine_info(ctx, args, 0.0, REPO)
+        meta.pop("ctx")
+    ctx = Context()
+    defaults = {"run_id": meta.get("run"), "rounds": meta.get("rounds", 3),
+                "seconds": meta.get("seconds", DEFAULT_SECONDS), "workers": 2,
+                "backend_workers": 1, "rr_conns": 50, "idle_pairs": meta.get("idle_pairs", 2000),
+                "idle_hold": 1.0, "sweep_chunks": [1024, 4096, 16384, 65536, 262144, 1 << 20],
+                "sweep_relays": ["direct", "zrelayd-splice", "zrelayd-copy"],
+                "sweep_tool": "zrelay-load", "pin": meta.get("pin", False), "nice": 0,
+                "quick": False, "zrelayd": None, "zload": None, "zrelayd_has_tls": False,
+                "zrelayd_missing": None, "zload_missing": None}
+    defaults.update(meta.get("ctx", {}))
+    for k, v in defaults.items():
+        setattr(ctx, k, v)
+    ctx.seconds = dict(DEFAULT_SECONDS, **ctx.seconds)
+    ctx.skipped = [tuple(x) for x in meta.get("skipped", [])]
+    ctx.failures = [tuple(x) for x in meta.get("failures", [])]
+    with open(os.path.join(rawdir, "runs.csv")) as f:
+        ctx.records = list(csv.DictReader(f))
+    scens = scenarios.all_scenarios(ctx)
+    report.write_all(ctx, scens, relays, meta, rawdir, args.out if args.publish else None)
+    print(f"report: {os.path.join(rawdir, 'report.md')}"
+          + (f", published to {os.path.join(args.out, 'latest.md')}" if args.publish else ""))
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -283,7 +329,7 @@ def main(argv=None):
     ctx.workers = args.workers
     ctx.backend_workers = args.backend_workers
     ctx.rr_conns = 50
-    ctx.idle_pairs = args.idle_pairs or (300 if args.quick else 2000)
+    ctx.idle_pairs = args.idle_pairs or (200 if args.quick else 2000)
     ctx.idle_hold = 1.0
     ctx.sweep_chunks = ([4096, 65536, 1 << 20] if args.quick else
                         [1024, 4096, 16384, 65536, 262144, 1 << 20])
@@ -297,6 +343,8 @@ def main(argv=None):
 
     relays = peers.all_relays()
     scens = scenarios.all_scenarios(ctx)
+    if args.report_only:
+        return report_only(args, relays)
     if args.list:
         for s in scens:
             print(f"scenario {s.name:9s} group {s.group:8s} {s.title}")
@@ -322,6 +370,9 @@ def main(argv=None):
     try:
         locate_binaries(ctx, args, logdir)
         ctx.certs = peers.make_certs(ctx.tmpdir, os.path.join(logdir, "openssl.log"))
+        ctx.sweep_tool = args.sweep_tool
+        if ctx.sweep_tool == "auto" or (ctx.sweep_tool == "zrelay-load" and not ctx.zload):
+            ctx.sweep_tool = "zrelay-load" if ctx.zload else "iperf3"
         if args.sweep_relays:
             ctx.sweep_relays = _split(args.sweep_relays)
         elif ctx.zrelayd:

@@ -100,16 +100,41 @@ class Bulk(Scenario):
 
 
 class Sweep(Bulk):
-    """Chunk-size sweep (iperf3 -l): splice vs copy as the write size grows."""
+    """Chunk-size sweep: splice vs copy as the write size grows.
+
+    With zrelay-load: `zrelay-load bulk --chunk SIZE` into `backend --mode
+    sink`; without it (or --sweep-tool iperf3): `iperf3 -l SIZE`.
+    """
     group = "sweep"
     reference = ("direct",)
 
     def __init__(self, ctx):
         super().__init__(ctx, 1)
         self.name = "sweep"
-        self.title = "Chunk-size sweep, iperf3 -l, 1 stream"
-        self.measures = (f"iperf3 -l CHUNK for {ctx.seconds['sweep']} s per chunk size; "
-                         "one round, relays alternated within each size")
+        self.zl = False
+        self.title = "Chunk-size sweep, 1 stream"
+
+    def setup(self, logdir):
+        self.zl = self.ctx.sweep_tool == "zrelay-load"
+        s = self.ctx.seconds["sweep"]
+        if self.zl:
+            self.title = "Chunk-size sweep, zrelay-load bulk --chunk, 1 stream"
+            self.measures = (f"zrelay-load bulk --streams 1 --chunk CHUNK for {s} s per size "
+                             "into zrelay-load backend --mode sink; one round, relays "
+                             "alternated within each size; Gbit/s (relay CPU s/GB)")
+            self.port = self.ctx.ports.get()
+            self.backends = [peers.start_zload_backend(
+                self.ctx, self.port, "sink", os.path.join(logdir, "backend-sweep.log"))]
+        else:
+            self.title = "Chunk-size sweep, iperf3 -l, 1 stream"
+            self.measures = (f"iperf3 -l CHUNK for {s} s per size; one round, relays "
+                             "alternated within each size; Gbit/s (relay CPU s/GB)")
+
+    def prepare(self, param, rundir, log):
+        return self.port if self.zl else super().prepare(param, rundir, log)
+
+    def tracked(self):
+        return self.backends + self.per_run
 
     def params(self):
         return self.ctx.sweep_chunks
@@ -118,8 +143,12 @@ class Sweep(Bulk):
         return not relay.tls and relay.name in self.ctx.sweep_relays
 
     def load(self, param, port, relay_proc, log):
-        return loads.iperf3(self.ctx, port, self.ctx.seconds["sweep"], 1,
-                            length=param, log=log)
+        s = self.ctx.seconds["sweep"]
+        if self.zl:
+            return loads.zload(self.ctx, ["bulk", "--target", f"127.0.0.1:{port}",
+                                          "--streams", "1", "--chunk", str(param),
+                                          "--duration", str(s)], s, log)
+        return loads.iperf3(self.ctx, port, s, 1, length=param, log=log)
 
 
 class HttpScenario(Scenario):
@@ -277,24 +306,46 @@ class ZloadRR(Scenario):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.measures = (f"zrelay-load rr --conns {ctx.rr_conns} --req 128 --resp 128 for "
-                         f"{ctx.seconds['rr']} s against zrelay-load backend --mode fixed")
+                         f"{ctx.seconds['zload']} s against zrelay-load backend --mode fixed "
+                         "(no HTTP: a 128 B request, a 128 B answer)")
 
     def setup(self, logdir):
         self.port = self.ctx.ports.get()
         self.backends = [peers.start_zload_backend(
             self.ctx, self.port, "fixed", os.path.join(logdir, f"backend-{self.name}.log"),
-            resp=128)]
+            req=128, resp=128)]
 
     def prepare(self, param, rundir, log):
         return self.port
 
     def load(self, param, port, relay_proc, log):
-        s = self.ctx.seconds["rr"]
+        s = self.ctx.seconds["zload"]
         return loads.zload(self.ctx, ["rr", "--target", f"127.0.0.1:{port}",
                                       "--conns", str(self.ctx.rr_conns), "--req", "128",
                                       "--resp", "128", "--duration", str(s)], s, log)
 
 
+class ZloadConnect(ZloadRR):
+    name = "connect-zload"
+    group = "connect"
+    metric = "conns_per_s"
+    cpu_per = "conn"
+    title = "Connection rate, zrelay-load connect, 50 in flight, 128 B each way"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.measures = (f"zrelay-load connect --conns {ctx.rr_conns} --req 128 --resp 128 "
+                         f"for {ctx.seconds['zload']} s: connect, one 128 B exchange, close; "
+                         "connections/s, relay CPU us per connection")
+
+    def load(self, param, port, relay_proc, log):
+        s = self.ctx.seconds["zload"]
+        return loads.zload(self.ctx, ["connect", "--target", f"127.0.0.1:{port}",
+                                      "--conns", str(self.ctx.rr_conns), "--req", "128",
+                                      "--resp", "128", "--duration", str(s)], s, log)
+
+
 def all_scenarios(ctx):
-    return [Bulk(ctx, 1), Bulk(ctx, 4), RR(ctx), ZloadRR(ctx), Connect(ctx), Idle(ctx),
-            TlsRR(ctx), TlsHandshake(ctx), TlsBulk(ctx), Sweep(ctx)]
+    return [Bulk(ctx, 1), Bulk(ctx, 4), RR(ctx), ZloadRR(ctx), Connect(ctx),
+            ZloadConnect(ctx), Idle(ctx), TlsRR(ctx), TlsHandshake(ctx), TlsBulk(ctx),
+            Sweep(ctx)]
