@@ -119,8 +119,11 @@ class NginxStream(Relay):
     def argv(self, ctx, port, backend, rundir):
         ssl_conf = ""
         if self.tls:
+            # nginx 1.22 defaults to TLSv1..TLSv1.2; the other terminators
+            # (and wrk) settle on TLS 1.3, so allow it here too.
             ssl_conf = (f"        ssl_certificate {ctx.certs['cert']};\n"
-                        f"        ssl_certificate_key {ctx.certs['key']};")
+                        f"        ssl_certificate_key {ctx.certs['key']};\n"
+                        "        ssl_protocols TLSv1.2 TLSv1.3;")
         cfg = render("nginx-stream.conf.tmpl", os.path.join(rundir, "nginx.conf"),
                      variant=self.name, workers=ctx.workers, dir=rundir,
                      listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backend}",

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 import peers
 import procfs
@@ -116,9 +117,16 @@ def locate_binaries(ctx, args, logdir):
     ctx.zrelayd_missing = ctx.zload_missing = None
     targets = {"zrelayd": "//tools:zrelayd", "zload": "//tools/load:zrelay-load"}
     paths = {"zrelayd": "tools/zrelayd", "zload": "tools/load/zrelay-load"}
+    ctx.zrelayd_has_tls = False
     wanted = [k for k in targets if getattr(ctx, k) is None]
-    if not wanted:
-        return
+    if wanted:
+        _build_and_find(ctx, args, logdir, targets, paths, wanted)
+    if ctx.zrelayd:
+        rc, out = procs.run_bounded([ctx.zrelayd, "--help"], 10)
+        ctx.zrelayd_has_tls = "--tls-cert" in (out or "")
+
+
+def _build_and_find(ctx, args, logdir, targets, paths, wanted):
     bazel = ["bazel"] + ([f"--output_base={args.bazel_output_base}"]
                          if args.bazel_output_base else [])
     build_log = os.path.join(logdir, "bazel-build.log")
@@ -155,10 +163,6 @@ def locate_binaries(ctx, args, logdir):
             why = (f"{targets[k]} did not build (see {os.path.relpath(build_log, REPO)})"
                    if built.get(k) is False else f"{paths[k]} not found in {bin_dir}")
             setattr(ctx, k + "_missing", why)
-    ctx.zrelayd_has_tls = False
-    if ctx.zrelayd:
-        rc, out = procs.run_bounded([ctx.zrelayd, "--help"], 10)
-        ctx.zrelayd_has_tls = "--tls-cert" in (out or "")
 
 
 def select(items, spec, key):
@@ -365,6 +369,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
 
+    status = 0
     t_start = time.monotonic()
     csv_path = os.path.join(rawdir, "runs.csv")
     try:
@@ -435,6 +440,10 @@ def main(argv=None):
                     scen.teardown()
     except KeyboardInterrupt:
         print("\ninterrupted: stopping peers, writing what was measured")
+    except Exception:  # a harness bug: still stop the peers and report what ran
+        traceback.print_exc()
+        print("harness error: stopping peers, writing what was measured")
+        status = 1
     finally:
         procs.stop_all()
         if not ctx.keep_tmp:
@@ -443,7 +452,7 @@ def main(argv=None):
             print(f"configs kept in {ctx.tmpdir}")
 
     elapsed = time.monotonic() - t_start
-    full = not (args.quick or args.only or args.skip or args.relays or args.rounds or
+    full = status == 0 and not (args.quick or args.only or args.skip or args.relays or args.rounds or
                 args.seconds)
     publish = (full or args.publish) and not args.no_publish
     meta = report.machine_info(ctx, args, elapsed, REPO)
@@ -452,4 +461,4 @@ def main(argv=None):
     print(f"report: {os.path.relpath(os.path.join(rawdir, 'report.md'))}"
           + (f", published to {os.path.relpath(os.path.join(args.out, 'latest.md'))}"
              if publish else " (not published: partial run; --publish to publish)"))
-    return 0
+    return status

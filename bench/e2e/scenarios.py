@@ -111,24 +111,41 @@ class Sweep(Bulk):
     def __init__(self, ctx):
         super().__init__(ctx, 1)
         self.name = "sweep"
-        self.zl = False
-        self.title = "Chunk-size sweep, 1 stream"
 
-    def setup(self, logdir):
-        self.zl = self.ctx.sweep_tool == "zrelay-load"
+    # Described from ctx.sweep_tool, which is known only once the binaries
+    # are located (and is read back from meta.json by --report-only).
+    @property
+    def zl(self):
+        return getattr(self.ctx, "sweep_tool", "iperf3") == "zrelay-load"
+
+    @property
+    def title(self):
+        return ("Chunk-size sweep, zrelay-load bulk --chunk, 1 stream" if self.zl
+                else "Chunk-size sweep, iperf3 -l, 1 stream")
+
+    @property
+    def measures(self):
         s = self.ctx.seconds["sweep"]
         if self.zl:
-            self.title = "Chunk-size sweep, zrelay-load bulk --chunk, 1 stream"
-            self.measures = (f"zrelay-load bulk --streams 1 --chunk CHUNK for {s} s per size "
-                             "into zrelay-load backend --mode sink; one round, relays "
-                             "alternated within each size; Gbit/s (relay CPU s/GB)")
+            return (f"zrelay-load bulk --streams 1 --chunk CHUNK for {s} s per size into "
+                    "zrelay-load backend --mode sink; one round, relays alternated within "
+                    "each size; Gbit/s (relay CPU s/GB)")
+        return (f"iperf3 -l CHUNK for {s} s per size; one round, relays alternated within "
+                "each size; Gbit/s (relay CPU s/GB)")
+
+    @title.setter
+    def title(self, v):
+        pass
+
+    @measures.setter
+    def measures(self, v):
+        pass
+
+    def setup(self, logdir):
+        if self.zl:
             self.port = self.ctx.ports.get()
             self.backends = [peers.start_zload_backend(
                 self.ctx, self.port, "sink", os.path.join(logdir, "backend-sweep.log"))]
-        else:
-            self.title = "Chunk-size sweep, iperf3 -l, 1 stream"
-            self.measures = (f"iperf3 -l CHUNK for {s} s per size; one round, relays "
-                             "alternated within each size; Gbit/s (relay CPU s/GB)")
 
     def prepare(self, param, rundir, log):
         return self.port if self.zl else super().prepare(param, rundir, log)
