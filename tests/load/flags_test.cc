@@ -190,6 +190,8 @@ TEST(ParseArgsTest, ErrorsNameTheFlag) {
               HasSubstr("--req: mode fixed needs"));
   EXPECT_THAT(ErrorOf({"backend", "--listen", ":0", "--resp", "10"}),
               HasSubstr("--resp: only used by --mode fixed"));
+  EXPECT_THAT(ErrorOf({"backend", "--listen", ":0", "--io-timeout", "1"}),
+              HasSubstr("--io-timeout: not a flag of 'backend' mode"));
   EXPECT_THAT(ErrorOf({"backend", "--listen", ":0", "--tls"}),
               HasSubstr("--tls: not a flag of 'backend' mode"));
   EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--sni", "x"}),

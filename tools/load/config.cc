@@ -187,7 +187,7 @@ const std::vector<Flag>& Flags() {
       {"timeout", kClients, true, DurationInto(&Config::cap, "timeout")},
       {"connect-timeout", kClients, true,
        DurationInto(&Config::connect_timeout, "connect-timeout")},
-      {"io-timeout", kClients | kBackend, true, DurationInto(&Config::io_timeout, "io-timeout")},
+      {"io-timeout", kClients, true, DurationInto(&Config::io_timeout, "io-timeout")},
       {"tls", kClients, false,
        [](Config& c, std::string_view) {
          c.tls = true;
