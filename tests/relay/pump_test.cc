@@ -826,11 +826,9 @@ SysResult ReadUnderSignals(const std::function<SysResult(int, char*)>& read) {
   std::atomic<bool> started{false};
   SysResult result;
   pthread_t reader_id{};
-  std::atomic<bool> have_id{false};
   std::thread reader([&] {
     reader_id = pthread_self();
-    have_id = true;
-    started = true;
+    started = true;  // publishes reader_id
     char c;
     result = read(r.get(), &c);
   });
