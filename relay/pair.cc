@@ -200,6 +200,8 @@ void Pair::Run() {
   if (state_ == State::kHandshaking && !RunHandshakes()) return;
   if (state_ != State::kRelaying) return;
   RunPumps();
+  // A ring this pair gave back may be what another pair is waiting for.
+  worker_.WakeBufferWaitersIfFree();
 }
 
 void Pair::RunPumps() {
@@ -296,7 +298,7 @@ void Pair::Close(CloseCause cause, int err, std::string detail) {
   result.age = loop.now() - started_;
   result.worker = worker_.index();
   if (on_close_) on_close_(result);
-  worker_.WakeBufferWaiters();
+  worker_.WakeBufferWaitersIfFree();
   loop.DeferDelete(std::unique_ptr<Deferrable>(this));
 }
 

@@ -50,7 +50,8 @@ void Worker::WaitForBuffer(Pair* pair) {
   }
 }
 
-void Worker::WakeBufferWaiters() {
+void Worker::WakeBufferWaitersIfFree() {
+  if (buffer_waiters_.empty() || buffers_.stats().in_use >= options_.buffers_cap) return;
   // Waiters re-run on the ready list, after the current handler returns.
   for (Pair* pair : buffer_waiters_) loop_.ScheduleReady(pair);
   buffer_waiters_.clear();

@@ -33,10 +33,11 @@ class Worker {
   void Forget(Pair* pair);
   size_t open_pairs() const { return open_; }
 
-  // A pair whose pump found the buffer pool dry waits here; it runs again
-  // when a pair closes or a buffer is returned at the end of a turn.
+  // A pair whose pump found the buffer pool dry waits here. After every
+  // pump run, if a ring is free again, the waiters are put on the ready list
+  // (they compete for it again next turn; the losers wait once more).
   void WaitForBuffer(Pair* pair);
-  void WakeBufferWaiters();
+  void WakeBufferWaitersIfFree();
 
   // Aborts every open pair with `cause` (Drain's deadline).
   void AbortAll(CloseCause cause);
