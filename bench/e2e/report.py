@@ -394,7 +394,7 @@ def write_plots(ctx, scens, relays, summ, outdir):
               "set datafile missing '?'\nset style data histograms\n"
               "set style histogram clustered gap 1\nset style fill solid 0.85 border -1\n"
               "set boxwidth 0.9\nset grid ytics\nset xtics rotate by -30\n"
-              "set key top right\n")
+              "set key above horizontal\n")
     plain = [r.name for r in relays if not r.tls]
 
     def have(scen, names=None):
@@ -404,7 +404,7 @@ def write_plots(ctx, scens, relays, summ, outdir):
     names = sorted(set(have("bulk1") + have("bulk4")), key=plain.index)
     if names:
         with open(os.path.join(pdir, "bulk.dat"), "w") as f:
-            f.write("relay bulk1_gbit bulk4_gbit bulk1_cpu bulk4_cpu\n")
+            f.write("# " + "relay bulk1_gbit bulk4_gbit bulk1_cpu bulk4_cpu\n")
             for n in names:
                 a, b = summ.get(("bulk1", "", n)), summ.get(("bulk4", "", n))
                 f.write(f"{_q(n)} {_val(a, 'gbit_per_s')} {_val(b, 'gbit_per_s')} "
@@ -425,7 +425,7 @@ def write_plots(ctx, scens, relays, summ, outdir):
             continue
         dat = png.replace(".png", ".dat")
         with open(os.path.join(pdir, dat), "w") as f:
-            f.write("relay p50 p90 p99 p999 rps\n")
+            f.write("# " + "relay p50 p90 p99 p999 rps\n")
             for n in names:
                 s = summ[(scen, "", n)]
                 f.write(f"{_q(n)} {_val(s, 'p50_us')} {_val(s, 'p90_us')} {_val(s, 'p99_us')} "
@@ -433,6 +433,7 @@ def write_plots(ctx, scens, relays, summ, outdir):
         _gnuplot(pdir, png[:-4], common + (
             f"set output '{png}'\nset title '{scen}: wrk latency percentiles (50 conns, "
             "128 B), medians of runs'\nset ylabel 'microseconds'\nset logscale y\n"
+            "set yrange [10:*]\n"
             f"plot '{dat}' using 2:xtic(1) title 'p50', '' using 3 title 'p90', "
             "'' using 4 title 'p99', '' using 5 title 'p99.9'\n"), made, png)
 
@@ -440,7 +441,7 @@ def write_plots(ctx, scens, relays, summ, outdir):
     names = [n for n in plain if (summ.get(("idle", "", n)) or {}).get("n")]
     if names:
         with open(os.path.join(pdir, "idle.dat"), "w") as f:
-            f.write("relay rss pss fds\n")
+            f.write("# " + "relay rss pss fds\n")
             for n in names:
                 s = summ[("idle", "", n)]
                 f.write(f"{_q(n)} {_val(s, 'kib_per_pair')} {_val(s, 'pss_kib_per_pair')} "
@@ -463,7 +464,7 @@ def write_plots(ctx, scens, relays, summ, outdir):
             names.append(r.name)
     if names and cols:
         with open(os.path.join(pdir, "overview.dat"), "w") as f:
-            f.write("relay " + " ".join(cols) + "\n")
+            f.write("# " + "relay " + " ".join(cols) + "\n")
             for n in names:
                 vals = []
                 for c in cols:
@@ -484,13 +485,16 @@ def write_plots(ctx, scens, relays, summ, outdir):
           if any(k[0] == "sweep" and k[2] == n and summ[k]["n"] for k in summ)]
     if sw:
         with open(os.path.join(pdir, "sweep.dat"), "w") as f:
-            f.write("chunk " + " ".join(f"{n}_gbit {n}_cpu" for n in sw) + "\n")
+            f.write("# " + "chunk " + " ".join(f"{n}_gbit {n}_cpu" for n in sw) + "\n")
             for c in ctx.sweep_chunks:
                 row = [str(c)]
                 for n in sw:
                     s = summ.get(("sweep", str(c), n))
                     row += [_val(s, "gbit_per_s"), _val(s, "cpu_s_per_gb")]
                 f.write(" ".join(row) + "\n")
+        tool = ("zrelay-load bulk --chunk" if getattr(ctx, "sweep_tool", "") == "zrelay-load"
+                else "iperf3 -l")
+        xtics = ", ".join(f"'{_size(c)}' {c}" for c in ctx.sweep_chunks)
         p1 = ", ".join(f"'sweep.dat' using 1:{2 + 2 * i} with linespoints lw 2 title '{n}'"
                        for i, n in enumerate(sw))
         p2 = ", ".join(f"'sweep.dat' using 1:{3 + 2 * i} with linespoints lw 2 title '{n}'"
@@ -498,8 +502,9 @@ def write_plots(ctx, scens, relays, summ, outdir):
         _gnuplot(pdir, "sweep", (
             "set terminal pngcairo size 1100,480 font 'sans,10'\nset datafile missing '?'\n"
             "set output 'sweep.png'\nset multiplot layout 1,2 title "
-            "'Chunk-size sweep (iperf3 -l, 1 stream)'\nset logscale x 2\nset grid\n"
-            "set format x '%.0s%cB'\nset xlabel 'write size'\nset key bottom right\n"
+            f"'Chunk-size sweep ({tool}, 1 stream), relay CPU: none for direct'\n"
+            "set logscale x 2\nset grid\n"
+            f"set xtics ({xtics})\nset xlabel 'write size'\nset key bottom right\n"
             f"set ylabel 'Gbit/s'\nset yrange [0:*]\nplot {p1}\n"
             f"set ylabel 'relay CPU s per GB'\nset key top right\nplot {p2}\n"
             "unset multiplot\n"), made, "sweep.png")

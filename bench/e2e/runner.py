@@ -174,13 +174,20 @@ def select(items, spec, key):
 
 
 def snapshot(tracked):
-    """CPU ticks of the tracked processes, this process and its reaped children."""
+    """CPU ticks of the tracked processes, this process and its reaped children.
+
+    Tracked peers are read from /proc without Popen.poll(): polling would reap
+    a peer that already exited (iperf3 -s -1 does, right after its test), and
+    its CPU would fall between the two counts. A zombie's /proc/PID/stat
+    still holds its times; it is reaped later, in stop().
+    """
+    tracked_ticks = sum(procfs.cpu_ticks(p.pid) for p in tracked if p.pid)
     t = os.times()
     own = (t.user + t.system + t.children_user + t.children_system) * procfs.CLK_TCK
     return {
         "wall": time.monotonic(),
         "machine": procfs.machine_ticks(),
-        "ours": own + sum(procfs.cpu_ticks(p.pid) for p in tracked if p.alive()),
+        "ours": own + tracked_ticks,
     }
 
 
