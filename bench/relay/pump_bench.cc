@@ -12,6 +12,8 @@
 // utilisation (relay_cpu_util, 1.0 = one core busy).
 #include <benchmark/benchmark.h>
 #include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -81,6 +83,26 @@ int64_t ThreadCpuNs(pid_t tid) {
   return (utime + stime) * (1'000'000'000LL / ::sysconf(_SC_CLK_TCK));
 }
 
+// The CPUs this process may run on.
+std::vector<int> AllowedCpus() {
+  std::vector<int> cpus;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    }
+  }
+  return cpus;
+}
+
+void PinThisThread(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  (void)::pthread_setaffinity_np(::pthread_self(), sizeof(set), &set);
+}
+
 void SetBlocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
@@ -90,9 +112,16 @@ void SetBlocking(int fd) {
 
 void BM_Relay(benchmark::State& state, RelayMode mode) {
   const size_t chunk = static_cast<size_t>(state.range(0));
+  // With two or more CPUs the relay worker gets the first one to itself
+  // (pin_cpus pins worker 0 to the first allowed CPU) and the sender and
+  // reader share the last: otherwise three busy threads on two cores make
+  // the numbers depend on the scheduler more than on the pump.
+  const std::vector<int> cpus = AllowedCpus();
+  const bool pin = cpus.size() >= 2;
   EngineOptions options;
   options.workers = 1;
   options.mode = mode;
+  options.pin_cpus = pin;
   auto engine = Engine::Start(options);
   if (!engine.ok()) return state.SkipWithError(engine.error().message().c_str());
   const pid_t worker = FindThread("zrelay-w0");
@@ -109,8 +138,13 @@ void BM_Relay(benchmark::State& state, RelayMode mode) {
   ::setsockopt(backend.get(), SOL_SOCKET, SO_RCVTIMEO, &ten_s, sizeof(ten_s));
   engine.value()->Pipe(Leg{std::move(a->server)}, Leg{std::move(b->server)});
 
+  cpu_set_t saved;
+  ::pthread_getaffinity_np(::pthread_self(), sizeof(saved), &saved);
+  if (pin) PinThisThread(cpus.back());
+
   std::atomic<bool> stop{false};
   std::thread sender([&] {
+    if (pin) PinThisThread(cpus.back());
     std::vector<char> buf(chunk, 'z');
     while (!stop.load(std::memory_order_relaxed)) {
       size_t off = 0;
@@ -151,6 +185,7 @@ void BM_Relay(benchmark::State& state, RelayMode mode) {
     if (n <= 0) break;
   }
   sender.join();
+  ::pthread_setaffinity_np(::pthread_self(), sizeof(saved), &saved);
   if (failed) return state.SkipWithError("backend read failed or timed out");
 
   const double bytes = static_cast<double>(state.iterations()) * static_cast<double>(chunk);
