@@ -443,16 +443,15 @@ TEST_P(RelayScaleTest, SlowReaderOfOneGibHoldsOneVehiclePerDirection) {
 
 // ---- More pairs than ring buffers ------------------------------------------------
 
-// BUG (relay/worker.cc + relay/pair.cc): a pair whose pump returned kNoBuffer
-// is parked by Worker::WaitForBuffer(), but Worker::WakeBufferWaiters() is
-// called only from Pair::Close(). A ring that comes back because a direction
-// drained (ReturnIdle in relay/pump.cc) wakes nobody, so the parked pair
-// waits until some unrelated pair closes -- forever if the other pairs are
-// long-lived. worker.h promises "it runs again when a pair closes or a
-// buffer is returned". Here: buffers_cap = 1, pair 1 holds the only ring
-// while its backend is full, pair 2's 100 bytes find the pool dry; then
-// pair 1 drains (its ring goes back) and stays open. Pair 2's bytes must
-// arrive while pair 1 is still open.
+// Regression (fixed in e54414d): a pair whose pump returned kNoBuffer is
+// parked by Worker::WaitForBuffer(), and Worker::WakeBufferWaiters() used to
+// be called only from Pair::Close(). A ring that came back because a
+// direction drained (ReturnIdle in relay/pump.cc) woke nobody, so the parked
+// pair waited until some unrelated pair closed -- forever if the other pairs
+// were long-lived. Here: buffers_cap = 1, pair 1 holds the only ring while
+// its backend is full, pair 2's 100 bytes find the pool dry; then pair 1
+// drains (its ring goes back) and stays open. Pair 2's bytes must arrive
+// while pair 1 is still open.
 class BufferPressureTest : public ::testing::TestWithParam<RelayMode> {};
 
 TEST_P(BufferPressureTest, PairWaitingForARingRunsWhenAnotherPairReturnsOne) {
