@@ -531,8 +531,10 @@ TEST_P(PumpTest, SmallBudgetReturnsMoreAndTheNextCallContinues) {
   EXPECT_TRUE(h.src_watch_.readable());
 
   PumpResult second = h.PumpNow();
-  EXPECT_EQ(second.outcome, PumpOutcome::kMore);
   EXPECT_GT(h.dir_.bytes, after_first) << "the second call must continue";
+  // kMore while bytes are left. A copy read that empties the socket is short,
+  // and a short read counts as drained, so that turn ends idle.
+  EXPECT_EQ(second.outcome, h.dir_.bytes < total ? PumpOutcome::kMore : PumpOutcome::kIdle);
 
   // Keep calling (as the ready list would): each call moves more until the
   // source is drained, then the pump goes idle.
