@@ -1,13 +1,14 @@
 #include "relay/pair.h"
 
 #include <fcntl.h>
+#include <sys/epoll.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "engine/socket.h"
-#include "ssl/tls_context.h"
 #include "relay/worker.h"
+#include "ssl/tls_context.h"
 
 namespace zrelay {
 namespace {
@@ -56,11 +57,11 @@ Pair::~Pair() {
 
 void Pair::Start(Worker& worker, Leg a, Leg b, OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
-  if (!pair->AttachLeg(pair->a_, std::move(a))) {
+  if (!pair->AttachLeg(pair->a_, std::move(a), /*nonblocking=*/false)) {
     TlsStream unused_b(b.ssl);  // the pair is gone; B's SSL (if any) is ours to free
     return;
   }
-  if (!pair->AttachLeg(pair->b_, std::move(b))) return;
+  if (!pair->AttachLeg(pair->b_, std::move(b), /*nonblocking=*/false)) return;
   pair->BeginHandshakes();
 }
 
@@ -69,16 +70,14 @@ void Pair::StartWithBackend(Worker& worker, Leg client, SSL_CTX* client_tls,
                             OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
   if (client_tls != nullptr) client.ssl = NewServerSsl(client_tls, client.fd.get());
-  if (!pair->AttachLeg(pair->a_, std::move(client))) return;
+  if (!pair->AttachLeg(pair->a_, std::move(client), /*nonblocking=*/true)) return;
   pair->state_ = State::kConnecting;
   pair->backend_ = &backend;
   pair->connector_ = std::make_unique<Connector>(worker.loop());
   pair->connector_->Start(backend.address, connect_timeout, pair->b_.watch, pair);
 }
 
-// Takes ownership of `from` and registers its fd. On failure the pair is
-// closed (and gone) and this returns false.
-bool Pair::AttachLeg(PairLeg& leg, Leg&& from) {
+bool Pair::AttachLeg(PairLeg& leg, Leg&& from, bool nonblocking) {
   leg.fd = std::move(from.fd);
   const char* name = &leg == &a_ ? "A" : "B";
   if (from.ssl != nullptr) {
@@ -92,8 +91,11 @@ bool Pair::AttachLeg(PairLeg& leg, Leg&& from) {
     return false;
   }
   // Embedders may hand over blocking sockets; the loop needs non-blocking.
-  int flags = ::fcntl(leg.fd.get(), F_GETFL);
-  if (flags >= 0 && !(flags & O_NONBLOCK)) ::fcntl(leg.fd.get(), F_SETFL, flags | O_NONBLOCK);
+  // (Sockets the engine accepted are non-blocking already: no syscall.)
+  if (!nonblocking) {
+    int flags = ::fcntl(leg.fd.get(), F_GETFL);
+    if (flags >= 0 && !(flags & O_NONBLOCK)) ::fcntl(leg.fd.get(), F_SETFL, flags | O_NONBLOCK);
+  }
   // Small request/response traffic must not wait on delayed ACKs.
   (void)SetNoDelay(leg.fd.get());
   Status st = leg.watch.Register(worker_.loop(), leg.fd.get(), this);
@@ -164,7 +166,7 @@ void Pair::OnConnect(Result<UniqueFd> fd) {
   BeginHandshakes();
 }
 
-void Pair::OnFdEvent(FdWatch& watch, uint32_t /*events*/) {
+void Pair::OnFdEvent(FdWatch& watch, uint32_t events) {
   if (state_ == State::kConnecting) {
     // The client may hang up while its backend is being connected.
     if (&watch == &a_.watch && watch.error()) {
@@ -174,6 +176,13 @@ void Pair::OnFdEvent(FdWatch& watch, uint32_t /*events*/) {
     return;
   }
   Run();
+  // A reset on a leg whose incoming direction is already finished shows up
+  // only as EPOLLERR: no pump reads that leg any more. (EPOLLHUP alone is
+  // the normal end of a fully shut socket and costs no getsockopt.)
+  if ((events & EPOLLERR) && state_ != State::kClosed) {
+    int err = SocketError(watch.fd());
+    if (err != 0) Fail(&watch == &a_.watch ? "A" : "B", "socket", err, {});
+  }
 }
 
 void Pair::OnTimer(Timer& /*timer*/) {
@@ -242,14 +251,6 @@ void Pair::RunPumps() {
       }
     }
     return Close(CloseCause::kDone, 0, {});
-  }
-  // A leg whose peer vanished while its direction was already finished only
-  // shows up as an error flag: nothing would read it again.
-  for (PairLeg* leg : {&a_, &b_}) {
-    if (leg->watch.error()) {
-      int err = SocketError(leg->fd.get());
-      if (err != 0) return Fail(leg == &a_ ? "A" : "B", "socket", err, {});
-    }
   }
   if (ab.outcome == PumpOutcome::kMore || ba.outcome == PumpOutcome::kMore) {
     worker_.loop().ScheduleReady(this);

@@ -63,7 +63,10 @@ class Pair final : public ReadyHandler,
 
   Pair(Worker& worker, OnClose on_close);
 
-  bool AttachLeg(PairLeg& leg, Leg&& from);
+  // Takes ownership of `from` and registers its fd. On failure the pair is
+  // closed (and gone) and this returns false. `nonblocking`: the fd is known
+  // to be O_NONBLOCK already.
+  bool AttachLeg(PairLeg& leg, Leg&& from, bool nonblocking);
   void BeginHandshakes();
   bool RunHandshakes();
   void BeginRelaying();

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -176,6 +177,28 @@ TEST_P(RelayTest, ResetFromBackendResetsClient) {
   if (GetParam().family == AF_UNIX) GTEST_SKIP() << "unix sockets have no RST";
   StartEngine();
   ResetPropagates(false, PipeThrough(), closes_);
+}
+
+// Regression: after the client's FIN nothing reads leg A any more, so a
+// later reset of A shows up only as EPOLLERR; it must still abort the pair.
+TEST_P(RelayTest, ResetAfterHalfCloseIsNoticed) {
+  if (GetParam().family == AF_UNIX) GTEST_SKIP() << "unix sockets have no RST";
+  StartEngine();
+  auto [client, backend] = PipeThrough();
+  EXPECT_EQ(SendPattern(client.get(), 4, 10), 10u);
+  EXPECT_EQ(ReceivePattern(backend.get(), 4).bytes, 10u);  // to the relayed FIN
+  ASSERT_TRUE(SetLingerZero(client.get()).ok());
+  client.Reset();
+  auto closed = closes_.WaitFor(1, seconds(5));
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].cause, CloseCause::kReset) << closed[0].detail;
+  // The backend already read our FIN, so the reset shows on its next sends.
+  int err = 0;
+  for (int i = 0; i < 100 && err == 0; ++i) {
+    if (::send(backend.get(), "x", 1, MSG_NOSIGNAL) < 0) err = errno;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_TRUE(err == ECONNRESET || err == EPIPE) << std::strerror(err);
 }
 
 TEST_P(RelayTest, IdleTimeoutClosesQuietPairs) {
