@@ -15,22 +15,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash tools/setup.sh
 
-# Bazel's //... skips the bazel-* convenience links into its own output base,
-# but walks into one that points into ANOTHER output base (a checkout that was
-# copied, cloned with the links in it, renamed, or used with --output_base):
-# it then loads that base's external/ (all of /usr, through the system
-# libraries) and fails with hundreds of errors. Such a link is stale; Bazel
-# makes fresh ones during the build.
-if out_base="$(bazel info output_base 2>/dev/null)" && [[ -n "$out_base" ]]; then
-  for link in bazel-*; do
-    [[ -L "$link" ]] || continue
-    target="$(readlink "$link")"
-    [[ "$target" == "$out_base"/* ]] && continue
-    echo "tools/test.sh: removing stale link $link -> $target (not this checkout's Bazel output base)"
-    rm -f "$link"
-  done
-fi
-
 targets=(//...)
 for arg in "$@"; do
   case "$arg" in
