@@ -1,9 +1,9 @@
 #include "tools/zrelayd_flags.h"
 
+#include "tools/cli/values.h"
+
 #include <algorithm>
 #include <charconv>
-#include <cmath>
-#include <cstdlib>
 
 namespace zrelay {
 
@@ -34,7 +34,7 @@ const char kZrelaydUsage[] =
     "  --backend-sni NAME        server name sent and verified\n"
     "  --backend-insecure        do not verify the backend certificate\n"
     "  --help                    this text\n"
-    "DUR: 500ms, 2s, 1.5s, 3m. SIZE: 65536, 64k, 1M.\n";
+    "DUR: 500ms, 2s, 1.5s, 3m, 1h. SIZE: 65536, 64k, 1M.\n";
 
 namespace {
 
@@ -54,46 +54,6 @@ Result<int> ParseInt(const std::string& flag, const std::string& text, int min, 
 }
 
 }  // namespace
-
-Result<size_t> ParseSize(const std::string& flag, const std::string& text) {
-  size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  if (digits == 0) return Usage(flag + ": '" + text + "' is not a size (e.g. 65536, 64k, 1M)");
-  size_t value = 0;
-  std::from_chars(text.data(), text.data() + digits, value);
-  std::string unit = text.substr(digits);
-  size_t mult = 1;
-  if (unit == "k" || unit == "K" || unit == "KiB") {
-    mult = 1ULL << 10;
-  } else if (unit == "m" || unit == "M" || unit == "MiB") {
-    mult = 1ULL << 20;
-  } else if (unit == "g" || unit == "G" || unit == "GiB") {
-    mult = 1ULL << 30;
-  } else if (!unit.empty()) {
-    return Usage(flag + ": unknown size unit '" + unit + "' in '" + text + "' (use k, M or G)");
-  }
-  return value * mult;
-}
-
-Result<Duration> ParseDuration(const std::string& flag, const std::string& text) {
-  char* end = nullptr;
-  double value = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || !std::isfinite(value) || value < 0) {
-    return Usage(flag + ": '" + text + "' is not a duration (e.g. 500ms, 2s)");
-  }
-  std::string unit(end);
-  double seconds_value;
-  if (unit == "ms") {
-    seconds_value = value / 1000;
-  } else if (unit.empty() || unit == "s") {
-    seconds_value = value;
-  } else if (unit == "m") {
-    seconds_value = value * 60;
-  } else {
-    return Usage(flag + ": unknown duration unit '" + unit + "' in '" + text + "' (use ms, s, m)");
-  }
-  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(seconds_value));
-}
 
 Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args) {
   ZrelaydConfig config;
@@ -169,8 +129,8 @@ Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args) {
       config.engine.pipe_pool_cap = static_cast<size_t>(n.value());
     } else if (flag == "--idle-timeout" || flag == "--connect-timeout" ||
                flag == "--drain-grace") {
-      auto d = ParseDuration(flag, value);
-      if (!d.ok()) return d.error();
+      auto d = ParseDuration(value, /*allow_zero=*/flag != "--connect-timeout");
+      if (!d.ok()) return Usage(flag + ": " + d.error().message());
       if (flag == "--idle-timeout") config.engine.idle_timeout = d.value();
       if (flag == "--connect-timeout") config.connect_timeout = d.value();
       if (flag == "--drain-grace") config.drain_grace = d.value();
@@ -197,8 +157,8 @@ Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args) {
     } else if (flag == "--backend-sni") {
       config.tls_backend.sni = value;
     } else if (flag == "--pipe-size" || flag == "--buffer-size" || flag == "--budget") {
-      auto s = ParseSize(flag, value);
-      if (!s.ok()) return s.error();
+      auto s = ParseSize(value);
+      if (!s.ok()) return Usage(flag + ": " + s.error().message());
       if (flag == "--pipe-size") config.engine.pipe_size = s.value();
       if (flag == "--buffer-size") config.engine.buffer_size = s.value();
       if (flag == "--budget") config.engine.budget_per_event = s.value();

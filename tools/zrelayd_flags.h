@@ -31,11 +31,6 @@ struct ZrelaydConfig {
 // Parses argv[1..]. Errors are usage errors: the message names the flag.
 Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args);
 
-// Parses sizes like "65536", "64k", "1M", "1G" (binary units).
-Result<size_t> ParseSize(const std::string& flag, const std::string& text);
-// Parses durations like "500ms", "2s", "1.5s", "3m"; a bare number is seconds.
-Result<Duration> ParseDuration(const std::string& flag, const std::string& text);
-
 extern const char kZrelaydUsage[];
 
 }  // namespace zrelay

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "tools/load/config.h"
-#include "tools/load/parse.h"
+#include "tools/cli/values.h"
 
 namespace zrelay::load {
 namespace {

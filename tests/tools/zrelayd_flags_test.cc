@@ -42,9 +42,9 @@ TEST(ZrelaydFlags, BadInputsNameTheFlagAndValue) {
   ExpectUsageError({"--listen", ":1", "--backend", ":2", "--mode", "fast"}, "'fast'");
   ExpectUsageError({"--listen", ":1", "--backend", ":2", "--workers", "two"}, "--workers");
   ExpectUsageError({"--listen", ":1", "--backend", ":2", "--workers", "0"}, "out of range");
-  ExpectUsageError({"--listen", ":1", "--backend", ":2", "--pipe-size", "1X"}, "unknown size unit");
+  ExpectUsageError({"--listen", ":1", "--backend", ":2", "--pipe-size", "1X"}, "unknown suffix");
   ExpectUsageError({"--listen", ":1", "--backend", ":2", "--idle-timeout", "soon"}, "--idle-timeout");
-  ExpectUsageError({"--listen", ":1", "--backend", ":2", "--idle-timeout", "5h"}, "'h'");
+  ExpectUsageError({"--listen", ":1", "--backend", ":2", "--idle-timeout", "5q"}, "'5q'");
   ExpectUsageError({"--listen", ":1", "--backend", ":2", "--bogus"}, "unknown flag '--bogus'");
   ExpectUsageError({"--listen"}, "--listen: missing value");
 }

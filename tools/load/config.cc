@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "tools/load/parse.h"
+#include "tools/cli/values.h"
 
 namespace zrelay::load {
 namespace {

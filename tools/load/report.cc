@@ -5,7 +5,7 @@
 #include <sstream>
 #include <string>
 
-#include "tools/load/parse.h"
+#include "tools/cli/values.h"
 #include "tools/load/session.h"
 
 namespace zrelay::load {

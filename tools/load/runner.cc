@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "engine/worker_pool.h"
-#include "tools/load/parse.h"
+#include "tools/cli/values.h"
 #include "tools/load/proc_stats.h"
 #include "tools/load/session.h"
 #include "tools/load/tls_client.h"

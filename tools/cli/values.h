@@ -12,7 +12,7 @@
 #include "engine/clock.h"
 #include "engine/result.h"
 
-namespace zrelay::load {
+namespace zrelay {
 
 // "4096", "64k", "64K", "64KiB", "1M", "1MB", "1.5G", "2T": binary multiples
 // (k = 1024). Fractions are allowed with a suffix and must come out whole
@@ -30,4 +30,4 @@ Result<uint64_t> ParseCount(std::string_view text, uint64_t min, uint64_t max);
 // "1.50 GiB", "64.0 KiB", "512 B".
 std::string FormatBytes(double bytes);
 
-}  // namespace zrelay::load
+}  // namespace zrelay

@@ -1,11 +1,11 @@
-#include "tools/load/parse.h"
+#include "tools/cli/values.h"
 
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <string>
 
-namespace zrelay::load {
+namespace zrelay {
 namespace {
 
 std::string Quote(std::string_view text) { return "'" + std::string(text) + "'"; }
@@ -153,4 +153,4 @@ std::string FormatBytes(double bytes) {
   return buf;
 }
 
-}  // namespace zrelay::load
+}  // namespace zrelay
