@@ -27,6 +27,14 @@ def _cmd(argv):
         return ""
 
 
+def checkout_state(repo):
+    """Short HEAD, plus a note when tracked files differ from it (bazel builds
+    the working tree, not HEAD)."""
+    head = _cmd(["git", "-C", repo, "rev-parse", "--short", "HEAD"])
+    dirty = _cmd(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"])
+    return head + (" + uncommitted changes" if dirty else "")
+
+
 def machine_info(ctx, args, elapsed, repo):
     cpu = ""
     with open("/proc/cpuinfo") as f:
@@ -49,8 +57,16 @@ def machine_info(ctx, args, elapsed, repo):
     }
     if ctx.zrelayd:
         versions["zrelayd"] = ctx.zrelayd
-    commit = _cmd(["git", "-C", repo, "rev-parse", "--short", "HEAD"])
+    commit = getattr(ctx, "commit", None) or checkout_state(repo)
+    if ctx.zrelayd and getattr(args, "zrelayd", None):
+        binaries = f"zrelayd {ctx.zrelayd} (given)"
+    elif ctx.zrelayd:
+        binaries = "zrelayd and zrelay-load built by bazel from this checkout"
+    else:
+        binaries = "zrelayd not available"
     return {
+        "label": getattr(ctx, "label", ""),
+        "binaries": binaries,
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "run": ctx.run_id,
         "nproc": os.cpu_count(),
@@ -291,7 +307,9 @@ def render_markdown(ctx, scens, relays, summ, meta, png_names):
     skipped = dict(ctx.skipped)
     L = [f"# bench/compare results: {meta['date']}", ""]
     L.append(f"Machine: {meta['nproc']} CPUs, {meta['cpu']}, kernel {meta['kernel']}; "
-             f"commit {meta['commit']}. {meta['rounds']} alternating rounds per scenario "
+             f"checkout {meta['commit']}; {meta.get('binaries', '')}"
+             + (f" ({meta['label']})" if meta.get("label") else "")
+             + f". {meta['rounds']} alternating rounds per scenario "
              f"(medians shown; spread = half the min-max range over the median); "
              f"relays use {meta['workers']} workers/threads; "
              + ("relay pinned to CPU 1, load and backend to CPU 0. " if meta["pin"] else

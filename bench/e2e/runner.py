@@ -98,6 +98,8 @@ def parse_args(argv):
                     help="write latest.md/csv/png even for a --quick/--only/--relays run")
     ap.add_argument("--no-publish", action="store_true",
                     help="write only under raw/<time>/, even for a full run")
+    ap.add_argument("--label", default="",
+                    help="free text for the report header (e.g. where the binaries came from)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir of configs")
     ap.add_argument("--list", action="store_true", help="list scenarios and relays, then exit")
     ap.add_argument("--report-only", metavar="RAWDIR", default=None,
@@ -378,6 +380,8 @@ def main(argv=None):
 
     status = 0
     t_start = time.monotonic()
+    ctx.label = args.label
+    ctx.commit = report.checkout_state(REPO)
     csv_path = os.path.join(rawdir, "runs.csv")
     try:
         locate_binaries(ctx, args, logdir)
