@@ -61,6 +61,12 @@ void FdWatch::Unregister() {
   if (loop_ == nullptr) return;
   // EBADF/ENOENT: the fd was closed (or never added) already; nothing to undo.
   (void)::epoll_ctl(loop_->epoll_fd(), EPOLL_CTL_DEL, fd_, nullptr);
+  UnregisterForClose();
+}
+
+void FdWatch::UnregisterForClose() {
+  // Events already fetched for this watch in the current batch are skipped:
+  // the loop checks loop_ before dispatching.
   loop_ = nullptr;
   fd_ = -1;
   readable_ = writable_ = read_hup_ = error_ = false;

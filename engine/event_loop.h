@@ -65,6 +65,11 @@ class FdWatch {
   // EPOLL_CTL_DEL; a no-op when not registered. Events already fetched in
   // this turn for this watch are dropped.
   void Unregister();
+  // Like Unregister() but without the syscall, for a caller about to close
+  // an fd that no other descriptor shares (no dup, no fork): closing the
+  // last reference removes it from epoll. Saves an epoll_ctl per socket on
+  // the connection-setup path.
+  void UnregisterForClose();
   // Hands the registration to another handler (no syscall): used when a
   // connected socket passes from its connector to its pair.
   void set_handler(FdHandler* handler) { handler_ = handler; }

@@ -72,6 +72,7 @@ void Pair::StartWithBackend(Worker& worker, Leg client, SSL_CTX* client_tls,
   if (client_tls != nullptr) client.ssl = NewServerSsl(client_tls, client.fd.get());
   if (!pair->AttachLeg(pair->a_, std::move(client), /*nonblocking=*/true)) return;
   pair->state_ = State::kConnecting;
+  pair->engine_owned_fds_ = true;
   pair->backend_ = &backend;
   pair->connector_ = std::make_unique<Connector>(worker.loop());
   pair->connector_->Start(backend.address, connect_timeout, pair->b_.watch, pair);
@@ -281,7 +282,14 @@ void Pair::Close(CloseCause cause, int err, std::string detail) {
   ReleaseDirection(b_to_a_, worker_.env());
   bool clean = cause == CloseCause::kDone || cause == CloseCause::kTruncated;
   for (PairLeg* leg : {&a_, &b_}) {
-    leg->watch.Unregister();
+    // Sockets the engine made itself (accepted, connected) have no other
+    // descriptor: closing them leaves epoll without an EPOLL_CTL_DEL. An
+    // embedder's fds may be dup'ed, so they are unregistered explicitly.
+    if (engine_owned_fds_) {
+      leg->watch.UnregisterForClose();
+    } else {
+      leg->watch.Unregister();
+    }
     leg->tls.reset();
     // An aborted pair resets both peers, so a reset propagates as a reset.
     if (!clean && leg->fd.valid()) (void)SetLingerZero(leg->fd.get());

@@ -82,6 +82,7 @@ class Pair final : public ReadyHandler,
 
   Worker& worker_;
   State state_ = State::kRelaying;
+  bool engine_owned_fds_ = false;  // both sockets were made by the engine
   PairLeg a_;
   PairLeg b_;
   Direction a_to_b_;

@@ -212,6 +212,40 @@ TEST(EventLoopTest, UnregisteredWatchGetsNoMoreEventsInTheSameBatch) {
   EXPECT_EQ(r1.events + r2.events, 1);
 }
 
+// UnregisterForClose skips EPOLL_CTL_DEL: in-batch events are still dropped,
+// and closing the (unshared) fd takes it out of epoll for good.
+TEST(EventLoopTest, UnregisterForCloseThenCloseStopsEvents) {
+  auto loop = NewLoop();
+  auto p1 = testing::UnixPair();
+  auto p2 = testing::UnixPair();
+  ASSERT_TRUE(p1.ok() && p2.ok());
+  Recorder r1, r2;
+  FdWatch w1, w2;
+  ASSERT_TRUE(w1.Register(*loop, p1->server.get(), &r1).ok());
+  ASSERT_TRUE(w2.Register(*loop, p2->server.get(), &r2).ok());
+  r1.on_event = [&](FdWatch&) {
+    w2.UnregisterForClose();
+    p2->server.Reset();
+  };
+  r2.on_event = [&](FdWatch&) {
+    w1.UnregisterForClose();
+    p1->server.Reset();
+  };
+  loop->RunOnce(milliseconds(100));
+  EXPECT_EQ(r1.events + r2.events, 1);
+  EXPECT_FALSE(w1.registered() && w2.registered());
+  // The survivor still works; the closed one left epoll with its last
+  // reference (a stale registration would fire for its peer's FIN below).
+  int events_before = r1.events + r2.events;
+  auto& survivor_peer = w1.registered() ? p1->client : p2->client;
+  auto& closed_peer = w1.registered() ? p2->client : p1->client;
+  r1.on_event = r2.on_event = nullptr;
+  ASSERT_TRUE(testing::WriteAll(survivor_peer.get(), "x"));
+  closed_peer.Reset();
+  loop->RunOnce(milliseconds(50));
+  EXPECT_EQ(r1.events + r2.events, events_before + 1);
+}
+
 TEST(EventLoopTest, RegisterErrorNamesTheFd) {
   auto loop = NewLoop();
   Recorder rec;
