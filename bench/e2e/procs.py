@@ -161,6 +161,21 @@ def _kill_if_same(pid, start):
             pass
 
 
+def set_affinity(root, cpus):
+    """Move every thread of root's process tree to the CPU list "cpus"."""
+    mask = {int(c) for c in cpus.split(",")}
+    for pid in procfs.tree(root):
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, mask)
+            except OSError:
+                pass
+
+
 def stop_all():
     """Stop every peer still running (called from finally / signal handlers)."""
     for p in list(reversed(_live)):

@@ -220,9 +220,15 @@ def run_one(ctx, scen, relay, param, rnd, slot, logdir, writer, csvfile):
     saved_cpus = (ctx.relay_cpus, ctx.backend_cpus)
     if ctx.quiet_below is not None:
         rec["busy_before_pct"] = wait_quiet(ctx)
+    moved = []
     try:
         if relay.direct and ctx.pin:
-            ctx.backend_cpus = ctx.relay_cpus  # direct: the backend takes the relay's core
+            # direct: the backend takes the relay's core, per-run backends
+            # through ctx, the scenario's long-lived ones by affinity.
+            ctx.backend_cpus = ctx.relay_cpus
+            for b in scen.backends:
+                procs.set_affinity(b.pid, ctx.relay_cpus)
+                moved.append(b)
         backend_port = scen.prepare(param, rundir, log)
         if relay.direct:
             target = scen.direct_port(backend_port)
@@ -267,6 +273,8 @@ def run_one(ctx, scen, relay, param, rnd, slot, logdir, writer, csvfile):
         ctx.failures.append((scen.name, relay.name, str(e), tail))
     finally:
         ctx.relay_cpus, ctx.backend_cpus = saved_cpus
+        for b in moved:
+            procs.set_affinity(b.pid, ctx.backend_cpus)
         if relay_proc:
             relay_proc.stop()
         scen.cleanup()
