@@ -152,6 +152,9 @@ Result<std::unique_ptr<Listener>> Listener::Start(WorkerPool& pool, const Listen
     const Address& address = i == 0 ? options.address : listener->local_address_;
     Result<UniqueFd> fd = ListenOn(address, socket_options);
     if (!fd) return fd.error();
+    if (options.tcp_nodelay) {
+      if (Status st = SetNoDelay(fd->get()); !st) return st.error();
+    }
     if (i == 0) {
       if (options.address.is_unix()) {
         listener->local_address_ = options.address;

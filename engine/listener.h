@@ -41,6 +41,10 @@ struct ListenerOptions {
   Duration fd_exhausted_retry = milliseconds(100);
   // Accepts per readiness event before yielding to other work (fairness).
   int accepts_per_event = 64;
+  // TCP_NODELAY on the listening sockets: Linux copies it into every
+  // accepted socket, one setsockopt per listener instead of per connection.
+  // (No-op for unix sockets.)
+  bool tcp_nodelay = false;
 };
 
 struct ListenerStats {

@@ -40,6 +40,7 @@ class RelayListener final : public AcceptHandler {
     ListenerOptions lo;
     lo.address = options_.address;
     lo.backlog = options_.backlog;
+    lo.tcp_nodelay = true;  // accepted legs inherit it (Pair skips the setsockopt)
     auto listener = Listener::Start(pool, lo, this);
     if (!listener.ok()) return listener.error();
     listener_ = std::move(listener.value());

@@ -64,9 +64,9 @@ class Pair final : public ReadyHandler,
   Pair(Worker& worker, OnClose on_close);
 
   // Takes ownership of `from` and registers its fd. On failure the pair is
-  // closed (and gone) and this returns false. `nonblocking`: the fd is known
-  // to be O_NONBLOCK already.
-  bool AttachLeg(PairLeg& leg, Leg&& from, bool nonblocking);
+  // closed (and gone) and this returns false. `accepted`: our own listener
+  // accepted it, so it is O_NONBLOCK and TCP_NODELAY already.
+  bool AttachLeg(PairLeg& leg, Leg&& from, bool accepted);
   void BeginHandshakes();
   bool RunHandshakes();
   void BeginRelaying();

@@ -19,6 +19,7 @@ class PlainTransport final : public Transport {
   bool ReadReady() const override { return watch_.readable(); }
   bool WriteReady() const override { return watch_.writable(); }
   bool can_splice() const override { return true; }
+  bool close_sends_fin() const override { return true; }
 
  private:
   FdWatch& watch_;

@@ -48,7 +48,8 @@ void ReturnIdle(Direction& dir, PumpEnv& env) {
 
 }  // namespace
 
-PumpResult Pump(Direction& dir, PumpLeg src, PumpLeg dst, PumpEnv& env, size_t budget) {
+PumpResult Pump(Direction& dir, PumpLeg src, PumpLeg dst, PumpEnv& env, size_t budget,
+                bool close_follows) {
   if (dir.state == DirectionState::kDone) return {PumpOutcome::kDone};
   size_t read_total = 0;
   for (;;) {
@@ -98,6 +99,10 @@ PumpResult Pump(Direction& dir, PumpLeg src, PumpLeg dst, PumpEnv& env, size_t b
       ReturnIdle(dir, env);
       if (dir.state == DirectionState::kDraining) {
         // FIN goes out only once everything before it has been delivered.
+        if (close_follows && dst.io.close_sends_fin()) {
+          dir.state = DirectionState::kDone;
+          return {PumpOutcome::kDone};
+        }
         IoResult s = dst.io.ShutdownWrite();
         if (s.status == IoStatus::kOk) {
           dir.state = DirectionState::kDone;

@@ -45,7 +45,11 @@ struct PumpResult {
 
 // Runs `dir` until it would block, finishes, fails, or has read `budget`
 // bytes. Returns borrowed pipes and rings when nothing is left in flight.
-PumpResult Pump(Direction& dir, PumpLeg src, PumpLeg dst, PumpEnv& env, size_t budget);
+// `close_follows`: the pair closes both sockets as soon as this direction is
+// done (the other one is), so a plain destination gets its FIN from close()
+// and the shutdown() call is skipped.
+PumpResult Pump(Direction& dir, PumpLeg src, PumpLeg dst, PumpEnv& env, size_t budget,
+                bool close_follows = false);
 
 // Returns `dir`'s pipe and ring to the pools (a pipe still holding bytes is
 // closed, never pooled). For pairs that close.

@@ -54,6 +54,9 @@ class Transport {
 
   // Plain sockets splice; TLS legs go through user space.
   virtual bool can_splice() const = 0;
+  // close() alone ends this leg's sending side cleanly (a plain socket's
+  // FIN); a TLS leg needs ShutdownWrite() for its close_notify.
+  virtual bool close_sends_fin() const { return false; }
   // EOF came without close_notify (a truncation attack or a careless peer).
   virtual bool truncated() const { return false; }
   // Why the last kError happened, in words (OpenSSL's error queue, verify

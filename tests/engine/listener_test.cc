@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -28,6 +30,12 @@ constexpr int kWorkers = 4;
 struct CountingHandler : AcceptHandler {
   void OnAccept(size_t worker, UniqueFd fd, const Address& peer) override {
     if (WorkerPool::CurrentWorker() != static_cast<int>(worker)) wrong_thread++;
+    int nodelay = 0;
+    socklen_t len = sizeof(nodelay);
+    if (peer.family() != AF_UNIX &&
+        ::getsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) == 0 && nodelay) {
+      with_nodelay++;
+    }
     if (!fd.valid()) bad_fd++;
     if (peer.family() != family.load()) wrong_family++;
     per_worker[worker]++;
@@ -40,6 +48,7 @@ struct CountingHandler : AcceptHandler {
   std::atomic<int> wrong_thread{0};
   std::atomic<int> bad_fd{0};
   std::atomic<int> wrong_family{0};
+  std::atomic<int> with_nodelay{0};
 };
 
 class ListenerTest : public ::testing::Test {
@@ -56,9 +65,10 @@ class ListenerTest : public ::testing::Test {
     pool_.reset();
   }
 
-  void StartListener(const std::string& address) {
+  void StartListener(const std::string& address, bool tcp_nodelay = false) {
     ListenerOptions options;
     options.address = Address::Parse(address).value();
+    options.tcp_nodelay = tcp_nodelay;
     auto listener = Listener::Start(*pool_, options, &handler_);
     ASSERT_TRUE(listener.ok()) << listener.error().message();
     listener_ = std::move(listener).value();
@@ -96,6 +106,15 @@ TEST_F(ListenerTest, ThousandTcpConnectionsLandOnEveryWorker) {
   EXPECT_EQ(stats.accepted, static_cast<uint64_t>(kConnections));
   EXPECT_EQ(stats.fd_exhausted, 0u);
   EXPECT_EQ(stats.accept_errors, 0u);
+}
+
+// Accepted sockets inherit TCP_NODELAY from the listening socket, so a relay
+// sets it once per listener, not once per connection.
+TEST_F(ListenerTest, AcceptedSocketsInheritTcpNodelay) {
+  StartListener("127.0.0.1:0", /*tcp_nodelay=*/true);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(BlockingConnect(listener_->local_address()).ok());
+  ASSERT_TRUE(WaitFor([&] { return handler_.total.load() == 20; }));
+  EXPECT_EQ(handler_.with_nodelay.load(), 20);
 }
 
 TEST_F(ListenerTest, Ipv6Loopback) {

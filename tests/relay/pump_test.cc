@@ -315,7 +315,7 @@ class PumpHarness final : public FdHandler, public ReadyHandler {
 
   PumpResult PumpNow() {
     PumpResult r = Pump(dir_, {src_watch_, *src_io_}, {dst_watch_, *dst_io_}, env_,
-                        config_.budget);
+                        config_.budget, close_follows_);
     results_.push_back(r);
     if (r.outcome == PumpOutcome::kError || r.outcome == PumpOutcome::kDone) stopped_ = true;
     if (r.outcome == PumpOutcome::kMore && auto_pump_) loop_->ScheduleReady(this);
@@ -354,6 +354,7 @@ class PumpHarness final : public FdHandler, public ReadyHandler {
   Sender sender_;
   Receiver receiver_;
   std::vector<PumpResult> results_;
+  bool close_follows_ = false;  // Pump's last-direction hint
   bool auto_pump_ = true;
   bool stopped_ = false;
 };
@@ -398,6 +399,32 @@ TEST_P(PumpTest, TransfersByteExactAndFinishes) {
     EXPECT_EQ(h.sys_.calls(Op::kSpliceIn), 0);
   }
   h.ExpectNothingHeld();
+}
+
+// The shutdown() for FIN is made only when the socket stays open afterwards:
+// for the pair's last direction, close() sends the FIN.
+TEST_P(PumpTest, LastDirectionLeavesTheFinToClose) {
+  PumpHarness h(MakeConfig());
+  h.close_follows_ = true;
+  h.Register();
+  // Without a shutdown() no FIN reaches the app until the pair closes the
+  // socket, so wait for the bytes and the pump's kDone, then close as it would.
+  h.sender_.fin = true;
+  h.sender_.allowed += 100000;
+  ASSERT_TRUE(h.RunFor([&] { return h.receiver_.payload() == 100000 && h.stopped_; },
+                       seconds(20)));
+  EXPECT_EQ(h.results_.back().outcome, PumpOutcome::kDone);
+  EXPECT_EQ(h.sys_.calls(Op::kShutdown), 0);
+  h.dst_watch_.Unregister();
+  h.dst_.relay.Reset();
+  ASSERT_TRUE(h.RunFor([&] { return h.receiver_.eof; }, seconds(5)))
+      << "close() must deliver the FIN";
+  EXPECT_EQ(h.receiver_.first_mismatch, -1);
+
+  PumpHarness g(MakeConfig());
+  g.Register();
+  ASSERT_TRUE(g.Transfer(100000, true));
+  EXPECT_EQ(g.sys_.calls(Op::kShutdown), 1) << "a direction that is not last sends its FIN";
 }
 
 // EAGAIN from the source read: the pump clears the readable flag, gives its
