@@ -92,8 +92,13 @@ Result<Address> PeerAddress(int fd) {
 }
 
 Status SetNoDelay(int fd, bool on) {
+  // Set first, ask later: this runs for every backend connection, and only
+  // a failure needs the SO_DOMAIN lookup that tells a unix socket apart.
+  int value = on ? 1 : 0;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, sizeof(value)) == 0) return Status::Ok();
+  int err = errno;
   if (IsUnix(fd)) return Status::Ok();
-  return SetInt(fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0, "TCP_NODELAY");
+  return Error::FromErrno(err, "setsockopt TCP_NODELAY on fd " + std::to_string(fd));
 }
 
 Status SetKeepAlive(int fd, bool on, seconds idle, seconds interval, int probes) {
