@@ -69,7 +69,13 @@ void Pair::StartWithBackend(Worker& worker, Leg client, SSL_CTX* client_tls,
                             const BackendOptions& backend, Duration connect_timeout,
                             OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
-  if (client_tls != nullptr) client.ssl = NewServerSsl(client_tls, client.fd.get());
+  if (client_tls != nullptr) {
+    client.ssl = NewServerSsl(client_tls, client.fd.get());
+    if (client.ssl == nullptr) {
+      // Never fall back to relaying a TLS client's bytes as if they were plain.
+      return pair->Close(CloseCause::kError, ENOMEM, "leg A: cannot create its TLS session");
+    }
+  }
   if (!pair->AttachLeg(pair->a_, std::move(client), /*accepted=*/true)) return;
   pair->state_ = State::kConnecting;
   pair->engine_owned_fds_ = true;
@@ -159,6 +165,10 @@ void Pair::OnConnect(Result<UniqueFd> fd) {
   (void)SetNoDelay(b_.fd.get());
   if (backend_->tls != nullptr) {
     SSL* ssl = NewClientSsl(backend_->tls, b_.fd.get(), backend_->sni);
+    if (ssl == nullptr) {
+      return Close(CloseCause::kError, ENOMEM,
+                   "leg B: cannot create its TLS session (SNI '" + backend_->sni + "')");
+    }
     b_.tls = std::make_unique<TlsTransport>(ssl, b_.watch, worker_.env().sys);
     a_to_b_.path = b_to_a_.path = Path::kCopy;
     a_to_b_.auto_splice = b_to_a_.auto_splice = false;

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -39,8 +40,19 @@ struct CtxExtras {
   std::string sni;
   std::string verify_hostname;
 
+  // Client: the newest session a server handed us, and the server name it
+  // was made for. The next connection to that name offers it, so a relay
+  // originating TLS to one backend resumes instead of redoing the full
+  // handshake (certificate chain, signature checks) every time, as HAProxy
+  // does with its per-server session slot. Workers share the context, so
+  // the slot is locked; it is touched once per connection, never per byte.
+  std::mutex session_mu;
+  SSL_SESSION* session = nullptr;  // guarded by session_mu
+  std::string session_name;        // guarded by session_mu
+
   ~CtxExtras() {
     for (SSL_CTX* ctx : sni_ctxs) SSL_CTX_free(ctx);  // null-safe
+    SSL_SESSION_free(session);                          // null-safe
   }
 };
 
@@ -64,6 +76,28 @@ CtxExtras* AttachExtras(SSL_CTX* ctx) {
   auto extras = std::make_unique<CtxExtras>();
   if (SSL_CTX_set_ex_data(ctx, ExtrasIndex(), extras.get()) != 1) return nullptr;
   return extras.release();
+}
+
+// OpenSSL hands a client every new session (TLS 1.3: each ticket) here.
+// Returns 1: we keep the reference.
+int OnNewClientSession(SSL* ssl, SSL_SESSION* session) {
+  CtxExtras* extras = GetExtras(SSL_get_SSL_CTX(ssl));
+  if (extras == nullptr) return 0;
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  std::lock_guard<std::mutex> lock(extras->session_mu);
+  SSL_SESSION_free(extras->session);
+  extras->session = session;
+  extras->session_name = name != nullptr ? name : "";
+  return 1;
+}
+
+// Offers the context's last session to `ssl` when it was made for `name`.
+void OfferLastSession(CtxExtras& extras, SSL* ssl, const std::string& name) {
+  std::lock_guard<std::mutex> lock(extras.session_mu);
+  if (extras.session != nullptr && extras.session_name == name &&
+      SSL_SESSION_is_resumable(extras.session)) {
+    SSL_set_session(ssl, extras.session);  // takes its own reference
+  }
 }
 
 struct CtxFree { void operator()(SSL_CTX* p) const { SSL_CTX_free(p); } };
@@ -513,6 +547,10 @@ Result<TlsContext> BuildClientContext(const TlsClientConfig& config) {
       return s.error();
     }
   }
+  // Resumption: OpenSSL's internal client cache is never consulted by
+  // clients, so keep sessions ourselves (OnNewClientSession).
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, OnNewClientSession);
   ERR_clear_error();
   return result;
 }
@@ -536,7 +574,7 @@ SSL* NewClientSsl(const TlsContext& ctx, int fd, std::string_view sni) {
 }
 
 SSL* NewClientSsl(SSL_CTX* ctx, int fd, std::string_view sni) {
-  const CtxExtras* extras = GetExtras(ctx);
+  CtxExtras* extras = GetExtras(ctx);
   std::string send_name;
   std::string check_name;
   if (!sni.empty()) {
@@ -559,6 +597,7 @@ SSL* NewClientSsl(SSL_CTX* ctx, int fd, std::string_view sni) {
       ok = SSL_set_tlsext_host_name(ssl, send_name.c_str()) == 1;
     }
     if (ok && verify && !check_name.empty()) ok = SetVerifyName(ssl, check_name);
+    if (ok && extras != nullptr && extras->is_client) OfferLastSession(*extras, ssl, send_name);
   }
   if (!ok) {
     SSL_free(ssl);

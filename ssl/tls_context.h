@@ -112,8 +112,11 @@ SSL* NewServerSsl(SSL_CTX* ctx, int fd);
 // both sent as SNI and checked against the server's certificate. Otherwise
 // the config's `sni` is sent and `verify_hostname` (else `sni`) is checked.
 // IP literals are never sent as SNI (RFC 6066) but are checked against the
-// certificate's IP SANs. Returns nullptr when OpenSSL cannot allocate or the
-// name is unusable (longer than 255 bytes, or with a NUL byte).
+// certificate's IP SANs. The context remembers the newest session a server
+// issued and offers it to the next connection for the same name, so
+// repeated connections to one backend resume instead of doing full
+// handshakes. Returns nullptr when OpenSSL cannot allocate or the name is
+// unusable (longer than 255 bytes, or with a NUL byte).
 SSL* NewClientSsl(const TlsContext& ctx, int fd, std::string_view sni = {});
 SSL* NewClientSsl(SSL_CTX* ctx, int fd, std::string_view sni = {});
 

@@ -377,6 +377,27 @@ TEST_F(TlsStreamTest, RawCtxOutlivesTlsContext) {
 
 // ---- SNI and ALPN -------------------------------------------------------------
 
+// Origination resumes: a client context offers the last session a server
+// gave it, but only to the same server name.
+TEST_F(TlsStreamTest, ClientResumesTheLastSessionForTheSameName) {
+  TlsContext server = ServerCtx(
+      [](TlsServerConfig& c) { c.certs.push_back({certs_->second.cert, certs_->second.key}); });
+  TlsContext client = ClientCtx();
+  auto resumed = [&](std::string_view sni) {
+    Conn c = Connect(server, client, sni);
+    auto hs = c.Handshake();
+    EXPECT_TRUE(hs.ok()) << Describe(hs.client) << " / " << Describe(hs.server);
+    // Reading is what makes a TLS 1.3 client take the server's tickets.
+    auto t = testing::Transfer(c.client, c.cfd(), c.server, c.sfd(), "ping", "pong");
+    EXPECT_TRUE(t.error.empty()) << t.error;
+    return SSL_session_reused(c.client.ssl()) == 1;
+  };
+  EXPECT_FALSE(resumed("localhost")) << "the first connection has nothing to resume";
+  EXPECT_TRUE(resumed("localhost"));
+  EXPECT_FALSE(resumed("other.test")) << "a session is only offered to its own name";
+  EXPECT_TRUE(resumed("other.test"));
+}
+
 TEST_F(TlsStreamTest, SniPicksTheCertificate) {
   TlsContext server = ServerCtx([](TlsServerConfig& c) {
     c.certs.push_back({certs_->second.cert, certs_->second.key});
