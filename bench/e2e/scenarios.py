@@ -169,7 +169,17 @@ class Sweep(Bulk):
 
 
 class HttpScenario(Scenario):
-    """wrk against an nginx http backend answering 128 B bodies."""
+    """wrk against an nginx http backend answering 128 B bodies.
+
+    Subclasses pick the timing key in ctx.seconds and whether every request
+    opens a new connection (Connection: close)."""
+
+    seconds_key = "rr"
+    close = False
+
+    def load(self, param, port, relay_proc, log):
+        return loads.wrk(self.ctx, self.url(port), self.ctx.seconds[self.seconds_key],
+                         self.ctx.rr_conns, close=self.close, log=log)
 
     def setup(self, logdir):
         self.port = self.ctx.ports.get()
@@ -201,13 +211,12 @@ class RR(HttpScenario):
         self.measures = (f"wrk -t2 -c{ctx.rr_conns} for {ctx.seconds['rr']} s, keep-alive, "
                          "128 B body from nginx; req/s, latency percentiles, relay CPU us per request")
 
-    def load(self, param, port, relay_proc, log):
-        return loads.wrk(self.ctx, self.url(port), self.ctx.seconds["rr"],
-                         self.ctx.rr_conns, log=log)
 
 
 class Connect(HttpScenario):
     name = group = "connect"
+    seconds_key = "connect"
+    close = True
     metric = "conns_per_s"
     cpu_per = "conn"
     reference = RR.reference
@@ -219,14 +228,12 @@ class Connect(HttpScenario):
                          f"{ctx.seconds['connect']} s: one connection per 128 B request; "
                          "connections/s, relay CPU us per connection")
 
-    def load(self, param, port, relay_proc, log):
-        return loads.wrk(self.ctx, self.url(port), self.ctx.seconds["connect"],
-                         self.ctx.rr_conns, close=True, log=log)
 
 
 class TlsRR(RR):
     name = "tls-rr"
     group = "tls"
+    seconds_key = "tls"
     tls = True
     reference = ("haproxy-tls", "nginx-tls")
     title = "TLS termination, request/response (keep-alive), 128 B body"
@@ -236,14 +243,12 @@ class TlsRR(RR):
         self.measures = (f"wrk https -t2 -c{ctx.rr_conns} for {ctx.seconds['tls']} s, keep-alive; "
                          "direct = nginx terminating TLS itself; relay CPU us per request")
 
-    def load(self, param, port, relay_proc, log):
-        return loads.wrk(self.ctx, self.url(port), self.ctx.seconds["tls"],
-                         self.ctx.rr_conns, log=log)
 
 
 class TlsHandshake(Connect):
     name = "tls-hs"
     group = "tls"
+    seconds_key = "tls"
     tls = True
     reference = ("haproxy-tls", "nginx-tls")
     title = "TLS termination, full handshakes (Connection: close), ECDSA P-256"
@@ -254,9 +259,6 @@ class TlsHandshake(Connect):
                          f"{ctx.seconds['tls']} s: a full TLS handshake (no resumption) per "
                          "request; handshakes/s, relay CPU us per handshake")
 
-    def load(self, param, port, relay_proc, log):
-        return loads.wrk(self.ctx, self.url(port), self.ctx.seconds["tls"],
-                         self.ctx.rr_conns, close=True, log=log)
 
 
 class TlsBulk(HttpScenario):
