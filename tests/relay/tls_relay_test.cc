@@ -14,6 +14,7 @@
 #include "tests/relay/close_recorder.h"
 #include "tests/relay/relay_test_util.h"
 #include "tests/support/loop_test_util.h"
+#include "tests/support/certs_fixture.h"
 #include "tests/support/test_certs.h"
 
 namespace zrelay {
@@ -76,17 +77,8 @@ class TlsPeer {
   SSL* ssl_;
 };
 
-class TlsRelayTest : public ::testing::Test {
+class TlsRelayTest : public testing::CertsTest {
  protected:
-  static void SetUpTestSuite() {
-    auto certs = testing::MakeTestCerts();
-    ASSERT_TRUE(certs.ok()) << certs.error().message();
-    certs_ = new testing::TestCerts(std::move(certs.value()));
-  }
-  static void TearDownTestSuite() {
-    testing::RemoveTestCerts(*certs_);
-    delete certs_;
-  }
 
   void SetUp() override {
     EngineOptions options;
@@ -151,14 +143,12 @@ class TlsRelayTest : public ::testing::Test {
     EXPECT_EQ(at_client, static_cast<int64_t>(down));
   }
 
-  static testing::TestCerts* certs_;
   CloseRecorder closes_;
   std::unique_ptr<Engine> engine_;
   TlsContext server_ctx_;
   TlsContext client_ctx_;
 };
 
-testing::TestCerts* TlsRelayTest::certs_ = nullptr;
 
 TEST_F(TlsRelayTest, AllFourPairKindsAreByteExactWithHalfClose) {
   size_t n = 0;

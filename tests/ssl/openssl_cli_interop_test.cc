@@ -27,6 +27,7 @@
 #include "ssl/tls_context.h"
 #include "ssl/tls_stream.h"
 #include "tests/ssl/tls_test_util.h"
+#include "tests/support/certs_fixture.h"
 #include "tests/support/test_certs.h"
 
 extern char** environ;
@@ -191,17 +192,8 @@ TlsResult WriteAll(TlsStream& s, int fd, const std::string& data) {
   return r;
 }
 
-class OpensslCliTest : public ::testing::Test {
+class OpensslCliTest : public testing::CertsTest {
  protected:
-  static void SetUpTestSuite() {
-    auto made = testing::MakeTestCerts();
-    ASSERT_TRUE(made.ok()) << made.error().message();
-    certs_ = new testing::TestCerts(std::move(made.value()));
-  }
-  static void TearDownTestSuite() {
-    testing::RemoveTestCerts(*certs_);
-    delete certs_;
-  }
   void SetUp() override {
     if (access(kOpenssl, X_OK) != 0) GTEST_SKIP() << kOpenssl << " not installed";
   }
@@ -217,9 +209,7 @@ class OpensslCliTest : public ::testing::Test {
     return std::make_unique<Child>(argv);
   }
 
-  static testing::TestCerts* certs_;
 };
-testing::TestCerts* OpensslCliTest::certs_ = nullptr;
 
 // ---- our client, their server -------------------------------------------------
 

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 
+#include "tests/support/certs_fixture.h"
 #include "tests/support/test_certs.h"
 
 namespace zrelay {
@@ -17,18 +18,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class TlsContextTest : public ::testing::Test {
+class TlsContextTest : public testing::CertsTest {
  protected:
-  static void SetUpTestSuite() {
-    auto made = testing::MakeTestCerts();
-    ASSERT_TRUE(made.ok()) << made.error().message();
-    certs_ = new testing::TestCerts(std::move(made.value()));
-  }
-  static void TearDownTestSuite() {
-    testing::RemoveTestCerts(*certs_);
-    delete certs_;
-    certs_ = nullptr;
-  }
   void TearDown() override {
     // Every path, failed or not, must leave this thread's queue empty.
     EXPECT_EQ(ERR_peek_error(), 0u) << "OpenSSL error queue not cleared";
@@ -51,9 +42,7 @@ class TlsContextTest : public ::testing::Test {
     return path;
   }
 
-  static testing::TestCerts* certs_;
 };
-testing::TestCerts* TlsContextTest::certs_ = nullptr;
 
 std::string ServerError(const TlsServerConfig& c) {
   auto ctx = BuildServerContext(c);

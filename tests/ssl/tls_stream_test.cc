@@ -18,6 +18,7 @@
 
 #include "ssl/tls_context.h"
 #include "tests/ssl/tls_test_util.h"
+#include "tests/support/certs_fixture.h"
 #include "tests/support/test_certs.h"
 
 namespace zrelay {
@@ -78,17 +79,8 @@ TlsResult Drive(const std::function<TlsResult()>& step, int fd, int deadline_ms 
   return r;
 }
 
-class TlsStreamTest : public ::testing::Test {
+class TlsStreamTest : public testing::CertsTest {
  protected:
-  static void SetUpTestSuite() {
-    auto made = testing::MakeTestCerts();
-    ASSERT_TRUE(made.ok()) << made.error().message();
-    certs_ = new testing::TestCerts(std::move(made.value()));
-  }
-  static void TearDownTestSuite() {
-    testing::RemoveTestCerts(*certs_);
-    delete certs_;
-  }
   void TearDown() override { EXPECT_EQ(ERR_peek_error(), 0u) << "error queue left dirty"; }
 
   static TlsContext ServerCtx(const std::function<void(TlsServerConfig&)>& edit = {}) {
@@ -129,9 +121,7 @@ class TlsStreamTest : public ::testing::Test {
     return c;
   }
 
-  static testing::TestCerts* certs_;
 };
-testing::TestCerts* TlsStreamTest::certs_ = nullptr;
 
 // ---- handshakes and transfers, over TLS 1.2 and TLS 1.3 -------------------
 
