@@ -46,11 +46,11 @@ def tree(root):
     children = {}
     for pid, ppid in parent_map().items():
         children.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
+    out, unvisited = [], [root]
+    while unvisited:
+        pid = unvisited.pop()
         out.append(pid)
-        todo.extend(children.get(pid, []))
+        unvisited.extend(children.get(pid, []))
     return out
 
 
