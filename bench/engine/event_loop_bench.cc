@@ -21,13 +21,20 @@ namespace {
 class RunningLoop {
  public:
   RunningLoop() : loop_(EventLoop::Create().value()), thread_([this] { loop_->Run(); }) {}
-  ~RunningLoop() {
+  ~RunningLoop() { Join(); }
+  EventLoop& loop() { return *loop_; }
+  // The loop's counters belong to its thread: read them only once it ended.
+  const EventLoopStats& StopAndStats() {
+    Join();
+    return loop_->stats();
+  }
+
+ private:
+  void Join() {
+    if (!thread_.joinable()) return;
     loop_->Stop();
     thread_.join();
   }
-  EventLoop& loop() { return *loop_; }
-
- private:
   std::unique_ptr<EventLoop> loop_;
   std::thread thread_;
 };
@@ -48,7 +55,7 @@ void BM_PostThroughput(benchmark::State& state) {
   }
   state.SetItemsProcessed(posted);
   state.counters["turns_per_1k_tasks"] =
-      1000.0 * static_cast<double>(running.loop().stats().turns) / static_cast<double>(posted);
+      1000.0 * static_cast<double>(running.StopAndStats().turns) / static_cast<double>(posted);
 }
 BENCHMARK(BM_PostThroughput)->UseRealTime();
 
