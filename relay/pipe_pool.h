@@ -2,7 +2,7 @@
 // flight and taken back when empty, so an idle pair holds no pipe and a few
 // pipes serve thousands of pairs (HAProxy's pipe.c does the same).
 //
-// Rules learned the hard way (DESIGN.md, "Pitfalls"):
+// Rules learned the hard way (ARCHITECTURE.md, "Pitfalls"):
 //  - the kernel may grant less than the F_SETPIPE_SZ request (pipe-max-size,
 //    pipe-user-pages-soft): the pipe's real size is what fcntl returns;
 //  - a pipe that still holds bytes is closed, never pooled, or the next pair

@@ -7,7 +7,7 @@
 
 namespace zrelay {
 namespace {
-// SPLICE_F_MOVE is a hint the kernel mostly ignores today, but costs nothing.
+// SPLICE_F_MOVE is a hint current kernels mostly ignore, but it costs nothing.
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 }  // namespace
 

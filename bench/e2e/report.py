@@ -10,6 +10,19 @@ import statistics
 import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def _shown(word):
+    """A path outside the checkout, as the report shows it: BIN/<name>.
+
+    Reports are committed; the machine's own directories mean nothing to a
+    reader and would leak local layout into the repository."""
+    if not isinstance(word, str) or not os.path.isabs(word):
+        return word
+    if os.path.abspath(word).startswith(REPO + os.sep):
+        return os.path.relpath(word, REPO)
+    return "BIN/" + os.path.basename(word)
 
 # Per scenario kind: the columns of its table, as (header, key, format).
 RATE_COLS = {
@@ -56,10 +69,10 @@ def machine_info(ctx, args, elapsed, repo):
         "gnuplot": first(_cmd(["gnuplot", "--version"])),
     }
     if ctx.zrelayd:
-        versions["zrelayd"] = ctx.zrelayd
+        versions["zrelayd"] = _shown(ctx.zrelayd)
     commit = getattr(ctx, "commit", None) or checkout_state(repo)
     if ctx.zrelayd and getattr(args, "zrelayd", None):
-        binaries = f"zrelayd {ctx.zrelayd} (given)"
+        binaries = f"zrelayd {_shown(ctx.zrelayd)} (given)"
     elif ctx.zrelayd:
         binaries = "zrelayd and zrelay-load built by bazel from this checkout"
     else:
@@ -81,9 +94,11 @@ def machine_info(ctx, args, elapsed, repo):
         "idle_pairs": ctx.idle_pairs,
         "pin": ctx.pin,
         "elapsed_s": round(elapsed, 1),
-        "argv": " ".join(["bench/compare"] + (args._argv if hasattr(args, "_argv") else [])),
+        "argv": " ".join(["bench/compare"] +
+                         [_shown(w) for w in (args._argv if hasattr(args, "_argv") else [])]),
         # What --report-only needs to render this run again from runs.csv.
-        "ctx": {k: getattr(ctx, k, None) for k in CTX_KEYS},
+        # Paths only name the binaries here: --report-only never runs them.
+        "ctx": {k: _shown(getattr(ctx, k, None)) for k in CTX_KEYS},
         "skipped": ctx.skipped,
         "failures": ctx.failures,
     }

@@ -18,7 +18,7 @@ bazel build -c opt //tools:zrelayd //tools/load:zrelay-load >/dev/null 2>&1
 bin="$(bazel info -c opt bazel-bin 2>/dev/null)"
 zrelayd="$bin/tools/zrelayd"
 load="$bin/tools/load/zrelay-load"
-work="$(mktemp -d /tmp/zrelay-orig.XXXXXX)"
+work="$(mktemp -d -t zrelay-orig.XXXXXX)"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

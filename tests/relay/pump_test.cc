@@ -682,7 +682,7 @@ TEST_P(SplicePumpTest, EnosysWithBytesInThePipeIsAnError) {
   EXPECT_EQ(h.dir_.path, Path::kSplice);
 }
 
-// Regression for the pitfall pump.cc guards (DESIGN.md, "Pitfalls"; HAProxy
+// Regression for the pitfall pump.cc guards (ARCHITECTURE.md, "Pitfalls"; HAProxy
 // raw_sock.c): "EAGAIN from splice(socket -> pipe) with bytes in the pipe
 // does not mean drained" -- it may mean the pipe is full. If SpliceIn cleared
 // the source's readable flag on that EAGAIN, the bytes still queued in the
