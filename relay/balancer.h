@@ -4,7 +4,7 @@
 // open-pair counters, shared by all its workers) and one Balancer built over
 // it for its policy. Each worker takes its own Picker from the Balancer and
 // calls Pick() for every accepted client on its own thread: a pick takes no
-// lock and writes no memory another worker reads.
+// lock, allocates nothing and writes no memory another worker reads.
 //
 //   auto backends = BackendSet::Create({{a, 1}, {b, 2}});        // Result
 //   auto balancer = Balancer::Create(BalancePolicy::kMaglev, **backends);
