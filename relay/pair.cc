@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "engine/socket.h"
 #include "relay/worker.h"
@@ -69,6 +70,9 @@ void Pair::StartWithBackend(Worker& worker, Leg client, SSL_CTX* client_tls,
                             const BackendOptions& backend, Duration connect_timeout,
                             OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
+  pair->engine_owned_fds_ = true;
+  pair->backend_ = &backend;
+  pair->connect_timeout_ = connect_timeout;
   if (client_tls != nullptr) {
     client.ssl = NewServerSsl(client_tls, client.fd.get());
     if (client.ssl == nullptr) {
@@ -77,11 +81,9 @@ void Pair::StartWithBackend(Worker& worker, Leg client, SSL_CTX* client_tls,
     }
   }
   if (!pair->AttachLeg(pair->a_, std::move(client), /*accepted=*/true)) return;
-  pair->state_ = State::kConnecting;
-  pair->engine_owned_fds_ = true;
-  pair->backend_ = &backend;
-  pair->connector_ = std::make_unique<Connector>(worker.loop());
-  pair->connector_->Start(backend.address, connect_timeout, pair->b_.watch, pair);
+  // A TLS client proves it speaks TLS before it costs a backend connection;
+  // a plain one is connected at once.
+  pair->BeginHandshakes();
 }
 
 bool Pair::AttachLeg(PairLeg& leg, Leg&& from, bool accepted) {
@@ -120,7 +122,7 @@ void Pair::BeginHandshakes() {
     RunHandshakes();
     return;
   }
-  BeginRelaying();
+  HandshakesDone();
 }
 
 // Advances every unfinished handshake that can make progress. Returns false
@@ -140,9 +142,22 @@ bool Pair::RunHandshakes() {
   }
   if (all_done) {
     worker_.loop().CancelTimer(timer_);
-    BeginRelaying();
+    HandshakesDone();
   }
   return true;
+}
+
+// Every leg present has finished its handshake: a listener pair connects its
+// backend next, any other pair starts relaying.
+void Pair::HandshakesDone() {
+  if (backend_ != nullptr) return ConnectBackend();
+  BeginRelaying();
+}
+
+void Pair::ConnectBackend() {
+  state_ = State::kConnecting;
+  connector_ = std::make_unique<Connector>(worker_.loop());
+  connector_->Start(backend_->address, connect_timeout_, b_.watch, this);
 }
 
 void Pair::BeginRelaying() {
@@ -163,11 +178,12 @@ void Pair::OnConnect(Result<UniqueFd> fd) {
   b_.fd = std::move(fd.value());
   b_.watch.set_handler(this);
   (void)SetNoDelay(b_.fd.get());
-  if (backend_->tls != nullptr) {
-    SSL* ssl = NewClientSsl(backend_->tls, b_.fd.get(), backend_->sni);
+  const BackendOptions& backend = *std::exchange(backend_, nullptr);
+  if (backend.tls != nullptr) {
+    SSL* ssl = NewClientSsl(backend.tls, b_.fd.get(), backend.sni);
     if (ssl == nullptr) {
       return Close(CloseCause::kError, ENOMEM,
-                   "leg B: cannot create its TLS session (SNI '" + backend_->sni + "')");
+                   "leg B: cannot create its TLS session (SNI '" + backend.sni + "')");
     }
     b_.tls = std::make_unique<TlsTransport>(ssl, b_.watch, worker_.env().sys);
     a_to_b_.path = b_to_a_.path = Path::kCopy;
@@ -198,9 +214,13 @@ void Pair::OnFdEvent(FdWatch& watch, uint32_t events) {
 void Pair::OnTimer(Timer& /*timer*/) {
   EventLoop& loop = worker_.loop();
   if (state_ == State::kHandshaking) {
-    Close(CloseCause::kTimeout, ETIMEDOUT, "TLS handshake not finished within " +
-          std::to_string(std::chrono::duration_cast<milliseconds>(
-              worker_.options().handshake_timeout).count()) + " ms");
+    const char* leg = a_.tls && !a_.tls->handshake_done() ? "A" : "B";
+    Close(CloseCause::kTimeout, ETIMEDOUT,
+          std::string("leg ") + leg + " TLS handshake not finished within " +
+              std::to_string(
+                  std::chrono::duration_cast<milliseconds>(worker_.options().handshake_timeout)
+                      .count()) +
+              " ms");
     return;
   }
   // The idle timer is not re-armed on every byte (that would be a wheel
