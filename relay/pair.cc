@@ -244,20 +244,13 @@ void Pair::Run() {
 }
 
 void Pair::RunPumps() {
-  PumpEnv& env = worker_.env();
   size_t budget = worker_.options().budget_per_event;
   uint64_t ab_before = a_to_b_.bytes;
   uint64_t ba_before = b_to_a_.bytes;
 
-  // The last direction to finish leaves its FIN to close() (one syscall
-  // fewer per connection).
-  PumpResult ab = Pump(a_to_b_, {a_.watch, a_.io()}, {b_.watch, b_.io()}, env, budget,
-                       b_to_a_.state == DirectionState::kDone);
+  PumpResult ab = Move(a_to_b_, a_, b_, b_to_a_, budget);
   PumpResult ba{};
-  if (ab.outcome != PumpOutcome::kError) {
-    ba = Pump(b_to_a_, {b_.watch, b_.io()}, {a_.watch, a_.io()}, env, budget,
-              a_to_b_.state == DirectionState::kDone);
-  }
+  if (ab.outcome != PumpOutcome::kError) ba = Move(b_to_a_, b_, a_, a_to_b_, budget);
 
   WorkerStats& stats = worker_.stats();
   stats.bytes_a_to_b += a_to_b_.bytes - ab_before;
@@ -292,6 +285,52 @@ void Pair::RunPumps() {
   if (ab.outcome == PumpOutcome::kNoBuffer || ba.outcome == PumpOutcome::kNoBuffer) {
     worker_.WaitForBuffer(this);
   }
+}
+
+// Runs `dir` (from `src` to `dst`; `other` is the opposite direction) with
+// the pump, until its destination is a TLS leg that ended without
+// close_notify. OpenSSL makes such a session fatal: every later write fails
+// ("connection already failed"). That ends what this direction can deliver,
+// not the pair: the truncating peer's own bytes still go through, and the
+// pair ends as kTruncated. From then on this direction discards.
+PumpResult Pair::Move(Direction& dir, PairLeg& src, PairLeg& dst, const Direction& other,
+                      size_t budget) {
+  bool& discarding = &dir == &a_to_b_ ? a_to_b_discards_ : b_to_a_discards_;
+  if (!discarding) {
+    PumpResult r = Pump(dir, {src.watch, src.io()}, {dst.watch, dst.io()}, worker_.env(), budget,
+                        other.state == DirectionState::kDone);
+    if (r.outcome != PumpOutcome::kError || r.on_source || !dst.io().truncated()) return r;
+    discarding = true;
+    if (dir.ring) dir.ring->Clear();  // undeliverable
+  }
+  return Discard(dir, src, dst, other, budget);
+}
+
+// Reads what `src` still sends and drops it, until its EOF; then ends the
+// direction as the pump does (FIN to `dst`). It keeps reading because
+// closing a socket with unread input sends RST, and an RST throws away
+// whatever is still queued towards that peer: the other direction's last
+// bytes. Discarded bytes are not counted as delivered, nor as activity.
+PumpResult Pair::Discard(Direction& dir, PairLeg& src, PairLeg& dst, const Direction& other,
+                         size_t budget) {
+  PumpEnv& env = worker_.env();
+  size_t read_total = 0;
+  while (dir.state == DirectionState::kOpen && src.io().ReadReady()) {
+    if (read_total >= budget) return {PumpOutcome::kMore};
+    if (!dir.ring) dir.ring = env.buffers.Take();
+    if (!dir.ring) return {PumpOutcome::kNoBuffer};
+    dir.ring->Clear();
+    IoResult r = src.io().Read(*dir.ring);
+    if (r.status == IoStatus::kOk) read_total += r.bytes;
+    if (r.status == IoStatus::kEof) dir.state = DirectionState::kDraining;
+    if (r.status == IoStatus::kError) return {PumpOutcome::kError, r.err, /*on_source=*/true};
+    if (r.status == IoStatus::kWouldBlock) break;
+  }
+  ReleaseDirection(dir, env);  // nothing is kept, so an idle direction holds no ring
+  if (dir.state == DirectionState::kOpen) return {PumpOutcome::kIdle};
+  // Nothing in flight: the pump only ends the direction.
+  return Pump(dir, {src.watch, src.io()}, {dst.watch, dst.io()}, env, budget,
+              other.state == DirectionState::kDone);
 }
 
 void Pair::Fail(const char* leg_name, const char* what, int err, const std::string& detail) {

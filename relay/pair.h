@@ -14,8 +14,12 @@
 //
 // A reset or error on either leg aborts the pair: both sockets close with
 // RST so the peers learn it was not a clean end. When both directions are
-// done, the sockets close normally. Either way on_close runs exactly once,
-// then the pair deletes itself at the end of the loop turn.
+// done, the sockets close normally. A TLS leg that ended without
+// close_notify can take no more writes (OpenSSL makes its session fatal):
+// the direction towards it discards from then on, the other one is still
+// delivered in full, and the pair reports kTruncated. Either way on_close
+// runs exactly once, then the pair deletes itself at the end of the loop
+// turn.
 #pragma once
 
 #include <memory>
@@ -26,6 +30,7 @@
 #include "engine/timer_wheel.h"
 #include "relay/direction.h"
 #include "relay/plain_transport.h"
+#include "relay/pump.h"
 #include "relay/relay.h"
 #include "relay/tls_transport.h"
 
@@ -82,6 +87,10 @@ class Pair final : public ReadyHandler,
   void BeginRelaying();
   void Run();
   void RunPumps();
+  PumpResult Move(Direction& dir, PairLeg& src, PairLeg& dst, const Direction& other,
+                  size_t budget);
+  PumpResult Discard(Direction& dir, PairLeg& src, PairLeg& dst, const Direction& other,
+                     size_t budget);
   void Fail(const char* leg_name, const char* what, int err, const std::string& detail);
   void Close(CloseCause cause, int err, std::string detail);
 
@@ -97,6 +106,9 @@ class Pair final : public ReadyHandler,
   PairLeg b_;
   Direction a_to_b_;
   Direction b_to_a_;
+  // The direction's destination is a truncated TLS leg: it discards (Move()).
+  bool a_to_b_discards_ = false;
+  bool b_to_a_discards_ = false;
   Timer timer_;  // handshake timeout(s), then idle timeout
   // Listener pairs, until their backend is connected.
   const BackendOptions* backend_ = nullptr;
