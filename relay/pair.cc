@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "engine/socket.h"
 #include "relay/worker.h"
@@ -69,6 +70,9 @@ void Pair::StartWithBackend(Worker& worker, Leg client, SSL_CTX* client_tls,
                             const BackendOptions& backend, Duration connect_timeout,
                             OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
+  pair->engine_owned_fds_ = true;
+  pair->backend_ = &backend;
+  pair->connect_timeout_ = connect_timeout;
   if (client_tls != nullptr) {
     client.ssl = NewServerSsl(client_tls, client.fd.get());
     if (client.ssl == nullptr) {
@@ -77,11 +81,9 @@ void Pair::StartWithBackend(Worker& worker, Leg client, SSL_CTX* client_tls,
     }
   }
   if (!pair->AttachLeg(pair->a_, std::move(client), /*accepted=*/true)) return;
-  pair->state_ = State::kConnecting;
-  pair->engine_owned_fds_ = true;
-  pair->backend_ = &backend;
-  pair->connector_ = std::make_unique<Connector>(worker.loop());
-  pair->connector_->Start(backend.address, connect_timeout, pair->b_.watch, pair);
+  // A TLS client proves it speaks TLS before it costs a backend connection;
+  // a plain one is connected at once.
+  pair->BeginHandshakes();
 }
 
 bool Pair::AttachLeg(PairLeg& leg, Leg&& from, bool accepted) {
@@ -120,7 +122,7 @@ void Pair::BeginHandshakes() {
     RunHandshakes();
     return;
   }
-  BeginRelaying();
+  HandshakesDone();
 }
 
 // Advances every unfinished handshake that can make progress. Returns false
@@ -140,9 +142,22 @@ bool Pair::RunHandshakes() {
   }
   if (all_done) {
     worker_.loop().CancelTimer(timer_);
-    BeginRelaying();
+    HandshakesDone();
   }
   return true;
+}
+
+// Every leg present has finished its handshake: a listener pair connects its
+// backend next, any other pair starts relaying.
+void Pair::HandshakesDone() {
+  if (backend_ != nullptr) return ConnectBackend();
+  BeginRelaying();
+}
+
+void Pair::ConnectBackend() {
+  state_ = State::kConnecting;
+  connector_ = std::make_unique<Connector>(worker_.loop());
+  connector_->Start(backend_->address, connect_timeout_, b_.watch, this);
 }
 
 void Pair::BeginRelaying() {
@@ -163,11 +178,12 @@ void Pair::OnConnect(Result<UniqueFd> fd) {
   b_.fd = std::move(fd.value());
   b_.watch.set_handler(this);
   (void)SetNoDelay(b_.fd.get());
-  if (backend_->tls != nullptr) {
-    SSL* ssl = NewClientSsl(backend_->tls, b_.fd.get(), backend_->sni);
+  const BackendOptions& backend = *std::exchange(backend_, nullptr);
+  if (backend.tls != nullptr) {
+    SSL* ssl = NewClientSsl(backend.tls, b_.fd.get(), backend.sni);
     if (ssl == nullptr) {
       return Close(CloseCause::kError, ENOMEM,
-                   "leg B: cannot create its TLS session (SNI '" + backend_->sni + "')");
+                   "leg B: cannot create its TLS session (SNI '" + backend.sni + "')");
     }
     b_.tls = std::make_unique<TlsTransport>(ssl, b_.watch, worker_.env().sys);
     a_to_b_.path = b_to_a_.path = Path::kCopy;
@@ -198,9 +214,13 @@ void Pair::OnFdEvent(FdWatch& watch, uint32_t events) {
 void Pair::OnTimer(Timer& /*timer*/) {
   EventLoop& loop = worker_.loop();
   if (state_ == State::kHandshaking) {
-    Close(CloseCause::kTimeout, ETIMEDOUT, "TLS handshake not finished within " +
-          std::to_string(std::chrono::duration_cast<milliseconds>(
-              worker_.options().handshake_timeout).count()) + " ms");
+    const char* leg = a_.tls && !a_.tls->handshake_done() ? "A" : "B";
+    Close(CloseCause::kTimeout, ETIMEDOUT,
+          std::string("leg ") + leg + " TLS handshake not finished within " +
+              std::to_string(
+                  std::chrono::duration_cast<milliseconds>(worker_.options().handshake_timeout)
+                      .count()) +
+              " ms");
     return;
   }
   // The idle timer is not re-armed on every byte (that would be a wheel
@@ -224,20 +244,13 @@ void Pair::Run() {
 }
 
 void Pair::RunPumps() {
-  PumpEnv& env = worker_.env();
   size_t budget = worker_.options().budget_per_event;
   uint64_t ab_before = a_to_b_.bytes;
   uint64_t ba_before = b_to_a_.bytes;
 
-  // The last direction to finish leaves its FIN to close() (one syscall
-  // fewer per connection).
-  PumpResult ab = Pump(a_to_b_, {a_.watch, a_.io()}, {b_.watch, b_.io()}, env, budget,
-                       b_to_a_.state == DirectionState::kDone);
+  PumpResult ab = Move(a_to_b_, a_, b_, b_to_a_, budget);
   PumpResult ba{};
-  if (ab.outcome != PumpOutcome::kError) {
-    ba = Pump(b_to_a_, {b_.watch, b_.io()}, {a_.watch, a_.io()}, env, budget,
-              a_to_b_.state == DirectionState::kDone);
-  }
+  if (ab.outcome != PumpOutcome::kError) ba = Move(b_to_a_, b_, a_, a_to_b_, budget);
 
   WorkerStats& stats = worker_.stats();
   stats.bytes_a_to_b += a_to_b_.bytes - ab_before;
@@ -272,6 +285,52 @@ void Pair::RunPumps() {
   if (ab.outcome == PumpOutcome::kNoBuffer || ba.outcome == PumpOutcome::kNoBuffer) {
     worker_.WaitForBuffer(this);
   }
+}
+
+// Runs `dir` (from `src` to `dst`; `other` is the opposite direction) with
+// the pump, until its destination is a TLS leg that ended without
+// close_notify. OpenSSL makes such a session fatal: every later write fails
+// ("connection already failed"). That ends what this direction can deliver,
+// not the pair: the truncating peer's own bytes still go through, and the
+// pair ends as kTruncated. From then on this direction discards.
+PumpResult Pair::Move(Direction& dir, PairLeg& src, PairLeg& dst, const Direction& other,
+                      size_t budget) {
+  bool& discarding = &dir == &a_to_b_ ? a_to_b_discards_ : b_to_a_discards_;
+  if (!discarding) {
+    PumpResult r = Pump(dir, {src.watch, src.io()}, {dst.watch, dst.io()}, worker_.env(), budget,
+                        other.state == DirectionState::kDone);
+    if (r.outcome != PumpOutcome::kError || r.on_source || !dst.io().truncated()) return r;
+    discarding = true;
+    if (dir.ring) dir.ring->Clear();  // undeliverable
+  }
+  return Discard(dir, src, dst, other, budget);
+}
+
+// Reads what `src` still sends and drops it, until its EOF; then ends the
+// direction as the pump does (FIN to `dst`). It keeps reading because
+// closing a socket with unread input sends RST, and an RST throws away
+// whatever is still queued towards that peer: the other direction's last
+// bytes. Discarded bytes are not counted as delivered, nor as activity.
+PumpResult Pair::Discard(Direction& dir, PairLeg& src, PairLeg& dst, const Direction& other,
+                         size_t budget) {
+  PumpEnv& env = worker_.env();
+  size_t read_total = 0;
+  while (dir.state == DirectionState::kOpen && src.io().ReadReady()) {
+    if (read_total >= budget) return {PumpOutcome::kMore};
+    if (!dir.ring) dir.ring = env.buffers.Take();
+    if (!dir.ring) return {PumpOutcome::kNoBuffer};
+    dir.ring->Clear();
+    IoResult r = src.io().Read(*dir.ring);
+    if (r.status == IoStatus::kOk) read_total += r.bytes;
+    if (r.status == IoStatus::kEof) dir.state = DirectionState::kDraining;
+    if (r.status == IoStatus::kError) return {PumpOutcome::kError, r.err, /*on_source=*/true};
+    if (r.status == IoStatus::kWouldBlock) break;
+  }
+  ReleaseDirection(dir, env);  // nothing is kept, so an idle direction holds no ring
+  if (dir.state == DirectionState::kOpen) return {PumpOutcome::kIdle};
+  // Nothing in flight: the pump only ends the direction.
+  return Pump(dir, {src.watch, src.io()}, {dst.watch, dst.io()}, env, budget,
+              other.state == DirectionState::kDone);
 }
 
 void Pair::Fail(const char* leg_name, const char* what, int err, const std::string& detail) {

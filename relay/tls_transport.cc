@@ -56,7 +56,9 @@ IoResult TlsTransport::Write(RingBuffer& ring) {
 }
 
 IoResult TlsTransport::ShutdownWrite() {
-  if (!close_notify_sent_) {
+  // A peer that ended without close_notify left OpenSSL unable to send one
+  // (ssl/tls_stream.h): the FIN alone ends our side.
+  if (!close_notify_sent_ && !truncated_) {
     IoResult r = Map(tls_.Shutdown(), shutdown_wait_);
     if (r.status != IoStatus::kOk) return r;
     close_notify_sent_ = true;
