@@ -42,12 +42,13 @@ int Main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = ParseZrelaydFlags(args);
   if (!parsed.ok()) {
-    std::fprintf(stderr, "zrelayd: %s\n\n%s", parsed.error().message().c_str(), kZrelaydUsage);
+    std::fprintf(stderr, "zrelayd: %s\n(run 'zrelayd --help' for usage)\n",
+                 parsed.error().message().c_str());
     return 2;
   }
   const ZrelaydConfig& config = parsed.value();
   if (config.help) {
-    std::fputs(kZrelaydUsage, stdout);
+    std::fputs(ZrelaydUsage().c_str(), stdout);
     return 0;
   }
 

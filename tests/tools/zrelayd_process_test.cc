@@ -74,7 +74,7 @@ int WaitExit(pid_t pid) {
 
 TEST(ZrelaydProcess, UsageErrorsExitTwoAndNameTheProblem) {
   Process p = Spawn({"--listen", "127.0.0.1:notaport", "--backend", "127.0.0.1:1"});
-  std::string err = ReadUntil(p.err_fd, "usage:");
+  std::string err = ReadUntil(p.err_fd, "--help");
   EXPECT_EQ(WaitExit(p.pid), 2);
   EXPECT_NE(err.find("'127.0.0.1:notaport'"), std::string::npos) << err;
   ::close(p.err_fd);
