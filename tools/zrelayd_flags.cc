@@ -17,8 +17,9 @@ constexpr char kFooter[] =
     "A bare boolean flag means true; --flag=VALUE takes true, false, yes, no, on, off, 1, 0.\n"
     "--backend-tls verifies the certificate against --backend-sni, else the --backend host\n"
     "name (also sent as SNI), else the backend's IP.\n"
-    "Exit status: 0 after a drain, 1 on a setup failure (bind, certificates), 2 on a\n"
-    "usage error.";
+    "Signals: SIGTERM/SIGINT drain (a second one closes the rest at once); SIGHUP is\n"
+    "logged and ignored. Exit status: 0 after a drain, 1 on a setup failure (bind,\n"
+    "certificates), 2 on a usage error.";
 
 Error Usage(const std::string& message) { return Error::Invalid(message); }
 

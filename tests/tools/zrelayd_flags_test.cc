@@ -18,32 +18,11 @@ void ExpectUsageError(std::vector<std::string> args, const std::string& mentions
 }
 
 TEST(ZrelaydFlags, ParsesEveryFlag) {
-  auto r = Parse({"--listen",
-                  "127.0.0.1:8080",
-                  "--backend=[::1]:9000",
-                  "--mode",
-                  "auto",
-                  "--workers",
-                  "3",
-                  "--pin",
-                  "--idle-timeout",
-                  "1.5s",
-                  "--connect-timeout=250ms",
-                  "--drain-grace",
-                  "2m",
-                  "--pipe-size",
-                  "256k",
-                  "--pipe-pool",
-                  "16",
-                  "--buffer-size",
-                  "32k",
-                  "--budget",
-                  "1M",
-                  "--log-closes",
-                  "--handshake-timeout",
-                  "3s",
-                  "--max-connections",
-                  "5000"});
+  auto r = Parse({"--listen", "127.0.0.1:8080", "--backend=[::1]:9000", "--mode", "auto",
+                  "--workers", "3", "--pin", "--idle-timeout", "1.5s", "--connect-timeout=250ms",
+                  "--drain-grace", "2m", "--pipe-size", "256k", "--pipe-pool", "16",
+                  "--buffer-size", "32k", "--budget", "1M", "--log-closes", "--handshake-timeout",
+                  "3s", "--max-connections", "5000"});
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->listen.ToString(), "127.0.0.1:8080");
   EXPECT_EQ(r->backend.ToString(), "[::1]:9000");
@@ -208,7 +187,7 @@ TEST(ZrelaydFlags, HelpNeedsNothingElse) {
   EXPECT_TRUE(r->help);
   std::string help = ZrelaydUsage();
   for (const char* flag : {"--listen", "--backend", "--handshake-timeout", "--max-connections",
-                           "--backend-insecure", "--tls-min", "Exit status"}) {
+                           "--backend-insecure", "--tls-min", "SIGHUP", "Exit status"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }
