@@ -4,7 +4,7 @@
 // finish for --drain-grace, close the rest, print the totals, exit 0; a
 // second SIGTERM or SIGINT closes the remaining pairs at once. SIGHUP is
 // logged and ignored. Usage errors exit 2; a setup failure (bind,
-// certificates) exits 1.
+// certificates, --user) exits 1.
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -21,6 +21,7 @@
 #include "relay/relay.h"
 #include "ssl/tls_context.h"
 #include "tools/zrelayd_flags.h"
+#include "tools/zrelayd_process.h"
 
 namespace zrelay {
 namespace {
@@ -138,6 +139,18 @@ int Main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  auto fd_limit = RaiseFdLimit();
+  if (fd_limit.ok() && fd_limit->before == fd_limit->after) {
+    std::fprintf(stderr, "zrelayd: fd limit %llu (the hard limit already)\n",
+                 static_cast<unsigned long long>(fd_limit->after));
+  } else if (fd_limit.ok()) {
+    std::fprintf(stderr, "zrelayd: fd limit raised from %llu to %llu\n",
+                 static_cast<unsigned long long>(fd_limit->before),
+                 static_cast<unsigned long long>(fd_limit->after));
+  } else {
+    std::fprintf(stderr, "zrelayd: warning: %s\n", fd_limit.error().message().c_str());
+  }
+
   // Certificates and keys are checked before any thread starts. Every SSL
   // holds its own reference to its context, so pairs never outlive these.
   TlsContext client_side, backend_side;
@@ -178,6 +191,16 @@ int Main(int argc, char** argv) {
   if (!id.ok()) {
     std::fprintf(stderr, "zrelayd: %s\n", id.error().message().c_str());
     return 1;
+  }
+  // Bound and every key read: nothing left that needs root.
+  if (!config.user.empty()) {
+    Status dropped = DropPrivileges(config.user);
+    if (!dropped.ok()) {
+      std::fprintf(stderr, "zrelayd: %s\n", dropped.error().message().c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "zrelayd: running as user '%s' (uid %u, gid %u)\n", config.user.c_str(),
+                 static_cast<unsigned>(::getuid()), static_cast<unsigned>(::getgid()));
   }
   auto bound = engine.value()->ListenAddress(id.value());
   std::fprintf(stderr, "zrelayd: listening on %s, backend %s, mode %s, %zu workers\n",

@@ -19,7 +19,7 @@ constexpr char kFooter[] =
     "name (also sent as SNI), else the backend's IP.\n"
     "Signals: SIGTERM/SIGINT drain (a second one closes the rest at once); SIGHUP is\n"
     "logged and ignored. Exit status: 0 after a drain, 1 on a setup failure (bind,\n"
-    "certificates), 2 on a usage error.";
+    "certificates, --user), 2 on a usage error.";
 
 Error Usage(const std::string& message) { return Error::Invalid(message); }
 
@@ -160,6 +160,12 @@ FlagTable::FlagTable(ZrelaydConfig& config) : config_(config) {
   Value("--budget", "SIZE", "bytes per direction per event (default: 256k)",
         size(&engine.budget_per_event));
   Bool("--log-closes", &config_.log_closes, "one line per closed pair on stderr");
+  Value("--user", "NAME", "once bound and keys loaded, run as this user (needs root)",
+        [this](const std::string& text) -> Status {
+          if (text.empty()) return Usage("empty user name");
+          config_.user = text;
+          return Status::Ok();
+        });
 
   const std::string tls = "TLS";
   app_.add_option("--tls-cert", certs_,

@@ -24,6 +24,7 @@ struct ZrelaydConfig {
   Duration drain_grace = seconds(10);
   // Open client connections at most; 0: derived from the fd limit.
   uint64_t max_connections = 0;
+  std::string user;         // non-empty: drop privileges to this user once set up
   bool log_closes = false;  // one line per closed pair on stderr
   // TLS termination (clients): set when at least one --tls-cert is given.
   bool tls = false;

@@ -22,7 +22,7 @@ TEST(ZrelaydFlags, ParsesEveryFlag) {
                   "--workers", "3", "--pin", "--idle-timeout", "1.5s", "--connect-timeout=250ms",
                   "--drain-grace", "2m", "--pipe-size", "256k", "--pipe-pool", "16",
                   "--buffer-size", "32k", "--budget", "1M", "--log-closes", "--handshake-timeout",
-                  "3s", "--max-connections", "5000"});
+                  "3s", "--max-connections", "5000", "--user", "nobody"});
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->listen.ToString(), "127.0.0.1:8080");
   EXPECT_EQ(r->backend.ToString(), "[::1]:9000");
@@ -39,6 +39,7 @@ TEST(ZrelaydFlags, ParsesEveryFlag) {
   EXPECT_TRUE(r->log_closes);
   EXPECT_EQ(r->engine.handshake_timeout, seconds(3));
   EXPECT_EQ(r->max_connections, 5000u);
+  EXPECT_EQ(r->user, "nobody");
 }
 
 TEST(ZrelaydFlags, Defaults) {
@@ -46,6 +47,7 @@ TEST(ZrelaydFlags, Defaults) {
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->engine.handshake_timeout, seconds(10));
   EXPECT_EQ(r->max_connections, 0u);
+  EXPECT_EQ(r->user, "");
   EXPECT_FALSE(r->log_closes);
   EXPECT_FALSE(r->engine.pin_cpus);
   EXPECT_FALSE(r->backend_tls);
@@ -166,6 +168,7 @@ TEST(ZrelaydFlags, BadInputsNameTheFlagAndValue) {
                    "--max-connections: bad number 'lots'");
   ExpectUsageError({"--listen", ":1", "--backend", ":2", "--handshake-timeout", "0"},
                    "--handshake-timeout: bad duration '0'");
+  ExpectUsageError({"--listen", ":1", "--backend", ":2", "--user", ""}, "--user: empty user name");
   // Regression: a bad --tls-min was found only when the TLS context was built (exit 1).
   ExpectUsageError({"--listen", ":1", "--backend", ":2", "--tls-min", "TLS1.9"}, "--tls-min: ");
   ExpectUsageError({"--listen", ":1", "--backend", ":2", "--tls-min", "TLS1.9"}, "'TLS1.9'");
@@ -187,7 +190,7 @@ TEST(ZrelaydFlags, HelpNeedsNothingElse) {
   EXPECT_TRUE(r->help);
   std::string help = ZrelaydUsage();
   for (const char* flag : {"--listen", "--backend", "--handshake-timeout", "--max-connections",
-                           "--backend-insecure", "--tls-min", "SIGHUP", "Exit status"}) {
+                           "--backend-insecure", "--tls-min", "--user", "SIGHUP", "Exit status"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }
