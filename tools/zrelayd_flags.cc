@@ -222,6 +222,16 @@ FlagTable::FlagTable(ZrelaydConfig& config) : config_(config) {
 }
 
 Status FlagTable::Parse(const std::vector<std::string>& args) {
+  // CLI11 reads "--pin=" as a bare "--pin"; an empty value is as wrong as
+  // any other that is not a boolean.
+  for (const std::string& arg : args) {
+    if (arg.size() <= 3 || arg.rfind("--", 0) != 0 || arg.back() != '=') continue;
+    std::string name = arg.substr(2, arg.size() - 3);
+    for (const BoolFlag& flag : bools_) {
+      if (flag.option->check_lname(name))
+        return Usage("--" + name + ": " + ParseBool("").error().message());
+    }
+  }
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 pops from the back
   try {
     app_.parse(reversed);

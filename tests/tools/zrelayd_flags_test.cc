@@ -88,7 +88,7 @@ TEST(ZrelaydFlags, BooleanFlagsBothWays) {
         EXPECT_FALSE(k.get(*r)) << k.flag << "=" << no;
       }
     }
-    for (const char* bad : {"maybe", "2", "enable", "t"}) {
+    for (const char* bad : {"maybe", "2", "enable", "t", ""}) {
       ExpectUsageError({"--listen", ":1", "--backend", ":2", k.flag + "=" + bad},
                        k.flag + ": '" + bad + "' is not a boolean");
     }
