@@ -1,17 +1,27 @@
 // zrelayd: a TCP relay daemon in front of one backend, built on zrelay.
 //
 // Runs in the foreground. SIGTERM or SIGINT: stop accepting, let open pairs
-// finish for --drain-grace, close the rest, print the totals, exit 0.
-// Usage errors exit 2; a listener that cannot bind exits 1.
+// finish for --drain-grace, close the rest, print the totals, exit 0; a
+// second SIGTERM or SIGINT closes the remaining pairs at once. SIGHUP is
+// logged and ignored. Usage errors exit 2; a setup failure (bind,
+// certificates, --user) exits 1.
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "engine/unique_fd.h"
 #include "relay/relay.h"
 #include "ssl/tls_context.h"
 #include "tools/zrelayd_flags.h"
+#include "tools/zrelayd_process.h"
 
 namespace zrelay {
 namespace {
@@ -38,29 +48,108 @@ void PrintTotals(const EngineStats& s) {
                (unsigned long long)t.splice_switches);
 }
 
+const char* SignalName(int signo) {
+  switch (signo) {
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
+  }
+  return "signal";
+}
+
+// The signals zrelayd handles, all read from a signalfd on the main thread.
+sigset_t HandledSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Serves until stopped. The first SIGTERM/SIGINT drains on a thread for
+// `grace`; a second one cuts the drain short with Drain(0) from here, which
+// closes the remaining pairs (cause drained) and makes the first Drain
+// return. SIGHUP is logged and ignored (there is no configuration file to
+// reload). Returns once the drain is over, or an error if signals cannot be
+// read at all.
+Status ServeUntilStopped(Engine& engine, Duration grace) {
+  sigset_t handled = HandledSignals();
+  UniqueFd signals(::signalfd(-1, &handled, SFD_CLOEXEC));
+  UniqueFd drained(::eventfd(0, EFD_CLOEXEC));
+  if (!signals || !drained) return Error::FromErrno(errno, "signalfd/eventfd");
+  std::thread drainer;
+  bool cut = false;
+  for (;;) {
+    pollfd fds[2] = {{signals.get(), POLLIN, 0}, {drained.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      std::perror("zrelayd: poll");
+      break;
+    }
+    if (fds[1].revents != 0) break;  // the drain is over
+    signalfd_siginfo info{};
+    if (::read(signals.get(), &info, sizeof(info)) != sizeof(info)) continue;
+    int signo = static_cast<int>(info.ssi_signo);
+    if (signo == SIGHUP) {
+      std::fprintf(stderr, "zrelayd: SIGHUP: no configuration file to reload; ignored\n");
+    } else if (!drainer.joinable()) {
+      std::fprintf(stderr, "zrelayd: %s: draining (grace %lld ms; send it again to stop at once)\n",
+                   SignalName(signo),
+                   static_cast<long long>(std::chrono::duration_cast<milliseconds>(grace).count()));
+      drainer = std::thread([&engine, grace, fd = drained.get()] {
+        engine.Drain(grace);
+        uint64_t one = 1;
+        (void)!::write(fd, &one, sizeof(one));
+      });
+    } else if (!cut) {
+      cut = true;
+      std::fprintf(stderr, "zrelayd: second %s: closing the remaining pairs now\n",
+                   SignalName(signo));
+      engine.Drain(Duration::zero());
+    }
+    std::fflush(stderr);
+  }
+  if (drainer.joinable()) drainer.join();
+  return Status::Ok();
+}
+
 int Main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = ParseZrelaydFlags(args);
   if (!parsed.ok()) {
-    std::fprintf(stderr, "zrelayd: %s\n\n%s", parsed.error().message().c_str(), kZrelaydUsage);
+    std::fprintf(stderr, "zrelayd: %s\n(run 'zrelayd --help' for usage)\n",
+                 parsed.error().message().c_str());
     return 2;
   }
   const ZrelaydConfig& config = parsed.value();
   if (config.help) {
-    std::fputs(kZrelaydUsage, stdout);
+    std::fputs(ZrelaydUsage().c_str(), stdout);
     return 0;
   }
 
-  // Block the stop signals before any thread starts, so every worker
-  // inherits the mask and only sigwait() below sees them. A daemon owns its
-  // process: ignoring SIGPIPE here is ours to decide (the library only blocks
-  // it in its own threads).
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Block the handled signals before any thread starts, so every worker
+  // inherits the mask and only the signalfd in ServeUntilStopped sees them.
+  // A daemon owns its process: ignoring SIGPIPE here is ours to decide (the
+  // library only blocks it in its own threads).
+  sigset_t handled = HandledSignals();
+  pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  auto fd_limit = RaiseFdLimit();
+  if (fd_limit.ok() && fd_limit->before == fd_limit->after) {
+    std::fprintf(stderr, "zrelayd: fd limit %llu (the hard limit already)\n",
+                 static_cast<unsigned long long>(fd_limit->after));
+  } else if (fd_limit.ok()) {
+    std::fprintf(stderr, "zrelayd: fd limit raised from %llu to %llu\n",
+                 static_cast<unsigned long long>(fd_limit->before),
+                 static_cast<unsigned long long>(fd_limit->after));
+  } else {
+    std::fprintf(stderr, "zrelayd: warning: %s\n", fd_limit.error().message().c_str());
+  }
 
   // Certificates and keys are checked before any thread starts. Every SSL
   // holds its own reference to its context, so pairs never outlive these.
@@ -103,17 +192,26 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "zrelayd: %s\n", id.error().message().c_str());
     return 1;
   }
+  // Bound and every key read: nothing left that needs root.
+  if (!config.user.empty()) {
+    Status dropped = DropPrivileges(config.user);
+    if (!dropped.ok()) {
+      std::fprintf(stderr, "zrelayd: %s\n", dropped.error().message().c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "zrelayd: running as user '%s' (uid %u, gid %u)\n", config.user.c_str(),
+                 static_cast<unsigned>(::getuid()), static_cast<unsigned>(::getgid()));
+  }
   auto bound = engine.value()->ListenAddress(id.value());
   std::fprintf(stderr, "zrelayd: listening on %s, backend %s, mode %s, %zu workers\n",
                bound.ok() ? bound->ToString().c_str() : "?", config.backend.ToString().c_str(),
                ModeName(config.engine.mode), engine.value()->workers());
   std::fflush(stderr);
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  std::fprintf(stderr, "zrelayd: %s: draining (grace %lld ms)\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
-               (long long)std::chrono::duration_cast<milliseconds>(config.drain_grace).count());
-  engine.value()->Drain(config.drain_grace);
+  if (Status served = ServeUntilStopped(*engine.value(), config.drain_grace); !served.ok()) {
+    std::fprintf(stderr, "zrelayd: %s\n", served.error().message().c_str());
+    return 1;
+  }
   PrintTotals(engine.value()->Stats());
   return 0;
 }

@@ -1,189 +1,322 @@
 #include "tools/zrelayd_flags.h"
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <utility>
+
 #include "tools/cli/values.h"
 
-#include <algorithm>
-#include <charconv>
-
 namespace zrelay {
-
-const char kZrelaydUsage[] =
-    "usage: zrelayd --listen ADDR --backend ADDR [options]\n"
-    "\n"
-    "Relays every client accepted on ADDR to the backend, zero-copy where it can.\n"
-    "ADDR: 127.0.0.1:8080, [::1]:8080, localhost:8080, :8080, unix:/path\n"
-    "\n"
-    "  --mode splice|copy|auto   how plain bytes move (default: splice)\n"
-    "  --workers N               event-loop threads (default: one per CPU)\n"
-    "  --pin                     pin worker i to CPU i\n"
-    "  --idle-timeout DUR        close pairs idle this long (default: never)\n"
-    "  --connect-timeout DUR     backend connect timeout (default: 5s)\n"
-    "  --drain-grace DUR         on SIGTERM/SIGINT, wait this long for pairs (default: 10s)\n"
-    "  --pipe-size SIZE          kernel pipe size for splice (default: 1M)\n"
-    "  --pipe-pool N             pipes per worker, at most (default: 1024)\n"
-    "  --buffer-size SIZE        copy ring per direction (default: 64k)\n"
-    "  --budget SIZE             bytes per direction per event (default: 256k)\n"
-    "  --log-closes              one line per closed pair on stderr\n"
-    "TLS:\n"
-    "  --tls-cert FILE --tls-key FILE   terminate TLS from clients; repeat the pair for\n"
-    "                            more certificates chosen by SNI (the first is the default)\n"
-    "  --alpn LIST               ALPN protocols, comma-separated (clients and backend)\n"
-    "  --tls-min VERSION         TLS1.2 (default) or TLS1.3, both sides\n"
-    "  --backend-tls             originate TLS to the backend (verified by default)\n"
-    "  --backend-ca FILE         CA bundle for the backend (default: system store)\n"
-    "  --backend-sni NAME        server name sent and verified\n"
-    "  --backend-insecure        do not verify the backend certificate\n"
-    "  --help                    this text\n"
-    "DUR: 500ms, 2s, 1.5s, 3m, 1h. SIZE: 65536, 64k, 1M.\n";
-
 namespace {
+
+constexpr char kFooter[] =
+    "ADDR: 127.0.0.1:8080, [::1]:8080, localhost:8080, :8080, unix:/path\n"
+    "DUR: 500ms, 2s, 1.5s, 3m, 1h. SIZE: 65536, 64k, 1M.\n"
+    "A bare boolean flag means true; --flag=VALUE takes true, false, yes, no, on, off, 1, 0.\n"
+    "--backend-tls verifies the certificate against --backend-sni, else the --backend host\n"
+    "name (also sent as SNI), else the backend's IP.\n"
+    "Signals: SIGTERM/SIGINT drain (a second one closes the rest at once); SIGHUP is\n"
+    "logged and ignored. Exit status: 0 after a drain, 1 on a setup failure (bind,\n"
+    "certificates, --user), 2 on a usage error.";
 
 Error Usage(const std::string& message) { return Error::Invalid(message); }
 
-Result<int> ParseInt(const std::string& flag, const std::string& text, int min, int max) {
-  int value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) {
-    return Usage(flag + ": '" + text + "' is not a number");
+// CLI11 splits the command line; the values are converted here, by the
+// parsers of tools/cli, so every error names the flag and quotes the value.
+class FlagTable {
+ public:
+  explicit FlagTable(ZrelaydConfig& config);
+
+  Status Parse(const std::vector<std::string>& args);
+  std::string Help() const { return app_.help(); }
+
+ private:
+  using Setter = std::function<Status(const std::string&)>;
+  // A flag with a value. `set` stores it or says what is wrong with it; the
+  // last of repeated flags wins.
+  void Value(const std::string& name, const std::string& type, const std::string& help, Setter set);
+  // A boolean flag: bare means true, --name=VALUE goes through ParseBool.
+  // `inverted`: the field holds the opposite (--backend-insecure clears verify).
+  void Bool(const std::string& name, bool* field, const std::string& help, bool inverted = false);
+  Status Finish();
+  Status PairCertsAndKeys();
+
+  ZrelaydConfig& config_;
+  CLI::App app_{"Relays every client accepted on --listen to --backend, zero-copy where it can.",
+                "zrelayd"};
+  Status error_;  // the first value a setter refused
+  struct BoolFlag {
+    std::string text;  // as given; empty when absent (CLI11 turns a bare flag into "true")
+    const CLI::Option* option = nullptr;
+    bool* field = nullptr;
+    bool inverted = false;
+  };
+  std::deque<BoolFlag> bools_;  // a deque: CLI11 keeps pointers to each text
+  std::vector<std::string> certs_, keys_;
+};
+
+void FlagTable::Value(const std::string& name, const std::string& type, const std::string& help,
+                      Setter set) {
+  app_.add_option_function<std::string>(
+          name,
+          [this, name, set](const std::string& text) {
+            Status s = set(text);
+            if (!s.ok() && error_.ok()) error_ = Usage(name + ": " + s.error().message());
+          },
+          help)
+      ->type_name(type)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
+
+void FlagTable::Bool(const std::string& name, bool* field, const std::string& help, bool inverted) {
+  BoolFlag& flag = bools_.emplace_back();
+  flag.field = field;
+  flag.inverted = inverted;
+  flag.option =
+      app_.add_flag(name, flag.text, help)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
+
+FlagTable::FlagTable(ZrelaydConfig& config) : config_(config) {
+  app_.set_help_flag();  // ours below: --help is a config field, not an exception
+  app_.allow_extras();   // leftovers are reported by Finish, with our wording
+  app_.footer(kFooter);
+  app_.get_formatter()->column_width(32);
+  app_.get_formatter()->label("Usage", "usage");
+  EngineOptions& engine = config_.engine;
+
+  auto address = [](Address* out) {
+    return [out](const std::string& text) -> Status {
+      auto a = Address::Parse(text);
+      if (!a.ok()) return a.error();
+      *out = a.value();
+      return Status::Ok();
+    };
+  };
+  auto duration = [](Duration* out, bool allow_zero) {
+    return [out, allow_zero](const std::string& text) -> Status {
+      auto d = ParseDuration(text, allow_zero);
+      if (!d.ok()) return d.error();
+      *out = d.value();
+      return Status::Ok();
+    };
+  };
+  auto size = [](size_t* out) {
+    return [out](const std::string& text) -> Status {
+      auto s = ParseSize(text);
+      if (!s.ok()) return s.error();
+      *out = s.value();
+      return Status::Ok();
+    };
+  };
+  auto count = [](auto* out, uint64_t min, uint64_t max) {
+    return [out, min, max](const std::string& text) -> Status {
+      auto n = ParseCount(text, min, max);
+      if (!n.ok()) return n.error();
+      *out = static_cast<std::remove_pointer_t<decltype(out)>>(n.value());
+      return Status::Ok();
+    };
+  };
+
+  Value("--listen", "ADDR", "address to accept clients on (required)", address(&config_.listen));
+  Value("--backend", "ADDR", "backend every client is relayed to (required)",
+        [this, address](const std::string& text) -> Status {
+          config_.backend_host = HostOf(text);
+          return address(&config_.backend)(text);
+        });
+  Value("--mode", "splice|copy|auto", "how plain bytes move (default: splice)",
+        [&engine](const std::string& text) -> Status {
+          if (text == "splice") {
+            engine.mode = RelayMode::kSplice;
+          } else if (text == "copy") {
+            engine.mode = RelayMode::kCopy;
+          } else if (text == "auto") {
+            engine.mode = RelayMode::kAuto;
+          } else {
+            return Usage("'" + text + "' is not one of splice, copy, auto");
+          }
+          return Status::Ok();
+        });
+  Value("--workers", "N", "event-loop threads (default: one per CPU)",
+        count(&engine.workers, 1, 1024));
+  Bool("--pin", &engine.pin_cpus, "pin worker i to CPU i");
+  Value("--idle-timeout", "DUR", "close pairs idle this long (default: never)",
+        duration(&engine.idle_timeout, /*allow_zero=*/true));
+  Value("--connect-timeout", "DUR", "backend connect timeout (default: 5s)",
+        duration(&config_.connect_timeout, /*allow_zero=*/false));
+  Value("--handshake-timeout", "DUR", "TLS handshakes zrelayd runs, at most (default: 10s)",
+        duration(&engine.handshake_timeout, /*allow_zero=*/false));
+  Value("--drain-grace", "DUR", "on SIGTERM/SIGINT, wait this long for pairs (default: 10s)",
+        duration(&config_.drain_grace, /*allow_zero=*/true));
+  Value("--max-connections", "N", "open client connections at most (default 0: from the fd limit)",
+        count(&config_.max_connections, 0, uint64_t{1} << 32));
+  Value("--pipe-size", "SIZE", "kernel pipe size for splice (default: 1M)",
+        size(&engine.pipe_size));
+  Value("--pipe-pool", "N", "pipes per worker, at most (default: 1024)",
+        count(&engine.pipe_pool_cap, 0, 1 << 20));
+  Value("--buffer-size", "SIZE", "copy ring per direction (default: 64k)",
+        size(&engine.buffer_size));
+  Value("--budget", "SIZE", "bytes per direction per event (default: 256k)",
+        size(&engine.budget_per_event));
+  Bool("--log-closes", &config_.log_closes, "one line per closed pair on stderr");
+  Value("--user", "NAME", "once bound and keys loaded, run as this user (needs root)",
+        [this](const std::string& text) -> Status {
+          if (text.empty()) return Usage("empty user name");
+          config_.user = text;
+          return Status::Ok();
+        });
+
+  const std::string tls = "TLS";
+  app_.add_option("--tls-cert", certs_,
+                  "terminate TLS from clients (repeat with --tls-key: SNI picks, first is default)")
+      ->type_name("FILE")
+      ->expected(1)
+      ->allow_extra_args(false)  // one file per flag: the next word is not another cert
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->group(tls);
+  app_.add_option("--tls-key", keys_, "the key of the --tls-cert before it")
+      ->type_name("FILE")
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->group(tls);
+  Value("--alpn", "LIST", "ALPN protocols, comma-separated (clients and backend)",
+        [this](const std::string& text) -> Status {
+          std::vector<std::string> protocols;
+          for (size_t start = 0; start <= text.size();) {
+            size_t comma = std::min(text.find(',', start), text.size());
+            protocols.push_back(text.substr(start, comma - start));
+            start = comma + 1;
+          }
+          config_.tls_server.alpn = config_.tls_backend.alpn = protocols;
+          return Status::Ok();
+        });
+  Value("--tls-min", "VERSION", "TLS1.2 (default) or TLS1.3, both sides",
+        [this](const std::string& text) -> Status {
+          auto version = ParseTlsVersion(text);
+          if (!version.ok()) return version.error();
+          config_.tls_server.min_version = config_.tls_backend.min_version = text;
+          return Status::Ok();
+        });
+  Bool("--backend-tls", &config_.backend_tls, "originate TLS to the backend, verified: see below");
+  Value("--backend-ca", "FILE", "CA bundle for the backend (default: system store)",
+        [this](const std::string& text) -> Status {
+          config_.tls_backend.ca_file = text;
+          return Status::Ok();
+        });
+  Value("--backend-sni", "NAME", "server name sent and verified",
+        [this](const std::string& text) -> Status {
+          config_.tls_backend.sni = text;
+          return Status::Ok();
+        });
+  Bool("--backend-insecure", &config_.tls_backend.verify, "do not verify the backend certificate",
+       /*inverted=*/true);
+  for (const std::string& name :
+       {std::string("--alpn"), std::string("--tls-min"), std::string("--backend-tls"),
+        std::string("--backend-ca"), std::string("--backend-sni"),
+        std::string("--backend-insecure")}) {
+    app_.get_option(name)->group(tls);
   }
-  if (value < min || value > max) {
-    return Usage(flag + ": " + text + " is out of range (" + std::to_string(min) + ".." +
-                 std::to_string(max) + ")");
+  Bool("-h,--help", &config_.help, "this text");
+}
+
+Status FlagTable::Parse(const std::vector<std::string>& args) {
+  // CLI11 reads "--pin=" as a bare "--pin"; an empty value is as wrong as
+  // any other that is not a boolean.
+  for (const std::string& arg : args) {
+    if (arg.size() <= 3 || arg.rfind("--", 0) != 0 || arg.back() != '=') continue;
+    std::string name = arg.substr(2, arg.size() - 3);
+    for (const BoolFlag& flag : bools_) {
+      if (flag.option->check_lname(name))
+        return Usage("--" + name + ": " + ParseBool("").error().message());
+    }
   }
-  return value;
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 pops from the back
+  try {
+    app_.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    return Usage(e.what());
+  }
+  return Finish();
+}
+
+Status FlagTable::Finish() {
+  for (const BoolFlag& flag : bools_) {
+    if (flag.text.empty()) continue;
+    auto value = ParseBool(flag.text);
+    if (!value.ok()) return Usage(flag.option->get_name() + ": " + value.error().message());
+    *flag.field = value.value() != flag.inverted;
+  }
+  if (!error_.ok()) return error_;
+  if (std::vector<std::string> left = app_.remaining(); !left.empty()) {
+    if (left[0].rfind("-", 0) == 0) return Usage("unknown flag '" + left[0] + "'");
+    return Usage("unexpected argument '" + left[0] +
+                 "' (a boolean flag takes its value as --flag=VALUE)");
+  }
+  if (Status s = PairCertsAndKeys(); !s.ok()) return s;
+  if (config_.help) return Status::Ok();
+  if (app_.count("--listen") == 0) return Usage("--listen is required");
+  if (app_.count("--backend") == 0) return Usage("--backend is required");
+  config_.tls = !config_.tls_server.certs.empty();
+  bool backend_tls_flags = app_.count("--backend-ca") > 0 || app_.count("--backend-sni") > 0 ||
+                           !config_.tls_backend.verify;
+  if (backend_tls_flags && !config_.backend_tls) {
+    return Usage("--backend-ca, --backend-sni and --backend-insecure need --backend-tls");
+  }
+  return Status::Ok();
+}
+
+Status FlagTable::PairCertsAndKeys() {
+  // CLI11 collects each flag's values apart; the command line's order says
+  // which key belongs to which certificate.
+  size_t cert = 0, key = 0;
+  auto& pairs = config_.tls_server.certs;
+  for (const CLI::Option* option : app_.parse_order()) {
+    if (option->get_name() == "--tls-cert") {
+      pairs.push_back({certs_[cert++], ""});
+    } else if (option->get_name() == "--tls-key") {
+      const std::string& file = keys_[key++];
+      if (pairs.empty() || !pairs.back().key_file.empty()) {
+        return Usage("--tls-key '" + file + "' must follow its --tls-cert");
+      }
+      pairs.back().key_file = file;
+    }
+  }
+  for (const auto& pair : pairs) {
+    if (pair.key_file.empty()) return Usage("--tls-cert '" + pair.cert_file + "' has no --tls-key");
+  }
+  return Status::Ok();
+}
+
+// With --backend-tls and no --backend-sni, the backend's certificate must
+// match what the user typed: a host name is sent as SNI and verified; an IP
+// (or a name-less ":port") is verified against the certificate's IP SANs.
+void ChooseBackendName(ZrelaydConfig& config) {
+  if (!config.backend_tls || !config.tls_backend.sni.empty() || config.backend.is_unix()) return;
+  if (!config.backend_host.empty() && !IsIpLiteral(config.backend_host)) {
+    config.tls_backend.sni = config.backend_host;
+    return;
+  }
+  std::string host = config.backend.ToString();
+  host.resize(host.rfind(':'));
+  if (host.front() == '[') host = host.substr(1, host.size() - 2);
+  config.tls_backend.verify_hostname = host;
 }
 
 }  // namespace
 
 Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args) {
   ZrelaydConfig config;
-  bool have_listen = false, have_backend = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i];
-    std::string value;
-    bool inline_value = false;
-    if (auto eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-      inline_value = true;
-    }
-    auto need_value = [&]() -> Status {
-      if (inline_value) return Status::Ok();
-      if (i + 1 >= args.size()) return Usage(flag + ": missing value");
-      value = args[++i];
-      return Status::Ok();
-    };
-    if (flag == "--help" || flag == "-h") {
-      config.help = true;
-      continue;
-    }
-    if (flag == "--pin") {
-      config.engine.pin_cpus = true;
-      continue;
-    }
-    if (flag == "--log-closes") {
-      config.log_closes = true;
-      continue;
-    }
-    if (flag == "--backend-tls") {
-      config.backend_tls = true;
-      continue;
-    }
-    if (flag == "--backend-insecure") {
-      config.tls_backend.verify = false;
-      continue;
-    }
-    static const char* const kValueFlags[] = {
-        "--listen",       "--backend",         "--mode",        "--workers",
-        "--pipe-pool",    "--idle-timeout",    "--connect-timeout", "--drain-grace",
-        "--pipe-size",    "--buffer-size",     "--budget",      "--tls-cert",
-        "--tls-key",      "--alpn",            "--tls-min",     "--backend-ca",
-        "--backend-sni"};
-    if (std::find(std::begin(kValueFlags), std::end(kValueFlags), flag) == std::end(kValueFlags)) {
-      return Usage("unknown flag '" + args[i] + "'");
-    }
-    if (Status st = need_value(); !st.ok()) return st.error();
-
-    if (flag == "--listen" || flag == "--backend") {
-      auto addr = Address::Parse(value);
-      if (!addr.ok()) return Usage(flag + ": " + addr.error().message());
-      (flag == "--listen" ? config.listen : config.backend) = addr.value();
-      (flag == "--listen" ? have_listen : have_backend) = true;
-    } else if (flag == "--mode") {
-      if (value == "splice") {
-        config.engine.mode = RelayMode::kSplice;
-      } else if (value == "copy") {
-        config.engine.mode = RelayMode::kCopy;
-      } else if (value == "auto") {
-        config.engine.mode = RelayMode::kAuto;
-      } else {
-        return Usage("--mode: '" + value + "' is not one of splice, copy, auto");
-      }
-    } else if (flag == "--workers") {
-      auto n = ParseInt(flag, value, 1, 1024);
-      if (!n.ok()) return n.error();
-      config.engine.workers = n.value();
-    } else if (flag == "--pipe-pool") {
-      auto n = ParseInt(flag, value, 0, 1 << 20);
-      if (!n.ok()) return n.error();
-      config.engine.pipe_pool_cap = static_cast<size_t>(n.value());
-    } else if (flag == "--idle-timeout" || flag == "--connect-timeout" ||
-               flag == "--drain-grace") {
-      auto d = ParseDuration(value, /*allow_zero=*/flag != "--connect-timeout");
-      if (!d.ok()) return Usage(flag + ": " + d.error().message());
-      if (flag == "--idle-timeout") config.engine.idle_timeout = d.value();
-      if (flag == "--connect-timeout") config.connect_timeout = d.value();
-      if (flag == "--drain-grace") config.drain_grace = d.value();
-    } else if (flag == "--tls-cert") {
-      config.tls_server.certs.push_back({value, ""});
-    } else if (flag == "--tls-key") {
-      if (config.tls_server.certs.empty() || !config.tls_server.certs.back().key_file.empty()) {
-        return Usage("--tls-key '" + value + "' must follow its --tls-cert");
-      }
-      config.tls_server.certs.back().key_file = value;
-    } else if (flag == "--alpn") {
-      std::vector<std::string> protocols;
-      for (size_t start = 0; start <= value.size();) {
-        size_t comma = value.find(',', start);
-        if (comma == std::string::npos) comma = value.size();
-        protocols.push_back(value.substr(start, comma - start));
-        start = comma + 1;
-      }
-      config.tls_server.alpn = config.tls_backend.alpn = protocols;
-    } else if (flag == "--tls-min") {
-      config.tls_server.min_version = config.tls_backend.min_version = value;
-    } else if (flag == "--backend-ca") {
-      config.tls_backend.ca_file = value;
-    } else if (flag == "--backend-sni") {
-      config.tls_backend.sni = value;
-    } else if (flag == "--pipe-size" || flag == "--buffer-size" || flag == "--budget") {
-      auto s = ParseSize(value);
-      if (!s.ok()) return Usage(flag + ": " + s.error().message());
-      if (flag == "--pipe-size") config.engine.pipe_size = s.value();
-      if (flag == "--buffer-size") config.engine.buffer_size = s.value();
-      if (flag == "--budget") config.engine.budget_per_event = s.value();
-    }
-  }
-  if (config.help) return config;
-  if (!have_listen) return Usage("--listen is required");
-  if (!have_backend) return Usage("--backend is required");
-  for (const auto& cert : config.tls_server.certs) {
-    if (cert.key_file.empty()) return Usage("--tls-cert '" + cert.cert_file + "' has no --tls-key");
-  }
-  config.tls = !config.tls_server.certs.empty();
-  bool backend_tls_flags = !config.tls_backend.ca_file.empty() || !config.tls_backend.sni.empty() ||
-                           !config.tls_backend.verify;
-  if (backend_tls_flags && !config.backend_tls) {
-    return Usage("--backend-ca, --backend-sni and --backend-insecure need --backend-tls");
-  }
-  if (config.backend_tls && config.tls_backend.sni.empty() && !config.backend.is_unix()) {
-    // No name given: the certificate must at least match the backend's IP.
-    std::string host = config.backend.ToString();
-    host.resize(host.rfind(':'));
-    if (host.front() == '[') host = host.substr(1, host.size() - 2);
-    config.tls_backend.verify_hostname = host;
-  }
+  FlagTable table(config);
+  if (Status s = table.Parse(args); !s.ok()) return s.error();
+  ChooseBackendName(config);
   return config;
+}
+
+std::string ZrelaydUsage() {
+  ZrelaydConfig config;
+  return FlagTable(config).Help();
 }
 
 }  // namespace zrelay

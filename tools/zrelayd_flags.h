@@ -2,6 +2,7 @@
 // the flag and the bad value.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,9 +16,15 @@ namespace zrelay {
 struct ZrelaydConfig {
   Address listen;
   Address backend;
+  // The host of --backend as typed ("localhost", "10.0.0.1"): with
+  // --backend-tls and no --backend-sni, a name is sent as SNI and verified.
+  std::string backend_host;
   EngineOptions engine;
   Duration connect_timeout = seconds(5);
   Duration drain_grace = seconds(10);
+  // Open client connections at most; 0: derived from the fd limit.
+  uint64_t max_connections = 0;
+  std::string user;         // non-empty: drop privileges to this user once set up
   bool log_closes = false;  // one line per closed pair on stderr
   // TLS termination (clients): set when at least one --tls-cert is given.
   bool tls = false;
@@ -28,9 +35,11 @@ struct ZrelaydConfig {
   bool help = false;
 };
 
-// Parses argv[1..]. Errors are usage errors: the message names the flag.
+// Parses argv[1..]. Errors are usage errors: the message names the flag and
+// quotes the bad value.
 Result<ZrelaydConfig> ParseZrelaydFlags(const std::vector<std::string>& args);
 
-extern const char kZrelaydUsage[];
+// The --help text, generated from the same flag table the parser uses.
+std::string ZrelaydUsage();
 
 }  // namespace zrelay

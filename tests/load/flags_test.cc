@@ -162,8 +162,10 @@ TEST(ParseArgsTest, ErrorsNameTheFlag) {
               HasSubstr("--duration and --bytes exclude each other"));
   EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--bytes", "10", "--streams", "2"}),
               HasSubstr("--bytes: at least 64 bytes per stream"));
-  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--verify=yes"}),
-              HasSubstr("--verify: takes no value"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--verify=maybe"}),
+              HasSubstr("--verify: 'maybe' is not a boolean"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--json="}),
+              HasSubstr("--json: '' is not a boolean"));
   EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--frobnicate"}),
               HasSubstr("--frobnicate: unknown flag"));
   EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "streams"}),
@@ -201,6 +203,81 @@ TEST(ParseArgsTest, ErrorsNameTheFlag) {
       HasSubstr("--tls-ca and --tls-insecure exclude each other"));
   EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--workers", "65"}),
               HasSubstr("--workers"));
+}
+
+TEST(ParseBoolTest, GoodAndBad) {
+  for (const char* yes : {"true", "yes", "on", "1", "TRUE", "Yes"})
+    EXPECT_TRUE(ParseBool(yes).value()) << yes;
+  for (const char* no : {"false", "no", "off", "0", "FALSE", "Off"})
+    EXPECT_FALSE(ParseBool(no).value()) << no;
+  for (const char* bad : {"", "2", "maybe", "enable", "t", "truee", " true"}) {
+    EXPECT_THAT(ParseBool(bad).error().message(), HasSubstr("is not a boolean")) << bad;
+  }
+}
+
+TEST(HostOfTest, HostAsTyped) {
+  EXPECT_EQ(HostOf("localhost:80"), "localhost");
+  EXPECT_EQ(HostOf("[::1]:80"), "::1");
+  EXPECT_EQ(HostOf("127.0.0.1:80"), "127.0.0.1");
+  EXPECT_EQ(HostOf(":80"), "");
+  EXPECT_EQ(HostOf("*:80"), "");
+  EXPECT_EQ(HostOf("unix:/run/x.sock"), "");
+  EXPECT_TRUE(IsIpLiteral("127.0.0.1"));
+  EXPECT_TRUE(IsIpLiteral("::1"));
+  EXPECT_FALSE(IsIpLiteral("localhost"));
+  EXPECT_FALSE(IsIpLiteral(""));
+}
+
+// Every boolean flag, bare and with each spelling of true and false. A value
+// that is not a boolean is a usage error naming the flag: "--tls-insecure=no"
+// must never turn verification off.
+TEST(ParseArgsTest, BooleanFlagsBothWays) {
+  struct Case {
+    const char* mode;
+    const char* flag;
+    bool Config::*field;
+    std::vector<const char*> needs;  // other flags the flag requires
+  };
+  const Case cases[] = {
+      {"bulk", "--verify", &Config::verify, {}},
+      {"rr", "--tls", &Config::tls, {}},
+      {"rr", "--tls-insecure", &Config::tls_insecure, {"--tls"}},
+      {"rr", "--json", &Config::json, {}},
+      {"rr", "--quiet", &Config::quiet, {}},
+  };
+  for (const Case& k : cases) {
+    auto parse = [&](const std::string& arg) {
+      std::vector<std::string> args = {"zrelay-load", k.mode, "--target", "127.0.0.1:1", arg};
+      for (const char* n : k.needs) args.push_back(n);
+      std::vector<const char*> argv;
+      for (const std::string& a : args) argv.push_back(a.c_str());
+      return ParseArgs(static_cast<int>(argv.size()), argv.data());
+    };
+    std::string flag = k.flag;
+    auto bare = parse(flag);
+    ASSERT_TRUE(bare.ok()) << flag << ": " << bare.error().message();
+    EXPECT_TRUE((*bare).*k.field) << flag;
+    for (const char* yes : {"true", "yes", "1", "on"}) {
+      auto r = parse(flag + "=" + yes);
+      ASSERT_TRUE(r.ok()) << flag << "=" << yes << ": " << r.error().message();
+      EXPECT_TRUE((*r).*k.field) << flag << "=" << yes;
+    }
+    for (const char* no : {"false", "no", "0", "off"}) {
+      auto r = parse(flag + "=" + no);
+      ASSERT_TRUE(r.ok()) << flag << "=" << no << ": " << r.error().message();
+      EXPECT_FALSE((*r).*k.field) << flag << "=" << no;
+    }
+    auto bad = parse(flag + "=nope");
+    ASSERT_FALSE(bad.ok()) << flag;
+    EXPECT_THAT(bad.error().message(), HasSubstr(flag + ": 'nope' is not a boolean"));
+  }
+  // A false boolean is as good as absent.
+  EXPECT_TRUE(Parse({"rr", "--target", "127.0.0.1:1", "--tls-insecure=false"}).ok());
+  EXPECT_TRUE(
+      Parse({"rr", "--target", "127.0.0.1:1", "--tls", "--tls-ca", "a.pem", "--tls-insecure=no"})
+          .ok());
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--tls-insecure"}),
+              HasSubstr("--tls-insecure: needs --tls"));
 }
 
 TEST(FormatBytesTest, Units) {

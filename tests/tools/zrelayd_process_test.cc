@@ -1,6 +1,5 @@
 // zrelayd as a user runs it: a real process, real sockets, real signals.
 #include <gtest/gtest.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,65 +15,20 @@
 #include "tests/relay/relay_test_util.h"
 #include "tests/support/loop_test_util.h"
 #include "tests/support/test_certs.h"
+#include "tests/tools/zrelayd_process_util.h"
 
 namespace zrelay {
 namespace {
 
-std::string ZrelaydPath() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return std::string(srcdir ? srcdir : ".") + "/zrelay/tools/zrelayd";
-}
+using testing::Process;
+using testing::ReadUntil;
+using testing::WaitExit;
 
-struct Process {
-  pid_t pid = -1;
-  int err_fd = -1;  // read end of the child's stderr
-};
-
-Process Spawn(const std::vector<std::string>& args) {
-  int out[2];
-  EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out[1], STDERR_FILENO);
-    std::vector<char*> argv;
-    std::string path = ZrelaydPath();
-    argv.push_back(path.data());
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(path.c_str(), argv.data());
-    _exit(127);
-  }
-  ::close(out[1]);
-  return {pid, out[0]};
-}
-
-// Reads the child's stderr until `needle` shows up, EOF, or 10 s.
-std::string ReadUntil(int fd, const std::string& needle) {
-  std::string text;
-  TimePoint deadline = Clock::now() + seconds(10);
-  char buf[4096];
-  while (text.find(needle) == std::string::npos && Clock::now() < deadline) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  return text;
-}
-
-int WaitExit(pid_t pid) {
-  int status = 0;
-  for (int i = 0; i < 1000; ++i) {
-    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, &status, 0);
-  return -1;
-}
+Process Spawn(const std::vector<std::string>& args) { return testing::SpawnZrelayd(args); }
 
 TEST(ZrelaydProcess, UsageErrorsExitTwoAndNameTheProblem) {
   Process p = Spawn({"--listen", "127.0.0.1:notaport", "--backend", "127.0.0.1:1"});
-  std::string err = ReadUntil(p.err_fd, "usage:");
+  std::string err = ReadUntil(p.err_fd, "--help");
   EXPECT_EQ(WaitExit(p.pid), 2);
   EXPECT_NE(err.find("'127.0.0.1:notaport'"), std::string::npos) << err;
   ::close(p.err_fd);
@@ -85,7 +39,7 @@ TEST(ZrelaydProcess, PortInUseExitsOne) {
   ASSERT_TRUE(taken.ok());
   std::string addr = LocalAddress(taken->get())->ToString();
   Process p = Spawn({"--listen", addr, "--backend", "127.0.0.1:1"});
-  std::string err = ReadUntil(p.err_fd, "\n");
+  std::string err = ReadUntil(p.err_fd, addr);
   EXPECT_EQ(WaitExit(p.pid), 1);
   EXPECT_NE(err.find(addr), std::string::npos) << err;
   ::close(p.err_fd);
@@ -99,10 +53,8 @@ TEST(ZrelaydProcess, RelaysThenDrainsOnSigtermAndPrintsTotals) {
   Process p = Spawn({"--listen", "127.0.0.1:0", "--backend", backend_addr, "--workers", "2",
                      "--drain-grace", "200ms"});
   std::string banner = ReadUntil(p.err_fd, "workers\n");
-  size_t at = banner.find("listening on ");
-  ASSERT_NE(at, std::string::npos) << banner;
-  auto front = Address::Parse(banner.substr(at + 13, banner.find(',', at) - at - 13));
-  ASSERT_TRUE(front.ok()) << banner;
+  auto front = testing::ListeningAddress(banner);
+  ASSERT_TRUE(front.ok()) << front.error().message();
 
   std::thread server([&] {
     int c = ::accept(backend->get(), nullptr, nullptr);
@@ -146,11 +98,6 @@ std::string RunWithInput(const std::string& command, const std::string& input) {
   return out;
 }
 
-int FreePort() {
-  auto fd = ListenOn(testing::Loopback(AF_INET), ListenSocketOptions{.backlog = 1, .reuse_port = false});
-  return LocalAddress(fd->get())->port();
-}
-
 // Real `openssl s_client` against zrelayd terminating TLS in front of a plain
 // backend that upper-cases what it gets.
 TEST(ZrelaydTls, OpensslClientThroughTermination) {
@@ -184,41 +131,100 @@ TEST(ZrelaydTls, OpensslClientThroughTermination) {
   testing::RemoveTestCerts(certs.value());
 }
 
-// zrelayd originating TLS to a real `openssl s_server -rev` (which answers
-// each line reversed), with the backend's certificate verified.
-TEST(ZrelaydTls, OriginationToOpensslServer) {
-  auto certs = testing::MakeTestCerts();
-  ASSERT_TRUE(certs.ok()) << certs.error().message();
-  int port = FreePort();
-  std::string cmd = "exec openssl s_server -quiet -rev -accept 127.0.0.1:" + std::to_string(port) +
-                    " -cert " + certs->server.cert + " -key " + certs->server.key;
-  pid_t s_server = ::fork();
-  if (s_server == 0) {
-    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  // s_server is ready once it accepts TCP connections.
-  Address backend = Address::Parse("127.0.0.1:" + std::to_string(port)).value();
-  ASSERT_TRUE(testing::WaitFor([&] { return testing::BlockingConnect(backend).ok(); }, seconds(10),
-                               milliseconds(20)));
-  Process p = Spawn({"--listen", "127.0.0.1:0", "--backend", backend.ToString(), "--backend-tls",
-                     "--backend-ca", certs->ca.cert, "--backend-sni", "localhost",
-                     "--drain-grace", "100ms"});
-  std::string banner = ReadUntil(p.err_fd, "workers\n");
-  size_t at = banner.find("127.0.0.1:");
-  ASSERT_NE(at, std::string::npos) << banner;
-  auto front = Address::Parse(banner.substr(at, banner.find(',', at) - at));
-  auto client = testing::BlockingConnect(front.value());
-  ASSERT_TRUE(client.ok());
-  ASSERT_TRUE(testing::WriteAll(client->get(), "zrelay\n"));
+// Sends `line` through zrelayd to `openssl s_server -rev`; returns what came
+// back up to the first newline (or EOF).
+std::string ExchangeLine(const Address& front, const std::string& line) {
+  auto client = testing::BlockingConnect(front);
+  if (!client.ok() || !testing::WriteAll(client->get(), line)) return "<connect or write failed>";
   std::string got;
-  char buf[64];
+  char buf[4096];
   while (got.find('\n') == std::string::npos) {
     ssize_t n = ::recv(client->get(), buf, sizeof(buf), 0);
     if (n <= 0) break;
     got.append(buf, static_cast<size_t>(n));
   }
-  EXPECT_EQ(got, "yalerz\n");
+  return got;
+}
+
+// zrelayd originating TLS to a real `openssl s_server -rev` (which answers
+// each line reversed), with the backend's certificate verified.
+TEST(ZrelaydTls, OriginationToOpensslServer) {
+  auto certs = testing::MakeTestCerts();
+  ASSERT_TRUE(certs.ok()) << certs.error().message();
+  int port = testing::FreePort();
+  pid_t s_server = testing::StartOpensslServer(
+      port, "-cert " + certs->server.cert + " -key " + certs->server.key);
+  ASSERT_GT(s_server, 0);
+  Address backend = testing::Loopback(AF_INET, port);
+  Process p = Spawn({"--listen", "127.0.0.1:0", "--backend", backend.ToString(), "--backend-tls",
+                     "--backend-ca", certs->ca.cert, "--backend-sni", "localhost",
+                     "--drain-grace", "100ms"});
+  auto front = testing::ListeningAddress(ReadUntil(p.err_fd, "workers\n"));
+  ASSERT_TRUE(front.ok()) << front.error().message();
+  EXPECT_EQ(ExchangeLine(front.value(), "zrelay\n"), "yalerz\n");
+  ::kill(p.pid, SIGTERM);
+  EXPECT_EQ(WaitExit(p.pid), 0);
+  ::kill(s_server, SIGTERM);
+  ::waitpid(s_server, nullptr, 0);
+  ::close(p.err_fd);
+  testing::RemoveTestCerts(certs.value());
+}
+
+// --backend localhost:P --backend-tls, no --backend-sni: the host name is
+// sent as SNI and the certificate verified against it. s_server serves a
+// certificate for "localhost" (no IP SANs) only to clients that send that SNI,
+// and one for wrong.test to the others. Regression: the name was dropped and
+// the certificate checked against 127.0.0.1, so a valid one was refused.
+TEST(ZrelaydTls, BackendHostNameIsSentAsSniAndVerified) {
+  auto certs = testing::MakeTestCerts();
+  ASSERT_TRUE(certs.ok()) << certs.error().message();
+  auto named =
+      testing::IssueCert(certs->dir, "localhost_only",
+                         {.common_name = "localhost", .dns_names = {"localhost"}}, certs->ca);
+  ASSERT_TRUE(named.ok()) << named.error().message();
+  int port = testing::FreePort();
+  pid_t s_server = testing::StartOpensslServer(
+      port, "-cert " + certs->wrong_name.cert + " -key " + certs->wrong_name.key +
+                " -servername localhost -cert2 " + named->cert + " -key2 " + named->key);
+  ASSERT_GT(s_server, 0);
+  Process p = Spawn({"--listen", "127.0.0.1:0", "--backend", "localhost:" + std::to_string(port),
+                     "--backend-tls", "--backend-ca", certs->ca.cert, "--log-closes",
+                     "--drain-grace", "100ms"});
+  auto front = testing::ListeningAddress(ReadUntil(p.err_fd, "workers\n"));
+  ASSERT_TRUE(front.ok()) << front.error().message();
+  std::string line;
+  for (int i = 0; i < 2000; ++i) line += static_cast<char>('a' + (i * 7) % 26);
+  std::string reversed(line.rbegin(), line.rend());
+  EXPECT_EQ(ExchangeLine(front.value(), line + "\n"), reversed + "\n");
+  std::string closed = ReadUntil(p.err_fd, "pair closed");
+  EXPECT_EQ(closed.find("error"), std::string::npos) << closed;
+  ::kill(p.pid, SIGTERM);
+  EXPECT_EQ(WaitExit(p.pid), 0);
+  ::kill(s_server, SIGTERM);
+  ::waitpid(s_server, nullptr, 0);
+  ::close(p.err_fd);
+  testing::RemoveTestCerts(certs.value());
+}
+
+// The same, with a backend whose only certificate is for another name: the
+// pair is refused, the client gets nothing, and the close line says why.
+TEST(ZrelaydTls, BackendCertificateForAnotherNameIsRefused) {
+  auto certs = testing::MakeTestCerts();
+  ASSERT_TRUE(certs.ok()) << certs.error().message();
+  int port = testing::FreePort();
+  pid_t s_server = testing::StartOpensslServer(
+      port, "-cert " + certs->wrong_name.cert + " -key " + certs->wrong_name.key);
+  ASSERT_GT(s_server, 0);
+  Process p = Spawn({"--listen", "127.0.0.1:0", "--backend", "localhost:" + std::to_string(port),
+                     "--backend-tls", "--backend-ca", certs->ca.cert, "--log-closes",
+                     "--drain-grace", "100ms"});
+  auto front = testing::ListeningAddress(ReadUntil(p.err_fd, "workers\n"));
+  ASSERT_TRUE(front.ok()) << front.error().message();
+  EXPECT_EQ(ExchangeLine(front.value(), "secret\n"), "");
+  std::string closed = ReadUntil(p.err_fd, "pair closed");
+  EXPECT_NE(closed.find("pair closed"), std::string::npos) << closed;
+  EXPECT_NE(closed.find("error"), std::string::npos) << closed;
+  EXPECT_NE(closed.find("certificate verify failed"), std::string::npos) << closed;
   ::kill(p.pid, SIGTERM);
   EXPECT_EQ(WaitExit(p.pid), 0);
   ::kill(s_server, SIGTERM);

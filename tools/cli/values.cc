@@ -1,5 +1,7 @@
 #include "tools/cli/values.h"
 
+#include <arpa/inet.h>
+
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -135,6 +137,32 @@ Result<uint64_t> ParseCount(std::string_view text, uint64_t min, uint64_t max) {
                           " and " + std::to_string(max));
   }
   return static_cast<uint64_t>(value);
+}
+
+Result<bool> ParseBool(std::string_view text) {
+  std::string lower = Lower(text);
+  if (lower == "true" || lower == "yes" || lower == "on" || lower == "1") return true;
+  if (lower == "false" || lower == "no" || lower == "off" || lower == "0") return false;
+  return Error::Invalid(Quote(text) +
+                        " is not a boolean (use true, false, yes, no, on, off, 1 or 0)");
+}
+
+std::string HostOf(std::string_view address) {
+  if (address.substr(0, 5) == "unix:") return "";
+  size_t colon = address.rfind(':');
+  std::string_view host = address.substr(0, colon == std::string_view::npos ? 0 : colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "*") return "";
+  return std::string(host);
+}
+
+bool IsIpLiteral(std::string_view host) {
+  std::string text(host);
+  unsigned char buf[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, text.c_str(), buf) == 1 ||
+         ::inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
 std::string FormatBytes(double bytes) {

@@ -1,4 +1,5 @@
-// Parsers for command-line values: sizes, durations and counts.
+// Parsers for command-line values: sizes, durations, counts, booleans and
+// the host part of an address.
 //
 // Each returns the value or an Error whose message quotes the input and says
 // what is wrong ("bad size '12q': unknown suffix 'q' (use k, M, G or T)").
@@ -26,6 +27,18 @@ Result<Duration> ParseDuration(std::string_view text, bool allow_zero = false);
 // A whole decimal number in [min, max] ("1000"; "10k" = 10000 with a decimal
 // k/M suffix for convenience).
 Result<uint64_t> ParseCount(std::string_view text, uint64_t min, uint64_t max);
+
+// A boolean flag's value: true, yes, on, 1 or false, no, off, 0 (any case).
+// Anything else is an error, never a silent true: "--backend-insecure=false"
+// must not turn verification off.
+Result<bool> ParseBool(std::string_view text);
+
+// The host part of an address as typed: "localhost:80" -> "localhost",
+// "[::1]:80" -> "::1"; "" for ":80", "*:80" and "unix:/path".
+std::string HostOf(std::string_view address);
+
+// True for an IPv4 or IPv6 literal ("127.0.0.1", "::1"), false for a name.
+bool IsIpLiteral(std::string_view host);
 
 // "1.50 GiB", "64.0 KiB", "512 B".
 std::string FormatBytes(double bytes);

@@ -27,7 +27,7 @@ using Setter = std::function<Status(Config&, std::string_view)>;
 struct Flag {
   const char* name;  // without the leading "--"
   unsigned modes;
-  bool takes_value;
+  bool takes_value;  // false: a boolean, bare ("--json") or with a value ("--json=no")
   Setter set;
 };
 
@@ -68,6 +68,16 @@ Setter DurationInto(Duration Config::*field, const char* flag) {
   };
 }
 
+// A boolean flag: ParseArgs hands a bare "--flag" over as "true".
+Setter BoolInto(bool Config::*field, const char* flag) {
+  return [=](Config& c, std::string_view v) -> Status {
+    auto b = ParseBool(v);
+    if (!b.ok()) return Fail(flag, b.error());
+    c.*field = *b;
+    return Status::Ok();
+  };
+}
+
 Setter AddressInto(Address Config::*field, const char* flag) {
   return [=](Config& c, std::string_view v) -> Status {
     auto a = Address::Parse(v);
@@ -75,18 +85,6 @@ Setter AddressInto(Address Config::*field, const char* flag) {
     c.*field = *a;
     return Status::Ok();
   };
-}
-
-// "localhost:80" -> "localhost", "[::1]:80" -> "::1", ":80" and "unix:..." -> "".
-std::string HostOf(std::string_view text) {
-  if (text.substr(0, 5) == "unix:") return "";
-  size_t colon = text.rfind(':');
-  std::string_view host = text.substr(0, colon == std::string_view::npos ? 0 : colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host == "*") return "";
-  return std::string(host);
 }
 
 const std::vector<Flag>& Flags() {
@@ -132,11 +130,7 @@ const std::vector<Flag>& Flags() {
          return Status::Ok();
        }},
       {"chunk", kBulk, true, SizeInto(&Config::chunk, "chunk", 1, kMaxChunk)},
-      {"verify", kBulk, false,
-       [](Config& c, std::string_view) {
-         c.verify = true;
-         return Status::Ok();
-       }},
+      {"verify", kBulk, false, BoolInto(&Config::verify, "verify")},
       {"direction", kBulk, true,
        [](Config& c, std::string_view v) -> Status {
          if (v == "up")
@@ -188,38 +182,22 @@ const std::vector<Flag>& Flags() {
       {"connect-timeout", kClients, true,
        DurationInto(&Config::connect_timeout, "connect-timeout")},
       {"io-timeout", kClients, true, DurationInto(&Config::io_timeout, "io-timeout")},
-      {"tls", kClients, false,
-       [](Config& c, std::string_view) {
-         c.tls = true;
-         return Status::Ok();
-       }},
+      {"tls", kClients, false, BoolInto(&Config::tls, "tls")},
       {"tls-ca", kClients, true,
        [](Config& c, std::string_view v) -> Status {
          if (v.empty()) return Error::Invalid("--tls-ca: empty file name");
          c.tls_ca = std::string(v);
          return Status::Ok();
        }},
-      {"tls-insecure", kClients, false,
-       [](Config& c, std::string_view) {
-         c.tls_insecure = true;
-         return Status::Ok();
-       }},
+      {"tls-insecure", kClients, false, BoolInto(&Config::tls_insecure, "tls-insecure")},
       {"sni", kClients, true,
        [](Config& c, std::string_view v) -> Status {
          if (v.empty()) return Error::Invalid("--sni: empty name");
          c.sni = std::string(v);
          return Status::Ok();
        }},
-      {"json", kAll, false,
-       [](Config& c, std::string_view) {
-         c.json = true;
-         return Status::Ok();
-       }},
-      {"quiet", kAll, false,
-       [](Config& c, std::string_view) {
-         c.quiet = true;
-         return Status::Ok();
-       }},
+      {"json", kAll, false, BoolInto(&Config::json, "json")},
+      {"quiet", kAll, false, BoolInto(&Config::quiet, "quiet")},
   };
   return flags;
 }
@@ -274,9 +252,10 @@ Status Finish(Config& c, const std::set<std::string>& seen) {
     if (c.cap > kMaxDuration) c.cap = kMaxDuration;
   }
   if (!c.tls) {
-    for (const char* f : {"tls-ca", "tls-insecure", "sni"}) {
+    for (const char* f : {"tls-ca", "sni"}) {
       if (has(f)) return Error::Invalid(std::string("--") + f + ": needs --tls");
     }
+    if (c.tls_insecure) return Error::Invalid("--tls-insecure: needs --tls");
   } else if (has("tls-ca") && c.tls_insecure) {
     return Error::Invalid("--tls-ca and --tls-insecure exclude each other");
   }
@@ -379,10 +358,8 @@ Result<Config> ParseArgs(int argc, const char* const* argv) {
     if (flag->takes_value && !value) {
       if (i + 1 >= argc) return Error::Invalid("--" + name + ": needs a value");
       value = argv[++i];
-    } else if (!flag->takes_value && value) {
-      return Error::Invalid("--" + name + ": takes no value");
     }
-    Status s = flag->set(c, value.value_or(""));
+    Status s = flag->set(c, value.value_or("true"));
     if (!s.ok()) return s.error();
   }
   Status s = Finish(c, seen);

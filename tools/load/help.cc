@@ -68,6 +68,8 @@ values:
   SIZE      bytes, or with a binary suffix: 64k, 1M, 1.5G, 2T (k = 1024; "64KiB" too)
   S         seconds: 10, 2.5s, 500ms, 2m, 1h
   N         a whole number (10k = 10000)
+  booleans  --verify, --tls, --tls-insecure, --json, --quiet: bare means true;
+            --flag=VALUE takes true, false, yes, no, on, off, 1 or 0
 
 limits and timing:
   Every client run ends: timed runs after --duration (default 10 s), counted runs

@@ -1,0 +1,41 @@
+// zrelayd as a child process: start it, read its stderr, find the address it
+// bound, wait for it to exit. Every wait has a deadline.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/address.h"
+#include "engine/result.h"
+
+namespace zrelay::testing {
+
+struct Process {
+  pid_t pid = -1;
+  int err_fd = -1;  // read end of the child's stderr
+};
+
+// Starts the zrelayd of this test's runfiles with `args`.
+Process SpawnZrelayd(const std::vector<std::string>& args);
+
+// Reads the child's stderr until `needle` shows up, EOF, or 10 s.
+std::string ReadUntil(int fd, const std::string& needle);
+
+// The exit status, 128 for a death by signal, or -1 after 10 s (the child is
+// then killed).
+int WaitExit(pid_t pid);
+
+// The address in zrelayd's "listening on ADDR, ..." line.
+Result<Address> ListeningAddress(const std::string& banner);
+
+// Starts `openssl s_server -quiet -rev` on 127.0.0.1:port with `args` added
+// (certificates and so on) and waits until it accepts TCP connections.
+// Returns its pid, or -1 if it did not come up in 10 s.
+pid_t StartOpensslServer(int port, const std::string& args);
+
+// A loopback port nothing listens on right now.
+int FreePort();
+
+}  // namespace zrelay::testing

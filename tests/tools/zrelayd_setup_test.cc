@@ -1,0 +1,119 @@
+// zrelayd's process setup: the fd limit raised at start, and --user
+// (privileges dropped once the listener is bound; needs root, skipped
+// otherwise), with the relay still working.
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "engine/socket.h"
+#include "tests/relay/relay_test_util.h"
+#include "tests/support/loop_test_util.h"
+#include "tests/tools/zrelayd_process_util.h"
+
+namespace zrelay {
+namespace {
+
+using testing::Process;
+using testing::ReadUntil;
+using testing::WaitExit;
+
+// The "Uid:" or "Gid:" line of /proc/PID/status: real, effective, saved, fs.
+std::string StatusLine(pid_t pid, const std::string& key) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(key + ":", 0) == 0) return line;
+  }
+  return "";
+}
+
+// The child inherits a soft limit of 256; zrelayd raises it to the hard
+// limit and says so.
+TEST(ZrelaydSetup, RaisesTheSoftFdLimitToTheHardLimit) {
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max <= 256) GTEST_SKIP() << "hard fd limit " << saved.rlim_max << " is too low";
+  rlimit low = saved;
+  low.rlim_cur = 256;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  Process p = testing::SpawnZrelayd({"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1"});
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  std::string banner = ReadUntil(p.err_fd, "workers\n");
+  std::string hard = std::to_string(saved.rlim_max);
+  EXPECT_NE(banner.find("fd limit raised from 256 to " + hard), std::string::npos) << banner;
+  std::ifstream limits("/proc/" + std::to_string(p.pid) + "/limits");
+  std::string line;
+  while (std::getline(limits, line) && line.rfind("Max open files", 0) != 0) {
+  }
+  std::istringstream fields(line.substr(std::string("Max open files").size()));
+  std::string soft_now, hard_now;
+  fields >> soft_now >> hard_now;
+  EXPECT_EQ(soft_now, hard) << line;
+  EXPECT_EQ(hard_now, hard) << line;
+  ::kill(p.pid, SIGTERM);
+  EXPECT_EQ(WaitExit(p.pid), 0);
+  ::close(p.err_fd);
+}
+
+TEST(ZrelaydSetup, UserDropsToNobodyAndKeepsRelaying) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "not root (euid " << ::geteuid() << "): --user cannot drop privileges";
+  }
+  const passwd* nobody = ::getpwnam("nobody");
+  ASSERT_NE(nobody, nullptr) << "no user 'nobody' on this system";
+  const std::string uid = std::to_string(nobody->pw_uid), gid = std::to_string(nobody->pw_gid);
+
+  auto backend = ListenOn(testing::Loopback(AF_INET));
+  ASSERT_TRUE(backend.ok());
+  testing::SetBlocking(backend->get(), true);
+  Process p = testing::SpawnZrelayd({"--listen", "127.0.0.1:0", "--backend",
+                                     LocalAddress(backend->get())->ToString(), "--user", "nobody",
+                                     "--drain-grace", "1s"});
+  std::string banner = ReadUntil(p.err_fd, "workers\n");
+  EXPECT_NE(banner.find("running as user 'nobody'"), std::string::npos) << banner;
+  auto front = testing::ListeningAddress(banner);
+  ASSERT_TRUE(front.ok()) << front.error().message();
+  // Every id, real, effective, saved and fs, is nobody's.
+  EXPECT_EQ(StatusLine(p.pid, "Uid"), "Uid:\t" + uid + "\t" + uid + "\t" + uid + "\t" + uid);
+  EXPECT_EQ(StatusLine(p.pid, "Gid"), "Gid:\t" + gid + "\t" + gid + "\t" + gid + "\t" + gid);
+  EXPECT_EQ(StatusLine(p.pid, "Groups").find(" 0 "), std::string::npos);
+
+  std::thread server([&] {
+    int c = ::accept(backend->get(), nullptr, nullptr);
+    testing::Received r = testing::ReceivePattern(c, 3);
+    EXPECT_EQ(r.first_mismatch, -1);
+    testing::SendPattern(c, 4, r.bytes);
+    ::close(c);
+  });
+  auto client = testing::BlockingConnect(front.value());
+  ASSERT_TRUE(client.ok());
+  std::thread sender([&] { testing::SendPattern(client->get(), 3, 1 << 20); });
+  testing::Received back = testing::ReceivePattern(client->get(), 4);
+  sender.join();
+  server.join();
+  EXPECT_EQ(back.bytes, 1u << 20);
+  EXPECT_EQ(back.first_mismatch, -1);
+
+  ::kill(p.pid, SIGTERM);
+  EXPECT_EQ(WaitExit(p.pid), 0);
+  ::close(p.err_fd);
+}
+
+TEST(ZrelaydSetup, UnknownUserExitsOneNamingIt) {
+  Process p = testing::SpawnZrelayd(
+      {"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1", "--user", "no-such-user-zr"});
+  std::string err = ReadUntil(p.err_fd, "no such user");
+  EXPECT_EQ(WaitExit(p.pid), 1);
+  EXPECT_NE(err.find("--user 'no-such-user-zr': no such user"), std::string::npos) << err;
+  ::close(p.err_fd);
+}
+
+}  // namespace
+}  // namespace zrelay
