@@ -162,10 +162,13 @@ int main(int argc, char** argv) {
   std::mt19937 rng(kSeed);
   size_t runs = 0;
   size_t rejected = 0;  // inputs the target declined (returned -1)
+  // The corpus first, so a reproducer kept there fails under its own name.
+  for (size_t f = 0; f < corpus.size(); ++f) {
+    rejected += Run(corpus[f], files[f].filename().string()) != 0;
+    ++runs;
+  }
   for (size_t f = 0; f < corpus.size(); ++f) {
     const std::string name = files[f].filename().string();
-    rejected += Run(corpus[f], name) != 0;
-    ++runs;
     for (int m = 0; m < kMutantsPerFile; ++m) {
       rejected += Run(Mutate(corpus[f], corpus, rng), name + " mutant " + std::to_string(m)) != 0;
       ++runs;
