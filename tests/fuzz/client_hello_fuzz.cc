@@ -9,11 +9,21 @@
 //  - the verdict is stable as bytes arrive, as a MSG_PEEK caller sees them: a
 //    prefix never contradicts the whole input (it is kNeedMore, or the same
 //    verdict), bytes after a complete hello change nothing, and a hello
-//    re-split into two records parses the same.
+//    re-split into two records parses the same;
+//  - it agrees with OpenSSL's own parser: when OpenSSL gets as far as its
+//    ClientHello callback, the peek is not still asking for more bytes, and
+//    if it parsed the hello too, both read the same version, SNI, ALPN list
+//    and TLS 1.3 offer. (The peek may refuse what OpenSSL parses: it checks
+//    extension contents OpenSSL only looks at later.)
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ssl/client_hello.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -138,6 +148,87 @@ void CheckResplit(std::string_view in, const ClientHelloPeek& whole, uint64_t ha
   FUZZ_CHECK(SameHello(peek.hello, whole.hello));
 }
 
+// What OpenSSL's ClientHello callback saw: it runs only once OpenSSL has
+// read the records and the message's structure, before it acts on any
+// extension.
+struct OpenSslView {
+  bool reached = false;
+  unsigned legacy_version = 0;
+  std::optional<std::string> server_name;  // raw extension bodies, when present
+  std::optional<std::string> alpn;
+  std::optional<std::string> supported_versions;
+};
+
+int OnClientHello(SSL* ssl, int* alert, void* arg) {
+  auto* view = static_cast<OpenSslView*>(arg);
+  view->reached = true;
+  view->legacy_version = SSL_client_hello_get0_legacy_version(ssl);
+  auto extension = [ssl](unsigned type, std::optional<std::string>& body) {
+    const unsigned char* p = nullptr;
+    size_t n = 0;
+    if (SSL_client_hello_get0_ext(ssl, type, &p, &n) == 1) {
+      body.emplace(reinterpret_cast<const char*>(p), n);
+    }
+  };
+  extension(TLSEXT_TYPE_server_name, view->server_name);
+  extension(TLSEXT_TYPE_application_layer_protocol_negotiation, view->alpn);
+  extension(TLSEXT_TYPE_supported_versions, view->supported_versions);
+  *alert = SSL_AD_HANDSHAKE_FAILURE;
+  return SSL_CLIENT_HELLO_ERROR;  // seen enough: end the handshake here
+}
+
+OpenSslView ParseWithOpenSsl(std::string_view in) {
+  static SSL_CTX* const ctx = SSL_CTX_new(TLS_server_method());
+  FUZZ_CHECK(ctx != nullptr);
+  OpenSslView view;
+  SSL_CTX_set_client_hello_cb(ctx, OnClientHello, &view);
+  SSL* ssl = SSL_new(ctx);
+  FUZZ_CHECK(ssl != nullptr);
+  BIO* rbio = BIO_new_mem_buf(in.data(), static_cast<int>(in.size()));
+  BIO* wbio = BIO_new(BIO_s_mem());
+  FUZZ_CHECK(rbio != nullptr && wbio != nullptr);
+  SSL_set_bio(ssl, rbio, wbio);  // the SSL owns both
+  SSL_set_accept_state(ssl);
+  SSL_do_handshake(ssl);
+  SSL_free(ssl);
+  ERR_clear_error();
+  return view;
+}
+
+std::string EncodeAlpn(const std::vector<std::string>& protocols) {
+  std::string list;
+  for (const std::string& p : protocols) list += static_cast<char>(p.size()) + p;
+  return std::string{static_cast<char>(list.size() >> 8), static_cast<char>(list.size() & 0xff)} +
+         list;
+}
+
+bool ListsTls13(const std::string& supported_versions) {
+  for (size_t i = 1; i + 1 < supported_versions.size(); i += 2) {
+    if (supported_versions[i] == 3 && supported_versions[i + 1] == 4) return true;
+  }
+  return false;
+}
+
+void CheckAgainstOpenSsl(std::string_view in, const ClientHelloPeek& peek) {
+  const OpenSslView openssl = ParseWithOpenSsl(in);
+  if (!openssl.reached) return;
+  FUZZ_CHECK(peek.status != PeekStatus::kNeedMore);
+  if (peek.status != PeekStatus::kOk) return;
+  const ClientHelloInfo& hello = peek.hello;
+  FUZZ_CHECK(hello.legacy_version == openssl.legacy_version);
+  FUZZ_CHECK(openssl.alpn.has_value() == !hello.alpn.empty());
+  if (openssl.alpn) FUZZ_CHECK(*openssl.alpn == EncodeAlpn(hello.alpn));
+  if (!hello.sni.empty()) {
+    FUZZ_CHECK(openssl.server_name.has_value());
+    std::string entry = {0, static_cast<char>(hello.sni.size() >> 8),
+                         static_cast<char>(hello.sni.size() & 0xff)};
+    entry += hello.sni;
+    FUZZ_CHECK(Lower(*openssl.server_name).find(Lower(entry)) == 2);
+  }
+  FUZZ_CHECK(hello.offers_tls13 ==
+             (openssl.supported_versions && ListsTls13(*openssl.supported_versions)));
+}
+
 }  // namespace
 }  // namespace zrelay
 
@@ -155,5 +246,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CheckPrefix(whole, Peek(doubled));
   }
   if (whole.status == PeekStatus::kOk) CheckResplit(in, whole, hash);
+  CheckAgainstOpenSsl(in, whole);
   return 0;
 }
