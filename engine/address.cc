@@ -131,6 +131,11 @@ Address::Address(const struct sockaddr* sa, socklen_t len) {
 
 Result<Address> Address::Parse(std::string_view text) {
   if (text.empty()) return Bad(text, "empty address");
+  // Hosts and paths go on as C strings, which a NUL would silently cut
+  // short; only an abstract unix name is raw bytes.
+  if (text.find('\0') != std::string_view::npos && text.substr(0, 6) != "unix:@") {
+    return Bad(text, "contains a NUL byte");
+  }
   if (text.substr(0, kUnixPrefix.size()) == kUnixPrefix) return ParseUnix(text);
   if (text[0] == '[') return ParseIpv6(text);
 
