@@ -40,6 +40,78 @@ std::string TempDir() {
   return dir != nullptr ? dir : "/tmp";
 }
 
+TEST(Config, ExampleFileParses) {
+  // The real file, as shipped (a data dependency of this test).
+  Result<FileConfig> config = LoadConfigFile("examples/zrelayd.toml");
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  EXPECT_EQ(config->workers, 2);
+  EXPECT_EQ(config->mode, RelayMode::kAuto);
+  EXPECT_EQ(config->drain_grace, seconds(30));
+  ASSERT_EQ(config->listeners.size(), 2u);
+
+  const ListenerConfig& web = config->listeners[0];
+  EXPECT_EQ(web.name, "web");
+  ASSERT_EQ(web.listen.size(), 2u);
+  EXPECT_EQ(web.listen[0].ToString(), "127.0.0.1:8080");
+  EXPECT_EQ(web.listen[1].ToString(), "[::1]:8080");
+  EXPECT_EQ(web.balance, BalancePolicy::kLeastConn);
+  EXPECT_EQ(web.connect_timeout, seconds(2));
+  EXPECT_EQ(web.idle_timeout, std::chrono::minutes(5));
+  EXPECT_EQ(web.max_connections, 10000u);
+  EXPECT_EQ(web.retries, 2);
+  EXPECT_FALSE(web.tls.has_value());
+  EXPECT_FALSE(web.backend_tls.has_value());
+  ASSERT_TRUE(web.health.has_value());
+  EXPECT_EQ(web.health->interval, seconds(2));
+  EXPECT_EQ(web.health->timeout, seconds(1));
+  EXPECT_EQ(web.health->fall, 3);
+  EXPECT_EQ(web.health->rise, 2);
+  ASSERT_EQ(web.backends.size(), 3u);
+  EXPECT_EQ(web.backends[0].address, "app1.internal:9000");
+  EXPECT_FALSE(web.backends[0].literal.has_value());
+  EXPECT_EQ(web.backends[0].host, "app1.internal");
+  EXPECT_EQ(web.backends[0].port, 9000);
+  EXPECT_EQ(web.backends[0].weight, 2u);
+  EXPECT_EQ(web.backends[1].address, "10.0.0.12:9000");
+  ASSERT_TRUE(web.backends[1].literal.has_value());
+  EXPECT_EQ(web.backends[1].literal->ToString(), "10.0.0.12:9000");
+  EXPECT_EQ(web.backends[1].host, "");
+  EXPECT_EQ(web.backends[1].weight, 1u);
+  ASSERT_TRUE(web.backends[2].literal.has_value());
+  EXPECT_EQ(web.backends[2].literal->ToString(), "[fd00::13]:9000");
+  EXPECT_EQ(web.backends[2].weight, 3u);
+
+  const ListenerConfig& tls = config->listeners[1];
+  EXPECT_EQ(tls.name, "web-tls");
+  ASSERT_EQ(tls.listen.size(), 1u);
+  EXPECT_EQ(tls.listen[0].ToString(), "0.0.0.0:8443");
+  EXPECT_EQ(tls.balance, BalancePolicy::kMaglev);
+  EXPECT_EQ(tls.handshake_timeout, seconds(5));
+  ASSERT_TRUE(tls.tls.has_value());
+  ASSERT_EQ(tls.tls->certs.size(), 2u);
+  EXPECT_EQ(tls.tls->certs[0].cert_file, "/etc/zrelay/example.com.pem");
+  EXPECT_EQ(tls.tls->certs[0].key_file, "/etc/zrelay/example.com.key");
+  EXPECT_EQ(tls.tls->certs[1].cert_file, "/etc/zrelay/api.example.com.pem");
+  EXPECT_EQ(tls.tls->certs[1].key_file, "/etc/zrelay/api.example.com.key");
+  EXPECT_EQ(tls.tls->min_version, "TLS1.3");
+  EXPECT_EQ(tls.tls->alpn, (std::vector<std::string>{"h2", "http/1.1"}));
+  ASSERT_TRUE(tls.backend_tls.has_value());
+  EXPECT_TRUE(tls.backend_tls->verify);
+  EXPECT_EQ(tls.backend_tls->ca_file, "/etc/zrelay/internal-ca.pem");
+  EXPECT_EQ(tls.backend_tls->sni, "");
+  EXPECT_EQ(tls.backend_tls->min_version, "TLS1.3");
+  EXPECT_EQ(tls.backend_tls->alpn, (std::vector<std::string>{"h2", "http/1.1"}));
+  ASSERT_TRUE(tls.health.has_value());
+  EXPECT_EQ(tls.health->interval, seconds(5));
+  EXPECT_EQ(tls.health->timeout, seconds(2));
+  EXPECT_EQ(tls.health->fall, 3);
+  EXPECT_EQ(tls.health->rise, 2);
+  ASSERT_EQ(tls.backends.size(), 3u);
+  EXPECT_EQ(tls.backends[0].host, "app1.internal");
+  EXPECT_EQ(tls.backends[0].port, 9443);
+  EXPECT_EQ(tls.backends[2].literal->ToString(), "[fd00::13]:9443");
+}
+
 TEST(Config, EveryDefault) {
   Result<FileConfig> config = Parse(kMinimal);
   ASSERT_TRUE(config.ok()) << config.error().message();

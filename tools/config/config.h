@@ -4,19 +4,23 @@
 //   if (!config.ok()) return config.error();  // one line: file, line, key path, what
 //   for (const ListenerConfig& listener : config->listeners) { ... }
 //
-// Every key of the file is a field here under the same name (examples/zrelayd.toml
-// uses them all), and every default is zrelayd's flag default. Parsing opens
-// nothing and resolves nothing: backend host names stay text for the engine
-// to resolve off the event loops, and certificate files are only named (the
-// TLS context builder opens them). Literal addresses are parsed here, so a bad
-// one is an error before anything starts.
+// Each key of the file is the field of the same name (the TLS keys fill
+// ListenerConfig::tls and backend_tls), and the keys zrelayd also takes as
+// flags default as the flags do. examples/zrelayd.toml is a load balancer
+// with two listeners.
 //
-// Errors name the file, the line and the key path, and say what was expected:
+// Parsing opens nothing and resolves nothing: backend host names stay text
+// for the engine to resolve off the event loops, and certificate files are
+// only named (the TLS context builder opens them). Literal addresses are
+// parsed here, so a bad one is an error before anything starts.
+//
+// Errors are one line: the file, the line (line:column for TOML syntax
+// errors), the key path, and what was expected.
 //   zrelayd.toml:12: listener[0].backend[1].weight: expected an integer 1..256, got "two"
 //   zrelayd.toml:7: listener[0].balanse: unknown key (did you mean "balance"?)
-//   zrelayd.toml:3:9: Error while parsing array: encountered end-of-file   (TOML syntax:
-//   line:column) zrelayd.toml: listener: missing; expected at least one [[listener]] config file
-//   '/etc/zrelayd.toml': No such file or directory
+//   zrelayd.toml:2:16: Error while parsing array: encountered end-of-file
+//   zrelayd.toml: listener: missing; expected at least one [[listener]]
+//   config file '/etc/zrelayd.toml': No such file or directory
 // Unknown keys are errors, so a misspelt key never silently does nothing.
 #pragma once
 
@@ -40,8 +44,8 @@ namespace zrelay {
 struct HealthConfig {
   Duration interval = seconds(2);  // between two checks of one backend
   Duration timeout = seconds(1);   // one check, at most; less than interval
-  int fall = 3;                    // consecutive failures that mark a backend down
-  int rise = 2;                    // consecutive successes that mark it up again
+  int fall = 3;                    // 1..100 consecutive failures mark a backend down
+  int rise = 2;                    // 1..100 consecutive successes mark it up again
 };
 
 // [[listener.backend]]
@@ -66,11 +70,12 @@ struct ListenerConfig {
   // How often backend host names are resolved again.
   Duration resolve_interval = seconds(30);
   // Open client connections at most; past it, accepting pauses (clients wait
-  // in the backlog). 0: derived from the fd limit.
+  // in the backlog). 0..100000000; 0: derived from the fd limit.
   uint64_t max_connections = 0;
-  // Other backends tried, one after the other, when a backend connect fails.
+  // Other backends tried, one after the other, when a backend connect fails
+  // (0..16).
   int retries = 0;
-  int backlog = 1024;  // listen(2) backlog
+  int backlog = 1024;  // listen(2) backlog, 1..65535
   // Set: terminate TLS from clients. tls_cert/tls_key (one string or arrays
   // of equal length; certs[0] is the default, the others are chosen by SNI),
   // plus tls_min and alpn.
@@ -89,8 +94,8 @@ struct FileConfig {
   int workers = 0;                        // 1..1024; 0 (absent): one per online CPU
   RelayMode mode = RelayMode::kSplice;    // "splice", "copy" or "auto"
   bool pin = false;                       // pin worker i to CPU i
-  uint64_t pipe_size = 1 << 20;           // kernel pipe size for splice
-  uint64_t pipe_pool = 1024;              // pipes per worker, at most
+  uint64_t pipe_size = 1 << 20;           // kernel pipe size for splice (sizes: above 0)
+  uint64_t pipe_pool = 1024;              // pipes per worker, at most (0..1048576)
   uint64_t buffer_size = 64 << 10;        // copy ring per direction
   uint64_t budget = 256 << 10;            // bytes per direction per event
   Duration drain_grace = seconds(10);     // on SIGTERM/SIGINT, wait this long for pairs
