@@ -25,11 +25,13 @@ constexpr int64_t kMaxBacklog = 65535;
 constexpr int64_t kMaxFallRise = 100;
 constexpr size_t kMaxAlpnLength = 255;  // one length byte on the wire
 
+constexpr char kModes[] = R"("splice", "copy" or "auto")";
+
 Result<RelayMode> ParseMode(std::string_view text) {
   if (text == "splice") return RelayMode::kSplice;
   if (text == "copy") return RelayMode::kCopy;
   if (text == "auto") return RelayMode::kAuto;
-  return Error::Invalid("expected \"splice\", \"copy\" or \"auto\", got " + QuoteString(text));
+  return Error::Invalid(std::string("expected ") + kModes + ", got " + QuoteString(text));
 }
 
 // Listen addresses seen so far, to refuse one bound twice: with SO_REUSEPORT
@@ -60,7 +62,7 @@ Result<FileConfig> Parser::Parse(const toml::table& root) {
   TableReader reader(root, "", errors_);
   int64_t number = 0;
   if (reader.Int("workers", 1, kMaxWorkers, &number)) config.workers = static_cast<int>(number);
-  reader.Parsed("mode", "\"splice\", \"copy\" or \"auto\"", ParseMode, &config.mode);
+  reader.Parsed("mode", kModes, ParseMode, &config.mode);
   reader.Bool("pin", &config.pin);
   reader.Size("pipe_size", &config.pipe_size);
   if (reader.Int("pipe_pool", 0, kMaxPipePool, &number))
@@ -96,7 +98,7 @@ void Parser::ReadListener(TableReader& reader, ListenerConfig& listener) {
     reader.Missing("name", "a unique name such as \"web\"");
   }
   ReadListens(reader, listener);
-  reader.Parsed("balance", "\"round-robin\", \"least-conn\" or \"maglev\"", ParseBalancePolicy,
+  reader.Parsed("balance", R"("round-robin", "least-conn" or "maglev")", ParseBalancePolicy,
                 &listener.balance);
   reader.Duration("connect_timeout", /*allow_zero=*/false, &listener.connect_timeout);
   reader.Duration("idle_timeout", /*allow_zero=*/true, &listener.idle_timeout);
@@ -193,6 +195,7 @@ void Parser::ReadTls(TableReader& reader, ListenerConfig& listener) {
   }
 
   std::vector<std::string> protocols;
+  protocols.reserve(alpn.size());
   for (const TableReader::Item& protocol : alpn) protocols.push_back(protocol.text);
   if (!certs.empty()) {
     TlsServerConfig& tls = listener.tls.emplace();

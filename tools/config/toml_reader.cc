@@ -185,7 +185,7 @@ const toml::node* TableReader::StringValue(std::string_view key, std::string_vie
 }
 
 bool TableReader::Duration(std::string_view key, bool allow_zero, zrelay::Duration* out) {
-  const toml::node* node = StringValue(key, "a duration string such as \"2s\" or \"500ms\"");
+  const toml::node* node = StringValue(key, R"(a duration string such as "2s" or "500ms")");
   if (node == nullptr) return false;
   Result<zrelay::Duration> value = ParseDuration(node->as_string()->get(), allow_zero);
   if (!value.ok()) {
@@ -212,7 +212,7 @@ bool TableReader::Size(std::string_view key, uint64_t* out) {
   }
   if (!size) {
     Fail(*node, PathOf(key),
-         "expected a size above 0 such as \"64k\" or \"1M\" or a number of bytes, got " +
+         R"(expected a size above 0 such as "64k" or "1M" or a number of bytes, got )" +
              DescribeValue(*node));
     return false;
   }
