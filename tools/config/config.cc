@@ -1,0 +1,319 @@
+#include "tools/config/config.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <utility>
+
+#include "engine/unique_fd.h"
+#include "tools/config/addresses.h"
+#include "tools/config/toml_reader.h"
+
+namespace zrelay {
+namespace {
+
+// Far above any real configuration; keeps "config = /dev/zero" from eating
+// the memory.
+constexpr size_t kMaxFileSize = 16 << 20;
+constexpr int64_t kMaxWorkers = 1024;
+constexpr int64_t kMaxPipePool = 1 << 20;
+constexpr int64_t kMaxConnections = 100'000'000;
+constexpr int64_t kMaxRetries = 16;
+constexpr int64_t kMaxBacklog = 65535;
+constexpr int64_t kMaxFallRise = 100;
+constexpr size_t kMaxAlpnLength = 255;  // one length byte on the wire
+
+constexpr char kModes[] = R"("splice", "copy" or "auto")";
+
+Result<RelayMode> ParseMode(std::string_view text) {
+  if (text == "splice") return RelayMode::kSplice;
+  if (text == "copy") return RelayMode::kCopy;
+  if (text == "auto") return RelayMode::kAuto;
+  return Error::Invalid(std::string("expected ") + kModes + ", got " + QuoteString(text));
+}
+
+// Listen addresses seen so far, to refuse one bound twice: with SO_REUSEPORT
+// both binds would succeed and quietly split the clients between listeners.
+struct ListenSeen {
+  std::string address;
+  std::string path;
+};
+
+class Parser {
+ public:
+  explicit Parser(std::string_view file) : errors_(file) {}
+  Result<FileConfig> Parse(const toml::table& root);
+
+ private:
+  void ReadListener(TableReader& reader, ListenerConfig& listener);
+  void ReadListens(TableReader& reader, ListenerConfig& listener);
+  void ReadTls(TableReader& reader, ListenerConfig& listener);
+  void ReadHealth(TableReader& reader, ListenerConfig& listener);
+  void ReadBackends(TableReader& reader, ListenerConfig& listener);
+
+  ConfigErrors errors_;
+  std::vector<ListenSeen> listens_seen_;
+};
+
+Result<FileConfig> Parser::Parse(const toml::table& root) {
+  FileConfig config;
+  TableReader reader(root, "", errors_);
+  int64_t number = 0;
+  if (reader.Int("workers", 1, kMaxWorkers, &number)) config.workers = static_cast<int>(number);
+  reader.Parsed("mode", kModes, ParseMode, &config.mode);
+  reader.Bool("pin", &config.pin);
+  reader.Size("pipe_size", &config.pipe_size);
+  if (reader.Int("pipe_pool", 0, kMaxPipePool, &number))
+    config.pipe_pool = static_cast<uint64_t>(number);
+  reader.Size("buffer_size", &config.buffer_size);
+  reader.Size("budget", &config.budget);
+  reader.Duration("drain_grace", /*allow_zero=*/true, &config.drain_grace);
+  reader.String("user", &config.user);
+  reader.Bool("log_closes", &config.log_closes);
+
+  std::vector<TableReader::SubTable> listeners = reader.Tables("listener");
+  if (!reader.Has("listener")) reader.Missing("listener", "at least one [[listener]]");
+  for (const TableReader::SubTable& table : listeners) {
+    TableReader listener_reader(*table.table, table.path, errors_);
+    ListenerConfig& listener = config.listeners.emplace_back();
+    ReadListener(listener_reader, listener);
+    for (size_t i = 0; i + 1 < config.listeners.size(); ++i) {
+      if (!listener.name.empty() && config.listeners[i].name == listener.name) {
+        listener_reader.Fail(*listener_reader.Get("name"), listener_reader.PathOf("name"),
+                             QuoteString(listener.name) + " is already the name of listener[" +
+                                 std::to_string(i) + "]");
+      }
+    }
+    listener_reader.Finish();
+  }
+  reader.Finish();
+  if (!errors_.ok()) return errors_.error();
+  return config;
+}
+
+void Parser::ReadListener(TableReader& reader, ListenerConfig& listener) {
+  if (!reader.String("name", &listener.name) && !reader.Has("name")) {
+    reader.Missing("name", "a unique name such as \"web\"");
+  }
+  ReadListens(reader, listener);
+  reader.Parsed("balance", R"("round-robin", "least-conn" or "maglev")", ParseBalancePolicy,
+                &listener.balance);
+  reader.Duration("connect_timeout", /*allow_zero=*/false, &listener.connect_timeout);
+  reader.Duration("idle_timeout", /*allow_zero=*/true, &listener.idle_timeout);
+  reader.Duration("handshake_timeout", /*allow_zero=*/false, &listener.handshake_timeout);
+  reader.Duration("resolve_interval", /*allow_zero=*/false, &listener.resolve_interval);
+  int64_t number = 0;
+  if (reader.Int("max_connections", 0, kMaxConnections, &number)) {
+    listener.max_connections = static_cast<uint64_t>(number);
+  }
+  if (reader.Int("retries", 0, kMaxRetries, &number)) listener.retries = static_cast<int>(number);
+  if (reader.Int("backlog", 1, kMaxBacklog, &number)) listener.backlog = static_cast<int>(number);
+  ReadTls(reader, listener);
+  ReadHealth(reader, listener);
+  ReadBackends(reader, listener);
+}
+
+void Parser::ReadListens(TableReader& reader, ListenerConfig& listener) {
+  std::vector<TableReader::Item> items = reader.Strings("listen", "an address");
+  if (!reader.Has("listen")) {
+    reader.Missing("listen", "an address such as \"127.0.0.1:8080\" or an array of them");
+  }
+  for (const TableReader::Item& item : items) {
+    Result<Address> address = ParseListenAddress(item.text);
+    if (!address.ok()) {
+      reader.Fail(*item.node, item.path, address.error().message());
+      continue;
+    }
+    listener.listen.push_back(*address);
+    if (!address->is_unix() && address->port() == 0) continue;  // each gets its own port
+    std::string text = address->ToString();
+    for (const ListenSeen& seen : listens_seen_) {
+      if (seen.address == text) {
+        reader.Fail(*item.node, item.path, text + " is already listened on by " + seen.path);
+      }
+    }
+    listens_seen_.push_back({std::move(text), item.path});
+  }
+}
+
+void Parser::ReadTls(TableReader& reader, ListenerConfig& listener) {
+  std::vector<TableReader::Item> certs = reader.Strings("tls_cert", "a certificate file");
+  std::vector<TableReader::Item> keys = reader.Strings("tls_key", "a key file");
+  std::string tls_min;
+  const bool has_tls_min = reader.String("tls_min", &tls_min);
+  std::vector<TableReader::Item> alpn = reader.Strings("alpn", "a protocol name");
+  bool backend_tls = false;
+  reader.Bool("backend_tls", &backend_tls);
+  std::string backend_ca, backend_sni;
+  reader.String("backend_ca", &backend_ca);
+  reader.String("backend_sni", &backend_sni);
+  bool backend_insecure = false;
+  reader.Bool("backend_insecure", &backend_insecure);
+
+  if (!keys.empty() && !reader.Has("tls_cert")) {
+    reader.Fail(*reader.Get("tls_key"), reader.PathOf("tls_key"), "needs tls_cert");
+  } else if (!certs.empty() && !reader.Has("tls_key")) {
+    reader.Missing("tls_key", "a key file for each tls_cert");
+  } else if (!certs.empty() && !keys.empty() && certs.size() != keys.size()) {
+    reader.Fail(*reader.Get("tls_key"), reader.PathOf("tls_key"),
+                "expected " + std::to_string(certs.size()) +
+                    (certs.size() == 1 ? " key file" : " key files") + ", one per tls_cert, got " +
+                    std::to_string(keys.size()));
+  }
+  if (has_tls_min) {
+    Result<int> version = ParseTlsVersion(tls_min);
+    if (!version.ok()) {
+      reader.Fail(*reader.Get("tls_min"), reader.PathOf("tls_min"), version.error().message());
+    }
+  }
+  for (const TableReader::Item& protocol : alpn) {
+    if (protocol.text.size() > kMaxAlpnLength) {
+      reader.Fail(*protocol.node, protocol.path,
+                  "expected a protocol name of at most 255 bytes, got " +
+                      std::to_string(protocol.text.size()) + " bytes");
+    }
+  }
+  if (!backend_sni.empty() && !IsHostName(backend_sni)) {
+    reader.Fail(*reader.Get("backend_sni"), reader.PathOf("backend_sni"),
+                "expected a host name, got " + DescribeValue(*reader.Get("backend_sni")));
+  }
+  if (!backend_tls) {
+    for (std::string_view key : {"backend_ca", "backend_sni", "backend_insecure"}) {
+      if (reader.Has(key)) {
+        reader.Fail(*reader.Get(key), reader.PathOf(key), "needs backend_tls = true");
+      }
+    }
+  }
+  if (!reader.Has("tls_cert") && !backend_tls) {
+    for (std::string_view key : {"tls_min", "alpn"}) {
+      if (reader.Has(key)) {
+        reader.Fail(*reader.Get(key), reader.PathOf(key), "needs tls_cert or backend_tls = true");
+      }
+    }
+  }
+
+  std::vector<std::string> protocols;
+  protocols.reserve(alpn.size());
+  for (const TableReader::Item& protocol : alpn) protocols.push_back(protocol.text);
+  if (!certs.empty()) {
+    TlsServerConfig& tls = listener.tls.emplace();
+    for (size_t i = 0; i < certs.size() && i < keys.size(); ++i) {
+      tls.certs.push_back({certs[i].text, keys[i].text});
+    }
+    tls.alpn = protocols;
+    if (has_tls_min) tls.min_version = tls_min;
+  }
+  if (backend_tls) {
+    TlsClientConfig& tls = listener.backend_tls.emplace();
+    tls.verify = !backend_insecure;
+    tls.ca_file = backend_ca;
+    tls.sni = backend_sni;
+    tls.alpn = protocols;
+    if (has_tls_min) tls.min_version = tls_min;
+  }
+}
+
+void Parser::ReadHealth(TableReader& reader, ListenerConfig& listener) {
+  const toml::table* table = reader.Table("health");
+  if (table == nullptr) return;
+  TableReader health_reader(*table, reader.PathOf("health"), errors_);
+  HealthConfig& health = listener.health.emplace();
+  health_reader.Duration("interval", /*allow_zero=*/false, &health.interval);
+  health_reader.Duration("timeout", /*allow_zero=*/false, &health.timeout);
+  int64_t number = 0;
+  if (health_reader.Int("fall", 1, kMaxFallRise, &number)) health.fall = static_cast<int>(number);
+  if (health_reader.Int("rise", 1, kMaxFallRise, &number)) health.rise = static_cast<int>(number);
+  if (health_reader.ok() && health.timeout >= health.interval) {
+    // Either may be the default: name the values as the file has them.
+    const toml::node* interval = health_reader.Get("interval");
+    const toml::node* timeout = health_reader.Get("timeout");
+    std::string what = "expected less than interval " +
+                       (interval ? DescribeValue(*interval) : "\"2s\" (the default)") + ", got " +
+                       (timeout ? DescribeValue(*timeout) : "\"1s\" (the default)");
+    if (timeout != nullptr) {
+      health_reader.Fail(*timeout, health_reader.PathOf("timeout"), what);
+    } else {
+      health_reader.FailTable("timeout", what);
+    }
+  }
+  health_reader.Finish();
+}
+
+void Parser::ReadBackends(TableReader& reader, ListenerConfig& listener) {
+  std::vector<TableReader::SubTable> tables = reader.Tables("backend");
+  if (!reader.Has("backend")) reader.Missing("backend", "at least one [[listener.backend]]");
+  // The address each backend is known by, to refuse one listed twice: the
+  // balancer could not tell the two apart.
+  std::vector<std::string> identities;
+  for (const TableReader::SubTable& table : tables) {
+    TableReader backend_reader(*table.table, table.path, errors_);
+    BackendConfig& backend = listener.backends.emplace_back();
+    const std::string path = backend_reader.PathOf("address");
+    if (backend_reader.String("address", &backend.address)) {
+      const toml::node& node = *backend_reader.Get("address");
+      Result<BackendAddress> address = ParseBackendAddress(backend.address);
+      if (address.ok()) {
+        backend.literal = address->literal;
+        backend.host = address->host;
+        backend.port = address->port;
+        std::string identity = backend.literal ? backend.literal->ToString()
+                                               : backend.host + ":" + std::to_string(backend.port);
+        for (char& c : identity) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        for (size_t i = 0; i < identities.size(); ++i) {
+          if (identities[i] == identity) {
+            backend_reader.Fail(
+                node, path,
+                DescribeValue(node) + " is listed twice (also backend[" + std::to_string(i) + "])");
+          }
+        }
+        identities.push_back(std::move(identity));
+      } else {
+        backend_reader.Fail(node, path, address.error().message());
+        identities.emplace_back();
+      }
+    } else if (!backend_reader.Has("address")) {
+      backend_reader.Missing("address", "host:port, IPv4:port, [IPv6]:port or unix:/path");
+    }
+    int64_t weight = 0;
+    if (backend_reader.Int("weight", 1, kMaxBackendWeight, &weight)) {
+      backend.weight = static_cast<uint32_t>(weight);
+    }
+    backend_reader.Finish();
+  }
+}
+
+}  // namespace
+
+Result<FileConfig> ParseConfig(std::string_view text, std::string_view file_name) {
+  toml::parse_result parsed = toml::parse(text, file_name);
+  if (!parsed) {
+    const toml::parse_error& error = parsed.error();
+    const toml::source_position& at = error.source().begin;
+    return Error::Invalid(std::string(file_name) + ":" + std::to_string(at.line) + ":" +
+                          std::to_string(at.column) + ": " + std::string(error.description()));
+  }
+  return Parser(file_name).Parse(parsed.table());
+}
+
+Result<FileConfig> LoadConfigFile(const std::string& path) {
+  const std::string what = "config file '" + path + "'";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::FromErrno(errno, what);
+  std::string text;
+  char buffer[64 << 10];
+  while (true) {
+    ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::FromErrno(errno, what);
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+    if (text.size() > kMaxFileSize) {
+      return Error::Invalid(what + ": larger than 16 MiB, not a configuration file");
+    }
+  }
+  return ParseConfig(text, path);
+}
+
+}  // namespace zrelay
