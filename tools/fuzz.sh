@@ -37,7 +37,7 @@ runtime=$(clang-14 -print-file-name="libclang_rt.fuzzer-$(uname -m).a" 2>/dev/nu
 [[ -f $runtime ]] || missing+=(libclang-rt-14-dev)
 if ((${#missing[@]} > 0)); then
   echo "tools/fuzz.sh needs clang-14 and libFuzzer; missing Debian packages: ${missing[*]}" >&2
-  echo "install them (as root): apt-get install ${missing[*]}" >&2
+  echo "install them (as root): bash tools/setup.sh --fuzz" >&2
   exit 2
 fi
 

@@ -4,6 +4,7 @@
 #   bash tools/setup.sh           build + test dependencies
 #   bash tools/setup.sh --bench   also the benchmark peers (nginx, iperf3, ...)
 #   bash tools/setup.sh --lint    also clang-format and clang-tidy
+#   bash tools/setup.sh --fuzz    also clang and libFuzzer (tools/fuzz.sh)
 #
 # Safe to run any number of times: when nothing is missing it prints nothing,
 # touches nothing and needs no root, so tools/test.sh and tools/demo.sh run it
@@ -27,6 +28,7 @@ readonly BUILD_PKGS=(
   libbenchmark-dev           # @system_benchmark
   libssl-dev                 # @system_openssl
   libcli11-dev               # @system_cli11 (header-only): zrelayd's command line
+  libtomlplusplus-dev        # @system_tomlplusplus (header-only): zrelayd's config file
   openssl                    # tests make certificates and talk to s_client/s_server
 )
 readonly TEST_PKGS=(
@@ -41,6 +43,7 @@ readonly BENCH_PKGS=(
   python3                    # bench/compare and bench/e2e are Python 3
 )
 readonly LINT_PKGS=(clang-format clang-tidy)
+readonly FUZZ_PKGS=(clang libclang-rt-14-dev)  # tools/fuzz.sh: clang-14, libFuzzer, sanitizers
 
 # Directories WORKSPACE points its local_repository entries at.
 readonly WORKSPACE_DIRS=(
@@ -50,11 +53,12 @@ readonly WORKSPACE_DIRS=(
 
 usage() {
   cat <<'EOF'
-usage: bash tools/setup.sh [--bench] [--lint]
+usage: bash tools/setup.sh [--bench] [--lint] [--fuzz]
   Installs the missing Debian packages for building and testing zrelay.
   --bench  also the benchmark peers: nginx libnginx-mod-stream iperf3 stunnel4
            wrk gnuplot-nox linux-perf redis-server python3
   --lint   also clang-format and clang-tidy
+  --fuzz   also clang and libclang-rt-14-dev, for tools/fuzz.sh
 EOF
 }
 
@@ -66,6 +70,7 @@ for arg in "$@"; do
   case "$arg" in
     --bench) wanted+=("${BENCH_PKGS[@]}") ;;
     --lint) wanted+=("${LINT_PKGS[@]}") ;;
+    --fuzz) wanted+=("${FUZZ_PKGS[@]}") ;;
     -h|--help) usage; exit 0 ;;
     *) echo "tools/setup.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
   esac
