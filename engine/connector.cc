@@ -1,11 +1,11 @@
 #include "engine/connector.h"
 
-#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <string>
 #include <utility>
 
+#include "engine/check.h"
 #include "engine/socket.h"
 
 namespace zrelay {
@@ -23,7 +23,7 @@ Connector::~Connector() { Cancel(); }
 
 void Connector::Start(const Address& address, Duration timeout, FdWatch& watch,
                       ConnectHandler* handler) {
-  assert(!in_progress() && "Connector::Start while a connect is in progress");
+  ZR_CHECK(!in_progress(), "Connector::Start while a connect is in progress");
   address_ = address;
   timeout_ = timeout;
   watch_ = &watch;
