@@ -1,8 +1,9 @@
 // Engine: the worker pool, one relay Worker per loop, and the listeners.
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
-#include <thread>
 
 #include "engine/listener.h"
 #include "engine/worker_pool.h"
@@ -142,15 +143,30 @@ class Engine::Impl {
   }
 
   void Drain(Duration grace) {
+    // Concurrent drains share one deadline, the earliest asked for: a second
+    // Drain(0) (zrelayd's second SIGTERM) cuts a running Drain's wait short.
+    // It is set before the listeners stop, so a caller that sees them stopped
+    // knows the deadline is in place.
+    {
+      std::lock_guard<std::mutex> lock(drain_mu_);
+      TimePoint mine = Clock::now() + std::min(grace, kForever);
+      drain_deadline_ = drainers_ == 0 ? mine : std::min(drain_deadline_, mine);
+      ++drainers_;
+      drain_cv_.notify_all();
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& [id, l] : listeners_) l->Stop();
     }
-    TimePoint deadline = Clock::now() + grace;
-    while (Clock::now() < deadline && OpenPairs() > 0) {
-      std::this_thread::sleep_for(milliseconds(10));
+    while (OpenPairs() > 0) {
+      std::unique_lock<std::mutex> lock(drain_mu_);
+      if (Clock::now() >= drain_deadline_) break;
+      // Wakes early when another Drain moves the deadline closer.
+      drain_cv_.wait_until(lock, std::min(drain_deadline_, Clock::now() + kDrainPoll));
     }
     pool_->RunOnEach([this](size_t i) { workers_[i]->AbortAll(CloseCause::kDrained); });
+    std::lock_guard<std::mutex> lock(drain_mu_);
+    --drainers_;
   }
 
   size_t workers() const { return workers_.size(); }
@@ -186,6 +202,15 @@ class Engine::Impl {
   mutable std::mutex mu_;
   std::map<ListenerId, std::unique_ptr<RelayListener>> listeners_;
   ListenerId next_listener_id_ = 1;
+  // Drain: how often a drain looks for open pairs, and the deadline shared
+  // by the drains running now (guarded by drain_mu_).
+  static constexpr Duration kDrainPoll = milliseconds(10);
+  // A longer grace waits as long (and keeps now + grace from overflowing).
+  static constexpr Duration kForever = std::chrono::hours(24 * 365);
+  std::mutex drain_mu_;
+  std::condition_variable drain_cv_;
+  int drainers_ = 0;
+  TimePoint drain_deadline_;
 };
 
 Result<std::unique_ptr<Engine>> Engine::Start(const EngineOptions& options) {

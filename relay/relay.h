@@ -148,6 +148,11 @@ class Engine {
   // Stops accepting on every listener, waits up to `grace` for open pairs to
   // finish, then closes the rest (cause kDrained). Returns when no pair is
   // left. Any non-worker thread.
+  //
+  // Safe to call again, from another thread, while a Drain runs: drains that
+  // overlap share the earliest deadline, so a second call with a shorter
+  // grace (Drain(Duration::zero()) on a second SIGTERM) cuts the first one's
+  // wait short, and both return once no pair is left.
   void Drain(Duration grace);
 
   size_t workers() const;
