@@ -10,7 +10,7 @@
 
 namespace zrelay {
 
-// Accepts on one worker. Created by Start(), registered and driven only on
+// Accepts on one worker. Created by Bind(), registered and driven only on
 // its worker's thread; Stop() tears it down there too.
 class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public ReadyHandler {
  public:
@@ -161,6 +161,14 @@ class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public R
 
 Result<std::unique_ptr<Listener>> Listener::Start(WorkerPool& pool, const ListenerOptions& options,
                                                   AcceptHandler* handler) {
+  Result<std::unique_ptr<Listener>> listener = Bind(pool, options, handler);
+  if (!listener) return listener;
+  if (Status st = (*listener)->Accept(); !st) return st.error();
+  return listener;
+}
+
+Result<std::unique_ptr<Listener>> Listener::Bind(WorkerPool& pool, const ListenerOptions& options,
+                                                 AcceptHandler* handler) {
   std::unique_ptr<Listener> listener(new Listener());
   listener->pool_ = &pool;
   listener->max_connections_ = options.max_connections;
@@ -198,20 +206,23 @@ Result<std::unique_ptr<Listener>> Listener::Start(WorkerPool& pool, const Listen
   }
 
   for (size_t i = 0; i < pool.size(); ++i) {
-    listener->acceptors_.push_back(
-        std::make_unique<WorkerAcceptor>(*listener, i, pool.loop(i), std::move(fds[i]), options,
-                                         handler));
-  }
-  std::vector<Status> registered(pool.size());
-  pool.RunOnEach([&](size_t worker) { registered[worker] = listener->acceptors_[worker]->Register(); });
-  for (const Status& s : registered) {
-    if (!s) {
-      listener->Stop();
-      return Error(s.error().code(),
-                   "listen on " + options.address.ToString() + ": " + s.error().message());
-    }
+    listener->acceptors_.push_back(std::make_unique<WorkerAcceptor>(
+        *listener, i, pool.loop(i), std::move(fds[i]), options, handler));
   }
   return listener;
+}
+
+Status Listener::Accept() {
+  std::vector<Status> registered(pool_->size());
+  pool_->RunOnEach([&](size_t worker) { registered[worker] = acceptors_[worker]->Register(); });
+  for (const Status& s : registered) {
+    if (!s) {
+      Stop();
+      return Error(s.error().code(),
+                   "listen on " + local_address_.ToString() + ": " + s.error().message());
+    }
+  }
+  return Status::Ok();
 }
 
 Listener::~Listener() { Stop(); }

@@ -67,10 +67,18 @@ struct ListenerStats {
 
 class Listener {
  public:
-  // Binds on every worker (errors name the address) and starts accepting.
-  // `handler` must outlive the listener. Call from a non-worker thread.
+  // Bind() then Accept().
   static Result<std::unique_ptr<Listener>> Start(WorkerPool& pool, const ListenerOptions& options,
                                                  AcceptHandler* handler);
+  // Binds on every worker (errors name the address); no handler call yet.
+  // For owners whose handler needs the listener (Release, BackOff) from the
+  // first accept on: they store it, then call Accept(). `handler` must
+  // outlive the listener. Call from a non-worker thread.
+  static Result<std::unique_ptr<Listener>> Bind(WorkerPool& pool, const ListenerOptions& options,
+                                                AcceptHandler* handler);
+  // Starts accepting on every worker; on failure stops. Once, after Bind().
+  // Call from a non-worker thread.
+  Status Accept();
   ~Listener();  // Stop()
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;

@@ -96,6 +96,24 @@ struct ListenOptions {
   Duration connect_timeout = seconds(5);
   int backlog = 1024;
   OnClose on_close;                      // every accepted client's pair, on its worker
+  // Pairs of this listener open at once, across workers. At the limit its
+  // workers stop calling accept: new clients wait in the kernel's backlog
+  // (nothing is refused or reset) and accepting resumes as soon as one of
+  // its pairs closes. 0: derived from the soft RLIMIT_NOFILE when Listen()
+  // runs, so the listener pauses before fds run out instead of accepting
+  // clients it then resets (Engine::MaxConnections says what it got):
+  //   (soft limit - fds open at Listen() - 64 spare - pipe reserve) / 2
+  // Each pair holds two sockets. The fds already open (the engine's epoll
+  // and wake fds, listening sockets, the embedder's files, open pairs) are
+  // counted once, and 64 stay spare for what opens later. In splice and auto
+  // modes pipes hold fds too: 2 per pipe, up to pipe_pool_cap per worker,
+  // but at most half of what is left (a pipe2() that fails only makes that
+  // direction copy). The fds are shared by the whole process, so with
+  // several listeners, or pairs started with Pipe(), set it explicitly.
+  size_t max_connections = 0;
+  // How long a worker stops accepting after running out of fds, at accept
+  // or at the backend connect's socket() (EMFILE/ENFILE).
+  Duration fd_exhausted_retry = milliseconds(100);
 };
 
 using ListenerId = uint32_t;
@@ -115,7 +133,16 @@ struct WorkerStats {
   uint64_t buffers_in_use = 0;
   uint64_t buffers_pooled = 0;
   uint64_t splice_switches = 0;      // auto mode: directions moved to splice
+  // How the listeners fared on this worker (summed over listeners):
+  // accept ran out of fds (EMFILE/ENFILE/ENOBUFS/ENOMEM), accepting paused
+  // for fd_exhausted_retry;
   uint64_t accept_fd_exhausted = 0;
+  // accepting stopped because max_connections pairs were open (it resumes
+  // when one of them closes);
+  uint64_t accept_paused_max_connections = 0;
+  // a backend connect's socket() ran out of fds (EMFILE/ENFILE): that pair
+  // ended kConnectFailed and accepting paused for fd_exhausted_retry.
+  uint64_t backend_fd_exhausted = 0;
 };
 
 struct EngineStats {
@@ -141,6 +168,9 @@ class Engine {
   Result<ListenerId> Listen(const ListenOptions& options);
   // The bound address of a listener (the kernel's port when asked for 0).
   Result<Address> ListenAddress(ListenerId id) const;
+  // A listener's max_connections: as given, or as derived from
+  // RLIMIT_NOFILE when the options said 0.
+  Result<size_t> MaxConnections(ListenerId id) const;
 
   // Snapshot of counters, gathered from every worker. Any non-worker thread.
   EngineStats Stats() const;
