@@ -24,6 +24,7 @@
 #include "engine/listener.h"
 #include "engine/socket.h"
 #include "engine/worker_pool.h"
+#include "tests/engine/fd_test_util.h"
 #include "tests/support/loop_test_util.h"
 
 namespace zrelay {
@@ -57,16 +58,6 @@ double CpuSeconds() {
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-// The RLIMIT_NOFILE that leaves exactly `free` fd numbers unused (new fds
-// take the lowest free number below the limit).
-rlim_t LimitLeavingFreeFds(int free) {
-  int fd = 0;
-  for (int seen = 0;; ++fd) {
-    if (::fcntl(fd, F_GETFD) < 0 && ++seen == free) break;
-  }
-  return static_cast<rlim_t>(fd + 1);
 }
 
 struct DropHandler : AcceptHandler {
@@ -128,7 +119,7 @@ void ChildMain(int report_fd, int port_fd, int go_fd) {
 
   // Room for a few accepts, then EMFILE.
   struct rlimit limit {};
-  limit.rlim_cur = limit.rlim_max = LimitLeavingFreeFds(kFreeFds);
+  limit.rlim_cur = limit.rlim_max = testing::LimitLeavingFreeFds(kFreeFds);
   if (setrlimit(RLIMIT_NOFILE, &limit) != 0) fail("setrlimit failed");
   const int port = (*listener)->local_address().port();
   (void)!::write(port_fd, &port, sizeof(port));
