@@ -103,12 +103,13 @@ struct ListenOptions {
   // runs, so the listener pauses before fds run out instead of accepting
   // clients it then resets (Engine::MaxConnections says what it got):
   //   (soft limit - fds open at Listen() - 64 spare - pipe reserve) / 2
-  // Each pair holds two sockets. The fds already open (the engine's epoll
-  // and wake fds, listening sockets, the embedder's files, open pairs) are
-  // counted once, and 64 stay spare for what opens later. In splice and auto
-  // modes pipes hold fds too: 2 per pipe, up to pipe_pool_cap per worker,
-  // but at most half of what is left (a pipe2() that fails only makes that
-  // direction copy). The fds are shared by the whole process, so with
+  // Each pair holds two sockets (client and backend). What is open at
+  // Listen() (the engine's epoll and wake fds, listening sockets, the
+  // embedder's files, pairs already open) is taken off, and 64 fds stay
+  // spare for what opens later. In splice and auto modes pipes hold fds too:
+  // 2 per pipe, up to pipe_pool_cap per worker, but at most half of what is
+  // left (a pipe2() that fails only makes that direction copy). Listen()
+  // fails when no pair fits. The fd table is the whole process's: with
   // several listeners, or pairs started with Pipe(), set it explicitly.
   size_t max_connections = 0;
   // How long a worker stops accepting after running out of fds, at accept

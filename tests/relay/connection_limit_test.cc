@@ -165,6 +165,24 @@ TEST_P(ConnectionLimitTest, DerivedLimitUnderALowRlimitHoldsAndServesEveryone) {
   EXPECT_EQ(backend.max_open(), static_cast<int>(expected));
 }
 
+TEST_P(ConnectionLimitTest, DerivedLimitWithNoRoomForAPairFailsListenNamingTheLimit) {
+  const FdUsage usage = CurrentFdUsage().value();
+  struct rlimit saved {};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  struct rlimit low = saved;
+  low.rlim_cur = usage.open + 10;  // less than the 64 spare fds
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  ListenOptions options;
+  options.address = testing::Loopback();
+  options.backends.push_back(BackendOptions{testing::Loopback(AF_INET, 9), nullptr, {}});
+  auto id = engine_->Listen(options);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_FALSE(id.ok());
+  EXPECT_NE(id.error().message().find("RLIMIT_NOFILE"), std::string::npos) << id.error().message();
+  EXPECT_NE(id.error().message().find("max_connections"), std::string::npos)
+      << id.error().message();
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, ConnectionLimitTest,
                          ::testing::Values(RelayMode::kSplice, RelayMode::kCopy, RelayMode::kAuto));
 
