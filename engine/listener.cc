@@ -259,8 +259,8 @@ bool Listener::AcquireSlot(WorkerAcceptor& acceptor) {
   // flag and the slot count form a Dekker pair with Release() (both sides
   // seq_cst): either that look sees a slot given back meanwhile, or the
   // Release that gave it back sees the flag and posts a resume.
-  acceptor.waiting_for_slot.store(true);
-  waiting_workers_.fetch_add(1);
+  // (Still set when a resume meant for an earlier wait arrived late.)
+  if (!acceptor.waiting_for_slot.exchange(true)) waiting_workers_.fetch_add(1);
   if (TakeSlot(std::memory_order_seq_cst)) {
     // If a Release claimed the flag first, its resume is on the way: it
     // finds this worker accepting and does no harm.
