@@ -24,6 +24,7 @@
 #include <string>
 
 #include "engine/socket.h"
+#include "engine/worker_pool.h"
 #include "relay/relay.h"
 #include "tests/engine/fd_test_util.h"
 #include "tests/relay/holding_backend.h"
@@ -45,7 +46,9 @@ constexpr int kFdScan = 4096;  // fd numbers the child counts (it has far fewer)
 
 struct ChildReport {
   char error[160] = {};  // set when the child could not go on
-  int port = 0;
+  int port = 0;          // the listener under test
+  int warm_port = 0;     // a listener whose backend answers at once
+  int refused_port = 0;  // a listener whose backend connect fails at once
   int open_fds = 0;
   uint64_t accepted = 0;
   uint64_t pairs_open = 0;
@@ -77,6 +80,11 @@ bool ReadWithin(int fd, void* buf, size_t len, Duration deadline) {
 
 // The child: an engine with one worker, answering commands from the parent
 // ('l': lower the fd limit, 's': report, 'q': exit). No gtest here.
+//
+// Before the limit is lowered, every path the test takes afterwards runs
+// once, so that UBSan's vptr cache is warm (see PrimeBackOffPath): the
+// listener's back-off, a relayed pair (through the warm listener) and a
+// backend connect that fails inside Connector::Start (the refused one).
 [[noreturn]] void ChildMain(int command_fd, int report_fd) {
   ChildReport report;
   auto fail = [&](const std::string& why) {
@@ -84,9 +92,15 @@ bool ReadWithin(int fd, void* buf, size_t len, Duration deadline) {
     (void)!::write(report_fd, &report, sizeof(report));
     ::_exit(1);
   };
-  int backend_port = 0;
-  if (!ReadWithin(command_fd, &backend_port, sizeof(backend_port), seconds(10))) {
-    fail("no backend port from the parent");
+  int backend_ports[2] = {};  // held, warm
+  if (!ReadWithin(command_fd, backend_ports, sizeof(backend_ports), seconds(10))) {
+    fail("no backend ports from the parent");
+  }
+  {
+    auto pool = WorkerPool::Start({.workers = 1});
+    if (!pool) fail(pool.error().message());
+    std::string why;
+    if (!testing::PrimeBackOffPath(**pool, &why)) fail(why);
   }
   std::mutex mu;
   ChildReport closes;  // the connect_failed_* fields, guarded by mu
@@ -94,7 +108,8 @@ bool ReadWithin(int fd, void* buf, size_t len, Duration deadline) {
   if (!engine) fail(engine.error().message());
   ListenOptions options;
   options.address = testing::Loopback();
-  options.backends.push_back(BackendOptions{testing::Loopback(AF_INET, backend_port), nullptr, {}});
+  options.backends.push_back(
+      BackendOptions{testing::Loopback(AF_INET, backend_ports[0]), nullptr, {}});
   options.max_connections = 1000;  // far above the fds: exhaustion, not the limit, stops it
   options.fd_exhausted_retry = kRetry;
   options.on_close = [&](const PairStats& s) {
@@ -109,31 +124,43 @@ bool ReadWithin(int fd, void* buf, size_t len, Duration deadline) {
   auto id = (*engine)->Listen(options);
   if (!id) fail(id.error().message());
   report.port = (*engine)->ListenAddress(*id).value().port();
+  ListenOptions warm;
+  warm.address = testing::Loopback();
+  warm.backends.push_back(
+      BackendOptions{testing::Loopback(AF_INET, backend_ports[1]), nullptr, {}});
+  warm.max_connections = 1000;
+  auto warm_id = (*engine)->Listen(warm);
+  if (!warm_id) fail(warm_id.error().message());
+  report.warm_port = (*engine)->ListenAddress(*warm_id).value().port();
+  warm.backends[0].address = Address::Parse("unix:/nonexistent/zrelay-fd-exhaustion").value();
+  auto refused_id = (*engine)->Listen(warm);
+  if (!refused_id) fail(refused_id.error().message());
+  report.refused_port = (*engine)->ListenAddress(*refused_id).value().port();
   (void)!::write(report_fd, &report, sizeof(report));
 
   for (;;) {
     char command = 0;
     if (!ReadWithin(command_fd, &command, 1, seconds(60))) fail("no command from the parent");
     if (command == 'q') ::_exit(0);
-    if (command == 'l') {
-      report.open_fds = testing::OpenFdsBelow(kFdScan);
-      struct rlimit limit {};
-      limit.rlim_cur = limit.rlim_max = testing::LimitLeavingFreeFds(kFreeFds);
-      if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) fail("setrlimit failed");
-    } else if (command == 's') {
-      const WorkerStats s = (*engine)->Stats().total;
-      report.open_fds = testing::OpenFdsBelow(kFdScan);
-      report.accepted = s.accepted;
-      report.pairs_open = s.pairs_open;
-      report.pairs_closed = s.pairs_closed;
-      report.connect_failures = s.connect_failures;
-      report.backend_fd_exhausted = s.backend_fd_exhausted;
-      report.accept_fd_exhausted = s.accept_fd_exhausted;
+    const WorkerStats s = (*engine)->Stats().total;
+    report.open_fds = testing::OpenFdsBelow(kFdScan);
+    report.accepted = s.accepted;
+    report.pairs_open = s.pairs_open;
+    report.pairs_closed = s.pairs_closed;
+    report.connect_failures = s.connect_failures;
+    report.backend_fd_exhausted = s.backend_fd_exhausted;
+    report.accept_fd_exhausted = s.accept_fd_exhausted;
+    {
       std::lock_guard<std::mutex> lock(mu);
       report.connect_failed_closes = closes.connect_failed_closes;
       report.connect_failed_error = closes.connect_failed_error;
       std::memcpy(report.connect_failed_detail, closes.connect_failed_detail,
                   sizeof(report.connect_failed_detail));
+    }
+    if (command == 'l') {  // after the count: the report is the baseline
+      struct rlimit limit {};
+      limit.rlim_cur = limit.rlim_max = testing::LimitLeavingFreeFds(kFreeFds);
+      if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) fail("setrlimit failed");
     }
     (void)!::write(report_fd, &report, sizeof(report));
   }
@@ -197,13 +224,28 @@ void ExpectEcho(int fd, uint64_t size, const char* who) {
 
 TEST_F(BackendFdExhaustionTest, BacksOffThenServesTheNextClientAndLeaksNoFd) {
   HoldingBackend backend;
-  const int backend_port = backend.address().port();
-  ASSERT_EQ(::write(command_.get(), &backend_port, sizeof(backend_port)),
-            static_cast<ssize_t>(sizeof(backend_port)));
+  HoldingBackend warm_backend;
+  warm_backend.Serve();
+  const int backend_ports[2] = {backend.address().port(), warm_backend.address().port()};
+  ASSERT_EQ(::write(command_.get(), backend_ports, sizeof(backend_ports)),
+            static_cast<ssize_t>(sizeof(backend_ports)));
   ChildReport started;
   ASSERT_TRUE(ReadWithin(report_.get(), &started, sizeof(started), seconds(10)));
   ASSERT_EQ(started.error[0], '\0') << "child: " << started.error;
   const int port = started.port;
+
+  // Warm-up, with fds to spare: one relayed pair, one failed connect.
+  UniqueFd warm = ConnectAndSend(started.warm_port, 300);
+  ExpectEcho(warm.get(), 300, "warm-up client");
+  auto refused = testing::BlockingConnect(testing::Loopback(AF_INET, started.refused_port));
+  ASSERT_TRUE(refused.ok()) << refused.error().message();
+  EXPECT_EQ(testing::ReceivePattern(refused->get(), 0).bytes, 0u);
+  ChildReport warmed;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    warmed = Ask('s');
+    return warmed.pairs_closed == 2 || warmed.error[0] != '\0';
+  }));
+  ASSERT_EQ(warmed.error[0], '\0') << warmed.error;
   const ChildReport baseline = Ask('l');
   ASSERT_EQ(baseline.error[0], '\0') << baseline.error;
 
@@ -235,10 +277,11 @@ TEST_F(BackendFdExhaustionTest, BacksOffThenServesTheNextClientAndLeaksNoFd) {
   ASSERT_TRUE(testing::WaitFor(
       [&] {
         report = Ask('s');
-        return report.pairs_closed == kHeldPairs + 1 || report.error[0] != '\0';
+        return report.pairs_closed - baseline.pairs_closed == kHeldPairs + 1 ||
+               report.error[0] != '\0';
       },
       seconds(10)));
-  EXPECT_EQ(report.accepted, static_cast<uint64_t>(kHeldPairs + 1))
+  EXPECT_EQ(report.accepted - baseline.accepted, static_cast<uint64_t>(kHeldPairs + 1))
       << "a client was accepted during the back-off";
 
   // After the retry interval it is served, byte-exact.
@@ -246,13 +289,14 @@ TEST_F(BackendFdExhaustionTest, BacksOffThenServesTheNextClientAndLeaksNoFd) {
   ASSERT_TRUE(testing::WaitFor(
       [&] {
         report = Ask('s');
-        return report.pairs_closed == kHeldPairs + 2 || report.error[0] != '\0';
+        return report.pairs_closed - baseline.pairs_closed == kHeldPairs + 2 ||
+               report.error[0] != '\0';
       },
       seconds(10)));
   ASSERT_EQ(report.error[0], '\0') << report.error;
   EXPECT_EQ(report.pairs_open, 0u);
   EXPECT_EQ(report.backend_fd_exhausted, 1u);
-  EXPECT_EQ(report.connect_failures, 1u);
+  EXPECT_EQ(report.connect_failures - baseline.connect_failures, 1u);
   // accept4 wants a free fd before it looks at the queue, so the accept
   // tried right after the unlucky one may fail too; it pauses on the same
   // timer. Nothing else ran out.
@@ -264,6 +308,7 @@ TEST_F(BackendFdExhaustionTest, BacksOffThenServesTheNextClientAndLeaksNoFd) {
       << report.connect_failed_detail;
   EXPECT_EQ(report.open_fds, baseline.open_fds) << "fds leaked";
   EXPECT_TRUE(backend.ok());
+  EXPECT_TRUE(warm_backend.ok());
 
   char quit = 'q';
   ASSERT_EQ(::write(command_.get(), &quit, 1), 1);
