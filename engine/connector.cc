@@ -1,11 +1,11 @@
 #include "engine/connector.h"
 
-#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <string>
 #include <utility>
 
+#include "engine/check.h"
 #include "engine/socket.h"
 
 namespace zrelay {
@@ -23,12 +23,12 @@ Connector::~Connector() { Cancel(); }
 
 void Connector::Start(const Address& address, Duration timeout, FdWatch& watch,
                       ConnectHandler* handler) {
-  assert(!in_progress() && "Connector::Start while a connect is in progress");
+  ZR_CHECK(!in_progress(), "Connector::Start while a connect is in progress");
   address_ = address;
   timeout_ = timeout;
   watch_ = &watch;
   handler_ = handler;
-  immediate_error_ = 0;
+  immediate_error_.reset();
 
   Result<UniqueFd> fd = StartConnect(address);
   if (fd) {
@@ -38,12 +38,15 @@ void Connector::Start(const Address& address, Duration timeout, FdWatch& watch,
       loop_.ArmTimer(timer_, timeout);
       return;
     }
-    immediate_error_ = registered.error().code().value();
+    immediate_error_ = Error(registered.error().code(),
+                             "connect to " + address.ToString() + ": " + registered.error().message());
     fd_.Reset();
   } else {
-    immediate_error_ = fd.error().code().value();
+    // StartConnect's message names the step that failed: "connect to
+    // 10.0.0.1:80: socket: Too many open files" tells fd exhaustion apart
+    // from a refused or unreachable backend.
+    immediate_error_ = fd.error();
   }
-  if (immediate_error_ == 0) immediate_error_ = EINVAL;
   // Report from the loop, never from inside Start(): a negative delay fires
   // on the loop's next timer pass.
   loop_.ArmTimer(timer_, Duration(-1));
@@ -56,7 +59,7 @@ void Connector::Cancel() {
   fd_.Reset();
   watch_ = nullptr;
   handler_ = nullptr;
-  immediate_error_ = 0;
+  immediate_error_.reset();
 }
 
 void Connector::OnFdEvent(FdWatch& watch, uint32_t) {
@@ -78,8 +81,10 @@ void Connector::OnFdEvent(FdWatch& watch, uint32_t) {
 
 void Connector::OnTimer(Timer&) {
   if (handler_ == nullptr) return;
-  if (immediate_error_ != 0) {
-    Finish(Error::FromErrno(immediate_error_, "connect to " + address_.ToString()));
+  if (immediate_error_) {
+    Error error = std::move(*immediate_error_);
+    immediate_error_.reset();
+    Finish(std::move(error));
     return;
   }
   watch_->Unregister();
@@ -91,7 +96,7 @@ void Connector::OnTimer(Timer&) {
 void Connector::Finish(Result<UniqueFd> result) {
   ConnectHandler* handler = std::exchange(handler_, nullptr);
   watch_ = nullptr;
-  immediate_error_ = 0;
+  immediate_error_.reset();
   // Last touch of `this`: the handler may destroy the connector.
   handler->OnConnect(std::move(result));
 }

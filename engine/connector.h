@@ -4,6 +4,8 @@
 // (even an immediate ECONNREFUSED), so callers need no re-entrancy care.
 #pragma once
 
+#include <optional>
+
 #include "engine/address.h"
 #include "engine/clock.h"
 #include "engine/event_loop.h"
@@ -19,7 +21,8 @@ class ConnectHandler {
   // On success `fd` is connected and still registered through the watch given
   // to Start(): call watch.set_handler() to take its events. On failure the
   // watch is unregistered and the error says why, naming the address
-  // ("connect to 127.0.0.1:9: Connection refused", "... timed out after 2 s").
+  // ("connect to 127.0.0.1:9: Connection refused", "... timed out after 2 s",
+  // "connect to 127.0.0.1:9: socket: Too many open files").
   virtual void OnConnect(Result<UniqueFd> fd) = 0;
 };
 
@@ -51,9 +54,9 @@ class Connector : private FdHandler, private TimerHandler {
   Address address_;
   Duration timeout_{};
   ConnectHandler* handler_ = nullptr;
-  // errno of a failure seen inside Start(); reported when timer_ fires right
-  // after, so the callback still comes from the loop (and Cancel stops it).
-  int immediate_error_ = 0;
+  // A failure seen inside Start(); reported when timer_ fires right after,
+  // so the callback still comes from the loop (and Cancel stops it).
+  std::optional<Error> immediate_error_;
 };
 
 }  // namespace zrelay

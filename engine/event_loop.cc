@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cassert>
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <utility>
+
+#include "engine/check.h"
 
 namespace zrelay {
 namespace {
@@ -165,7 +167,7 @@ void EventLoop::Post(std::function<void()> task) {
 }
 
 void EventLoop::ScheduleReady(ReadyHandler* handler) {
-  assert(InLoopThread());
+  ZR_CHECK(InLoopThread(), "ScheduleReady from another thread than the loop's");
   if (handler->ready_loop_ != nullptr) return;
   handler->ready_loop_ = this;
   handler->ready_next_ = nullptr;
@@ -190,7 +192,7 @@ void EventLoop::UnlinkReady(ReadyHandler* h) {
   } else if (ready_head_ == h) {
     ready_head_ = h->ready_next_;
   } else {
-    assert(ready_run_head_ == h);
+    ZR_CHECK(ready_run_head_ == h, "a ready handler linked to neither list");
     ready_run_head_ = h->ready_next_;
   }
   if (h->ready_next_ != nullptr) {
@@ -198,7 +200,7 @@ void EventLoop::UnlinkReady(ReadyHandler* h) {
   } else if (ready_tail_ == h) {
     ready_tail_ = h->ready_prev_;
   } else {
-    assert(ready_run_tail_ == h);
+    ZR_CHECK(ready_run_tail_ == h, "a ready handler linked to neither list");
     ready_run_tail_ = h->ready_prev_;
   }
   h->ready_loop_ = nullptr;
@@ -206,7 +208,7 @@ void EventLoop::UnlinkReady(ReadyHandler* h) {
 }
 
 void EventLoop::DeferDelete(std::unique_ptr<Deferrable> object) {
-  assert(InLoopThread());
+  ZR_CHECK(InLoopThread(), "DeferDelete from another thread than the loop's");
   deferred_.push_back(std::move(object));
 }
 
@@ -225,9 +227,11 @@ void EventLoop::Turn(Duration max_wait) {
   int n = ::epoll_wait(epoll_fd_.get(), events_.data(), static_cast<int>(events_.size()),
                        timeout_ms);
   if (n < 0) {
-    // EINTR (a signal, a debugger): just a short turn. Anything else means a
-    // broken epoll fd, which is a programming error.
-    assert(errno == EINTR);
+    // EINTR (a signal, a debugger): just a short turn. Anything else (EBADF,
+    // EFAULT, EINVAL) means a broken epoll fd or event array, a bug that
+    // would repeat on every turn: a loop spinning on it would serve nothing.
+    const int err = errno;
+    ZR_CHECK(err == EINTR, "epoll_wait on epoll fd %d: %s", epoll_fd_.get(), std::strerror(err));
     n = 0;
   }
   UpdateNow();

@@ -6,15 +6,18 @@
 #include <cerrno>
 #include <string>
 
+#include "engine/check.h"
+
 namespace zrelay {
 
-// Accepts on one worker. Created by Start(), registered and driven only on
+// Accepts on one worker. Created by Bind(), registered and driven only on
 // its worker's thread; Stop() tears it down there too.
 class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public ReadyHandler {
  public:
-  WorkerAcceptor(size_t worker, EventLoop& loop, UniqueFd fd, const ListenerOptions& options,
-                 AcceptHandler* handler)
-      : worker_(worker),
+  WorkerAcceptor(Listener& owner, size_t worker, EventLoop& loop, UniqueFd fd,
+                 const ListenerOptions& options, AcceptHandler* handler)
+      : owner_(owner),
+        worker_(worker),
         loop_(loop),
         fd_(std::move(fd)),
         retry_(options.fd_exhausted_retry),
@@ -39,26 +42,55 @@ class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public R
     stats.accepted += accepted_.load(std::memory_order_relaxed);
     stats.fd_exhausted += fd_exhausted_.load(std::memory_order_relaxed);
     stats.accept_errors += accept_errors_.load(std::memory_order_relaxed);
+    stats.paused_max_connections += paused_max_connections_.load(std::memory_order_relaxed);
   }
 
+  // Worker thread: the timed pause after fd exhaustion (at accept4, or the
+  // owner's own through Listener::BackOff).
+  void BackOff() {
+    if (stopped_) return;
+    paused_ |= kBackingOff;
+    loop_.UnscheduleReady(this);
+    loop_.ArmTimer(timer_, retry_);
+  }
+
+  // Worker thread: no max_connections slot was left. Release() posts
+  // ResumeForSlot once one is given back.
+  void PauseForSlot() {
+    paused_ |= kWaitingForSlot;
+    paused_max_connections_.fetch_add(1, std::memory_order_relaxed);
+    loop_.UnscheduleReady(this);
+  }
+  void ResumeForSlot() {
+    paused_ &= ~kWaitingForSlot;
+    AcceptSome();  // takes a slot again first: another worker may have won it
+  }
+
+  // Set by AcquireSlot when this worker waits for a slot, taken back by the
+  // Release() that posts its resume (so only one resume is posted).
+  std::atomic<bool> waiting_for_slot{false};
+
  private:
-  void OnFdEvent(FdWatch&, uint32_t) override {
-    if (!paused_) AcceptSome();
-  }
-  void OnReady() override {
-    if (!paused_) AcceptSome();
-  }
+  // Why accepting is paused (any set bit pauses it).
+  static constexpr unsigned kBackingOff = 1;      // fds ran out: timer_ resumes
+  static constexpr unsigned kWaitingForSlot = 2;  // max_connections reached
+
+  void OnFdEvent(FdWatch&, uint32_t) override { AcceptSome(); }
+  void OnReady() override { AcceptSome(); }
   void OnTimer(Timer&) override {
     // Retry after fd exhaustion. The readable flag was left set (connections
     // are still queued), so this tries accept4 right away.
-    paused_ = false;
+    paused_ &= ~kBackingOff;
     AcceptSome();
   }
 
   // accept4 until EAGAIN or the budget is spent (then continue next turn).
   void AcceptSome() {
     for (int i = 0; i < budget_; ++i) {
-      if (!watch_.registered() || !watch_.readable()) return;
+      if (paused_ != 0 || !watch_.registered() || !watch_.readable()) return;
+      // The slot is taken before accept4 so two workers cannot both take
+      // the last one; it goes back below when accept4 gives no connection.
+      if (!owner_.AcquireSlot(*this)) return;
       struct sockaddr_storage ss {};
       socklen_t len = sizeof(ss);
       int fd = ::accept4(fd_.get(), reinterpret_cast<struct sockaddr*>(&ss), &len,
@@ -69,6 +101,7 @@ class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public R
         continue;
       }
       const int err = errno;
+      owner_.Release();
       switch (err) {
         case EAGAIN:
           watch_.clear_readable();
@@ -96,25 +129,20 @@ class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public R
           // Level-triggered retrying would spin: the queue stays non-empty
           // while no fd is free. Pause and retry on a timer instead.
           fd_exhausted_.fetch_add(1, std::memory_order_relaxed);
-          Pause();
+          BackOff();
           return;
         default:
           // Unexpected (EBADF, EINVAL...): count it and back off the same
           // way rather than spin on an error that will repeat.
           accept_errors_.fetch_add(1, std::memory_order_relaxed);
-          Pause();
+          BackOff();
           return;
       }
     }
     loop_.ScheduleReady(this);  // budget spent, maybe more queued: next turn
   }
 
-  void Pause() {
-    paused_ = true;
-    loop_.UnscheduleReady(this);
-    loop_.ArmTimer(timer_, retry_);
-  }
-
+  Listener& owner_;
   const size_t worker_;
   EventLoop& loop_;
   UniqueFd fd_;
@@ -123,17 +151,27 @@ class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public R
   AcceptHandler* const handler_;
   FdWatch watch_;
   Timer timer_;
-  bool paused_ = false;
+  unsigned paused_ = 0;  // kBackingOff | kWaitingForSlot
   bool stopped_ = false;
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> fd_exhausted_{0};
   std::atomic<uint64_t> accept_errors_{0};
+  std::atomic<uint64_t> paused_max_connections_{0};
 };
 
 Result<std::unique_ptr<Listener>> Listener::Start(WorkerPool& pool, const ListenerOptions& options,
                                                   AcceptHandler* handler) {
+  Result<std::unique_ptr<Listener>> listener = Bind(pool, options, handler);
+  if (!listener) return listener;
+  if (Status st = (*listener)->Accept(); !st) return st.error();
+  return listener;
+}
+
+Result<std::unique_ptr<Listener>> Listener::Bind(WorkerPool& pool, const ListenerOptions& options,
+                                                 AcceptHandler* handler) {
   std::unique_ptr<Listener> listener(new Listener());
   listener->pool_ = &pool;
+  listener->max_connections_ = options.max_connections;
   ListenSocketOptions socket_options;
   socket_options.backlog = options.backlog;
   socket_options.reuse_port = true;
@@ -168,33 +206,93 @@ Result<std::unique_ptr<Listener>> Listener::Start(WorkerPool& pool, const Listen
   }
 
   for (size_t i = 0; i < pool.size(); ++i) {
-    listener->acceptors_.push_back(
-        std::make_unique<WorkerAcceptor>(i, pool.loop(i), std::move(fds[i]), options, handler));
-  }
-  std::vector<Status> registered(pool.size());
-  pool.RunOnEach([&](size_t worker) { registered[worker] = listener->acceptors_[worker]->Register(); });
-  for (const Status& s : registered) {
-    if (!s) {
-      listener->Stop();
-      return Error(s.error().code(),
-                   "listen on " + options.address.ToString() + ": " + s.error().message());
-    }
+    listener->acceptors_.push_back(std::make_unique<WorkerAcceptor>(
+        *listener, i, pool.loop(i), std::move(fds[i]), options, handler));
   }
   return listener;
+}
+
+Status Listener::Accept() {
+  std::vector<Status> registered(pool_->size());
+  pool_->RunOnEach([&](size_t worker) { registered[worker] = acceptors_[worker]->Register(); });
+  for (const Status& s : registered) {
+    if (!s) {
+      Stop();
+      return Error(s.error().code(),
+                   "listen on " + local_address_.ToString() + ": " + s.error().message());
+    }
+  }
+  return Status::Ok();
 }
 
 Listener::~Listener() { Stop(); }
 
 void Listener::Stop() {
   if (acceptors_.empty() || acceptors_[0]->stopped()) return;
+  // Release() posts no resume from here on.
+  stopping_.store(true);
   // On each worker's own thread: once RunOnEach returns, no acceptor can be
   // inside or about to enter a handler call.
   pool_->RunOnEach([this](size_t worker) { acceptors_[worker]->Shutdown(); });
+  // A Release() that began before stopping_ was set ran on a worker thread,
+  // so it finished before that worker's Shutdown, but the resume it posted
+  // to another worker may still be queued: one more pass runs after it, so
+  // no task points into this listener once Stop() returns.
+  pool_->RunOnEach([](size_t) {});
+}
+
+void Listener::BackOff(size_t worker) { acceptors_[worker]->BackOff(); }
+
+bool Listener::TakeSlot(std::memory_order order) {
+  size_t open = open_.load(order);
+  while (open < max_connections_) {
+    if (open_.compare_exchange_weak(open, open + 1, order)) return true;
+  }
+  return false;
+}
+
+bool Listener::AcquireSlot(WorkerAcceptor& acceptor) {
+  if (max_connections_ == 0) return true;
+  // The data path: one relaxed compare-and-swap per accept.
+  if (TakeSlot(std::memory_order_relaxed)) return true;
+  // None left: say that this worker waits, then look once more. The waiter
+  // flag and the slot count form a Dekker pair with Release() (both sides
+  // seq_cst): either that look sees a slot given back meanwhile, or the
+  // Release that gave it back sees the flag and posts a resume.
+  // (Still set when a resume meant for an earlier wait arrived late.)
+  if (!acceptor.waiting_for_slot.exchange(true)) waiting_workers_.fetch_add(1);
+  if (TakeSlot(std::memory_order_seq_cst)) {
+    // If a Release claimed the flag first, its resume is on the way: it
+    // finds this worker accepting and does no harm.
+    if (acceptor.waiting_for_slot.exchange(false)) waiting_workers_.fetch_sub(1);
+    return true;
+  }
+  acceptor.PauseForSlot();
+  return false;
+}
+
+void Listener::Release() {
+  if (max_connections_ == 0) return;
+  const size_t before = open_.fetch_sub(1);
+  ZR_CHECK(before > 0, "Listener::Release without an accepted connection");
+  if (waiting_workers_.load() == 0 || stopping_.load()) return;
+  for (size_t i = 0; i < acceptors_.size(); ++i) {
+    WorkerAcceptor* acceptor = acceptors_[i].get();
+    if (!acceptor->waiting_for_slot.exchange(false)) continue;
+    waiting_workers_.fetch_sub(1);
+    pool_->loop(i).Post([acceptor] { acceptor->ResumeForSlot(); });
+  }
 }
 
 ListenerStats Listener::Stats() const {
   ListenerStats stats;
   for (const auto& acceptor : acceptors_) acceptor->AddStats(stats);
+  return stats;
+}
+
+ListenerStats Listener::Stats(size_t worker) const {
+  ListenerStats stats;
+  acceptors_[worker]->AddStats(stats);
   return stats;
 }
 

@@ -9,7 +9,15 @@
 //
 // accept4 makes non-blocking, close-on-exec sockets. On EMFILE/ENFILE (and
 // ENOBUFS/ENOMEM) a worker stops accepting, counts the event, and retries on a
-// timer: no busy loop, and the listener survives.
+// timer: no busy loop, and the listener survives. An owner that runs out of
+// fds later (the backend socket() after an accept) pauses the same way with
+// BackOff().
+//
+// With max_connections, each accepted connection holds a slot until its owner
+// calls Release(). A worker takes a slot before it calls accept4, so the
+// limit holds exactly across workers; a worker that finds none stops
+// accepting (clients wait in the kernel's backlog: nothing is refused or
+// reset) until a Release() posts it a task to resume.
 #pragma once
 
 #include <atomic>
@@ -45,20 +53,32 @@ struct ListenerOptions {
   // accepted socket, one setsockopt per listener instead of per connection.
   // (No-op for unix sockets.)
   bool tcp_nodelay = false;
+  // Accepted connections open at once, across workers; 0: no limit. Each
+  // holds a slot from accept until its owner calls Listener::Release().
+  size_t max_connections = 0;
 };
 
 struct ListenerStats {
   uint64_t accepted = 0;
   uint64_t fd_exhausted = 0;  // accept4 failed with EMFILE/ENFILE/ENOBUFS/ENOMEM
   uint64_t accept_errors = 0; // any other accept4 failure
+  uint64_t paused_max_connections = 0;  // a worker stopped accepting: no slot left
 };
 
 class Listener {
  public:
-  // Binds on every worker (errors name the address) and starts accepting.
-  // `handler` must outlive the listener. Call from a non-worker thread.
+  // Bind() then Accept().
   static Result<std::unique_ptr<Listener>> Start(WorkerPool& pool, const ListenerOptions& options,
                                                  AcceptHandler* handler);
+  // Binds on every worker (errors name the address); no handler call yet.
+  // For owners whose handler needs the listener (Release, BackOff) from the
+  // first accept on: they store it, then call Accept(). `handler` must
+  // outlive the listener. Call from a non-worker thread.
+  static Result<std::unique_ptr<Listener>> Bind(WorkerPool& pool, const ListenerOptions& options,
+                                                AcceptHandler* handler);
+  // Starts accepting on every worker; on failure stops. Once, after Bind().
+  // Call from a non-worker thread.
+  Status Accept();
   ~Listener();  // Stop()
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -70,14 +90,37 @@ class Listener {
   // will call the handler again. Idempotent. Call from a non-worker thread.
   void Stop();
 
+  // Stops accepting on `worker` for options.fd_exhausted_retry, then retries:
+  // the pause the listener takes itself when accept4 runs out of fds, for an
+  // owner that ran out right after (its backend socket() failed with EMFILE),
+  // so a burst of clients is not accepted only to be reset one by one.
+  // `worker`'s thread only; a no-op once stopped.
+  void BackOff(size_t worker);
+
+  // Gives back the max_connections slot of one accepted connection (a no-op
+  // without a limit) and resumes the workers that stopped for want of one.
+  // Call exactly once per accepted connection, from any worker thread of the
+  // pool (Stop() relies on that to wait out the resume tasks it posts).
+  void Release();
+
   ListenerStats Stats() const;
+  ListenerStats Stats(size_t worker) const;
 
  private:
   class WorkerAcceptor;
   Listener() = default;
+  // Takes a max_connections slot for `acceptor`, or marks it waiting and
+  // returns false. `acceptor`'s thread.
+  bool AcquireSlot(WorkerAcceptor& acceptor);
+  bool TakeSlot(std::memory_order order);
+
   WorkerPool* pool_ = nullptr;
   Address local_address_;
   std::vector<std::unique_ptr<WorkerAcceptor>> acceptors_;  // one per worker
+  size_t max_connections_ = 0;
+  std::atomic<size_t> open_{0};             // slots taken
+  std::atomic<size_t> waiting_workers_{0};  // workers stopped for want of a slot
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace zrelay

@@ -6,11 +6,12 @@
 // messages; it uses SysResult (engine/syscalls.h).
 #pragma once
 
-#include <cassert>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <variant>
+
+#include "engine/check.h"
 
 namespace zrelay {
 
@@ -40,16 +41,23 @@ class [[nodiscard]] Result {
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
 
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+  // Reading the value of an error is a bug in the caller: it checks ok() first.
+  T& value() & { CheckOk(); return std::get<0>(v_); }
+  const T& value() const& { CheckOk(); return std::get<0>(v_); }
+  T&& value() && { CheckOk(); return std::get<0>(std::move(v_)); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
 
-  const Error& error() const { assert(!ok()); return std::get<1>(v_); }
+  const Error& error() const {
+    ZR_CHECK(!ok(), "error() of a Result that holds a value");
+    return std::get<1>(v_);
+  }
 
  private:
+  void CheckOk() const {
+    ZR_CHECK(ok(), "value() of a failed Result: %s", std::get<1>(v_).message().c_str());
+  }
   std::variant<T, Error> v_;
 };
 
@@ -62,7 +70,10 @@ class [[nodiscard]] Status {
 
   bool ok() const { return ok_; }
   explicit operator bool() const { return ok_; }
-  const Error& error() const { assert(!ok_); return error_; }
+  const Error& error() const {
+    ZR_CHECK(!ok_, "error() of an ok Status");
+    return error_;
+  }
 
  private:
   Error error_{std::error_code(), std::string()};

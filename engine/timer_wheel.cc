@@ -1,8 +1,9 @@
 #include "engine/timer_wheel.h"
 
 #include <algorithm>
-#include <cassert>
 #include <vector>
+
+#include "engine/check.h"
 
 namespace zrelay {
 
@@ -11,7 +12,7 @@ Timer::~Timer() {
 }
 
 TimerWheel::TimerWheel(TimePoint now, Duration tick) : tick_(tick), origin_(now) {
-  assert(tick_ > Duration::zero());
+  ZR_CHECK(tick_ > Duration::zero(), "a timer wheel needs a positive tick");
 }
 
 TimerWheel::~TimerWheel() {
@@ -92,7 +93,7 @@ void TimerWheel::Arm(Timer& timer, TimePoint now, Duration delay) {
 
 void TimerWheel::Cancel(Timer& timer) {
   if (timer.wheel_ != this) {
-    assert(timer.wheel_ == nullptr && "timer armed on another wheel");
+    ZR_CHECK(timer.wheel_ == nullptr, "timer armed on another wheel");
     return;
   }
   Unlink(timer);
@@ -144,7 +145,7 @@ std::optional<uint64_t> TimerWheel::FirstOccupied(uint64_t from, uint64_t span) 
 }
 
 void TimerWheel::Advance(TimePoint now) {
-  assert(!advancing_ && "TimerWheel::Advance is not re-entrant");
+  ZR_CHECK(!advancing_, "TimerWheel::Advance is not re-entrant (called from a timer handler)");
   advancing_ = true;
   const uint64_t target = TickOf(now);
 

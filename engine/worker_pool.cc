@@ -4,11 +4,12 @@
 #include <sched.h>
 #include <signal.h>
 
-#include <cassert>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <string>
+
+#include "engine/check.h"
 
 namespace zrelay {
 namespace {
@@ -112,7 +113,7 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::Start(const WorkerPoolOptions& o
 WorkerPool::~WorkerPool() { Stop(); }
 
 void WorkerPool::RunOnEach(const std::function<void(size_t worker)>& fn) {
-  assert(CurrentWorker() < 0 && "RunOnEach from a worker thread would deadlock");
+  ZR_CHECK(CurrentWorker() < 0, "RunOnEach from worker %d would deadlock", CurrentWorker());
   if (threads_.empty()) {
     // Stopped: no loop runs, so the caller's thread may touch them directly.
     for (size_t i = 0; i < loops_.size(); ++i) fn(i);

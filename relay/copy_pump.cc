@@ -1,12 +1,13 @@
 #include "relay/copy_pump.h"
 
-#include <cassert>
+#include "engine/check.h"
 
 namespace zrelay {
 
 IoResult CopyIn(Direction& dir, Transport& src, bool may_splice) {
   RingBuffer& ring = *dir.ring;
-  assert(!ring.full());
+  // A read into no space returns 0, which would read as EOF.
+  ZR_CHECK(!ring.full(), "read into a full ring (%zu bytes)", ring.size());
   size_t offered = ring.free_space();
   IoResult r = src.Read(ring);
   if (r.status == IoStatus::kOk) {

@@ -1,9 +1,13 @@
 // Engine: the worker pool, one relay Worker per loop, and the listeners.
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <condition_variable>
 #include <map>
 #include <mutex>
-#include <thread>
+#include <string>
 
+#include "engine/fd_limit.h"
 #include "engine/listener.h"
 #include "engine/worker_pool.h"
 #include "relay/pair.h"
@@ -22,8 +26,35 @@ Status ValidateOptions(const EngineOptions& o) {
   return Status::Ok();
 }
 
+// Fds kept spare by a derived max_connections, for what opens after Listen().
+constexpr size_t kSpareFds = 64;
+
+// ListenOptions::max_connections = 0, worked out from RLIMIT_NOFILE
+// (relay.h gives the formula and why).
+Result<size_t> DerivedMaxConnections(const EngineOptions& engine, size_t workers) {
+  Result<FdUsage> usage = CurrentFdUsage();
+  if (!usage) {
+    return Error(usage.error().code(),
+                 "max_connections from RLIMIT_NOFILE: " + usage.error().message());
+  }
+  const size_t taken = usage->open + kSpareFds;
+  size_t left = usage->soft_limit > taken ? usage->soft_limit - taken : 0;
+  if (engine.mode != RelayMode::kCopy) {
+    left -= std::min(2 * engine.pipe_pool_cap * workers, left / 2);
+  }
+  if (left < 2) {
+    return Error::Invalid("max_connections from RLIMIT_NOFILE: a soft limit of " +
+                          std::to_string(usage->soft_limit) + " with " +
+                          std::to_string(usage->open) +
+                          " fds open leaves no room for a pair; raise it (ulimit -n) or set "
+                          "max_connections");
+  }
+  return left / 2;  // two sockets per pair
+}
+
 // Accepts clients on every worker and pairs each with a new backend
-// connection on the same worker.
+// connection on the same worker. Each pair holds one of the listener's
+// max_connections slots until it closes.
 class RelayListener final : public AcceptHandler {
  public:
   RelayListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOptions options)
@@ -32,8 +63,11 @@ class RelayListener final : public AcceptHandler {
   void OnAccept(size_t worker, UniqueFd fd, const Address& /*peer*/) override {
     Worker& w = *workers_[worker];
     ++w.stats().accepted;
+    // Holding only `this`, the callback fits std::function's inline buffer:
+    // no allocation per client.
     Pair::StartWithBackend(w, Leg{std::move(fd), nullptr}, options_.tls, options_.backends.front(),
-                           options_.connect_timeout, options_.on_close);
+                           options_.connect_timeout,
+                           [this](const PairStats& stats) { OnPairClosed(stats); });
   }
 
   Status Start(WorkerPool& pool) {
@@ -41,16 +75,35 @@ class RelayListener final : public AcceptHandler {
     lo.address = options_.address;
     lo.backlog = options_.backlog;
     lo.tcp_nodelay = true;  // accepted legs inherit it (Pair skips the setsockopt)
-    auto listener = Listener::Start(pool, lo, this);
+    lo.max_connections = options_.max_connections;
+    lo.fd_exhausted_retry = options_.fd_exhausted_retry;
+    // Bound first and stored, then accepting: OnPairClosed needs listener_
+    // from the first client on.
+    auto listener = Listener::Bind(pool, lo, this);
     if (!listener.ok()) return listener.error();
     listener_ = std::move(listener.value());
-    return Status::Ok();
+    return listener_->Accept();
   }
   void Stop() { if (listener_) listener_->Stop(); }
   const Address& address() const { return listener_->local_address(); }
-  ListenerStats Stats() const { return listener_->Stats(); }
+  size_t max_connections() const { return options_.max_connections; }
+  ListenerStats Stats(size_t worker) const { return listener_->Stats(worker); }
 
  private:
+  // On the pair's worker.
+  void OnPairClosed(const PairStats& stats) {
+    // EMFILE/ENFILE can only come from the backend's socket(): this worker
+    // is out of fds. Accepting more now would reset them one by one, so it
+    // backs off like an accept that ran out of fds.
+    if (stats.cause == CloseCause::kConnectFailed &&
+        (stats.error == EMFILE || stats.error == ENFILE)) {
+      ++workers_[stats.worker]->stats().backend_fd_exhausted;
+      listener_->BackOff(stats.worker);
+    }
+    listener_->Release();
+    if (options_.on_close) options_.on_close(stats);
+  }
+
   std::vector<std::unique_ptr<Worker>>& workers_;
   ListenOptions options_;
   std::unique_ptr<Listener> listener_;
@@ -110,7 +163,16 @@ class Engine::Impl {
     if (options.backends.empty()) {
       return Error::Invalid("listener " + options.address.ToString() + ": no backend given");
     }
-    auto listener = std::make_unique<RelayListener>(workers_, options);
+    ListenOptions resolved = options;
+    if (resolved.max_connections == 0) {
+      Result<size_t> derived = DerivedMaxConnections(options_, workers_.size());
+      if (!derived) {
+        return Error(derived.error().code(),
+                     "listener " + options.address.ToString() + ": " + derived.error().message());
+      }
+      resolved.max_connections = *derived;
+    }
+    auto listener = std::make_unique<RelayListener>(workers_, std::move(resolved));
     Status st = listener->Start(*pool_);
     if (!st.ok()) return st.error();
     std::lock_guard<std::mutex> lock(mu_);
@@ -126,6 +188,13 @@ class Engine::Impl {
     return it->second->address();
   }
 
+  Result<size_t> MaxConnections(ListenerId id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = listeners_.find(id);
+    if (it == listeners_.end()) return Error::Invalid("no listener " + std::to_string(id));
+    return it->second->max_connections();
+  }
+
   EngineStats Stats() const {
     EngineStats s;
     s.workers.resize(workers_.size());
@@ -134,7 +203,11 @@ class Engine::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& [id, l] : listeners_) {
         (void)id;
-        s.total.accept_fd_exhausted += l->Stats().fd_exhausted;
+        for (size_t i = 0; i < s.workers.size(); ++i) {
+          const ListenerStats ls = l->Stats(i);
+          s.workers[i].accept_fd_exhausted += ls.fd_exhausted;
+          s.workers[i].accept_paused_max_connections += ls.paused_max_connections;
+        }
       }
     }
     for (const WorkerStats& w : s.workers) Add(s.total, w);
@@ -142,15 +215,30 @@ class Engine::Impl {
   }
 
   void Drain(Duration grace) {
+    // Concurrent drains share one deadline, the earliest asked for: a second
+    // Drain(0) (zrelayd's second SIGTERM) cuts a running Drain's wait short.
+    // It is set before the listeners stop, so a caller that sees them stopped
+    // knows the deadline is in place.
+    {
+      std::lock_guard<std::mutex> lock(drain_mu_);
+      TimePoint mine = Clock::now() + std::min(grace, kForever);
+      drain_deadline_ = drainers_ == 0 ? mine : std::min(drain_deadline_, mine);
+      ++drainers_;
+      drain_cv_.notify_all();
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& [id, l] : listeners_) l->Stop();
     }
-    TimePoint deadline = Clock::now() + grace;
-    while (Clock::now() < deadline && OpenPairs() > 0) {
-      std::this_thread::sleep_for(milliseconds(10));
+    while (OpenPairs() > 0) {
+      std::unique_lock<std::mutex> lock(drain_mu_);
+      if (Clock::now() >= drain_deadline_) break;
+      // Wakes early when another Drain moves the deadline closer.
+      drain_cv_.wait_until(lock, std::min(drain_deadline_, Clock::now() + kDrainPoll));
     }
     pool_->RunOnEach([this](size_t i) { workers_[i]->AbortAll(CloseCause::kDrained); });
+    std::lock_guard<std::mutex> lock(drain_mu_);
+    --drainers_;
   }
 
   size_t workers() const { return workers_.size(); }
@@ -171,6 +259,9 @@ class Engine::Impl {
     t.buffers_in_use += w.buffers_in_use;
     t.buffers_pooled += w.buffers_pooled;
     t.splice_switches += w.splice_switches;
+    t.accept_fd_exhausted += w.accept_fd_exhausted;
+    t.accept_paused_max_connections += w.accept_paused_max_connections;
+    t.backend_fd_exhausted += w.backend_fd_exhausted;
   }
 
   size_t OpenPairs() const {
@@ -186,6 +277,15 @@ class Engine::Impl {
   mutable std::mutex mu_;
   std::map<ListenerId, std::unique_ptr<RelayListener>> listeners_;
   ListenerId next_listener_id_ = 1;
+  // Drain: how often a drain looks for open pairs, and the deadline shared
+  // by the drains running now (guarded by drain_mu_).
+  static constexpr Duration kDrainPoll = milliseconds(10);
+  // A longer grace waits as long (and keeps now + grace from overflowing).
+  static constexpr Duration kForever = std::chrono::hours(24 * 365);
+  std::mutex drain_mu_;
+  std::condition_variable drain_cv_;
+  int drainers_ = 0;
+  TimePoint drain_deadline_;
 };
 
 Result<std::unique_ptr<Engine>> Engine::Start(const EngineOptions& options) {
@@ -205,6 +305,7 @@ void Engine::Pipe(Leg a, Leg b, OnClose on_close) {
 }
 Result<ListenerId> Engine::Listen(const ListenOptions& options) { return impl_->Listen(options); }
 Result<Address> Engine::ListenAddress(ListenerId id) const { return impl_->ListenAddress(id); }
+Result<size_t> Engine::MaxConnections(ListenerId id) const { return impl_->MaxConnections(id); }
 EngineStats Engine::Stats() const { return impl_->Stats(); }
 void Engine::Drain(Duration grace) { impl_->Drain(grace); }
 size_t Engine::workers() const { return impl_->workers(); }

@@ -96,6 +96,25 @@ struct ListenOptions {
   Duration connect_timeout = seconds(5);
   int backlog = 1024;
   OnClose on_close;                      // every accepted client's pair, on its worker
+  // Pairs of this listener open at once, across workers. At the limit its
+  // workers stop calling accept: new clients wait in the kernel's backlog
+  // (nothing is refused or reset) and accepting resumes as soon as one of
+  // its pairs closes. 0: derived from the soft RLIMIT_NOFILE when Listen()
+  // runs, so the listener pauses before fds run out instead of accepting
+  // clients it then resets (Engine::MaxConnections says what it got):
+  //   (soft limit - fds open at Listen() - 64 spare - pipe reserve) / 2
+  // Each pair holds two sockets (client and backend). What is open at
+  // Listen() (the engine's epoll and wake fds, listening sockets, the
+  // embedder's files, pairs already open) is taken off, and 64 fds stay
+  // spare for what opens later. In splice and auto modes pipes hold fds too:
+  // 2 per pipe, up to pipe_pool_cap per worker, but at most half of what is
+  // left (a pipe2() that fails only makes that direction copy). Listen()
+  // fails when no pair fits. The fd table is the whole process's: with
+  // several listeners, or pairs started with Pipe(), set it explicitly.
+  size_t max_connections = 0;
+  // How long a worker stops accepting after running out of fds, at accept
+  // or at the backend connect's socket() (EMFILE/ENFILE).
+  Duration fd_exhausted_retry = milliseconds(100);
 };
 
 using ListenerId = uint32_t;
@@ -115,7 +134,16 @@ struct WorkerStats {
   uint64_t buffers_in_use = 0;
   uint64_t buffers_pooled = 0;
   uint64_t splice_switches = 0;      // auto mode: directions moved to splice
+  // How the listeners fared on this worker (summed over listeners):
+  // accept ran out of fds (EMFILE/ENFILE/ENOBUFS/ENOMEM), accepting paused
+  // for fd_exhausted_retry;
   uint64_t accept_fd_exhausted = 0;
+  // accepting stopped because max_connections pairs were open (it resumes
+  // when one of them closes);
+  uint64_t accept_paused_max_connections = 0;
+  // a backend connect's socket() ran out of fds (EMFILE/ENFILE): that pair
+  // ended kConnectFailed and accepting paused for fd_exhausted_retry.
+  uint64_t backend_fd_exhausted = 0;
 };
 
 struct EngineStats {
@@ -141,6 +169,9 @@ class Engine {
   Result<ListenerId> Listen(const ListenOptions& options);
   // The bound address of a listener (the kernel's port when asked for 0).
   Result<Address> ListenAddress(ListenerId id) const;
+  // A listener's max_connections: as given, or as derived from
+  // RLIMIT_NOFILE when the options said 0.
+  Result<size_t> MaxConnections(ListenerId id) const;
 
   // Snapshot of counters, gathered from every worker. Any non-worker thread.
   EngineStats Stats() const;
@@ -148,6 +179,11 @@ class Engine {
   // Stops accepting on every listener, waits up to `grace` for open pairs to
   // finish, then closes the rest (cause kDrained). Returns when no pair is
   // left. Any non-worker thread.
+  //
+  // Safe to call again, from another thread, while a Drain runs: drains that
+  // overlap share the earliest deadline, so a second call with a shorter
+  // grace (Drain(Duration::zero()) on a second SIGTERM) cuts the first one's
+  // wait short, and both return once no pair is left.
   void Drain(Duration grace);
 
   size_t workers() const;

@@ -1,12 +1,12 @@
 #include "relay/ring_buffer.h"
 
-#include <cassert>
+#include "engine/check.h"
 
 namespace zrelay {
 
 RingBuffer::RingBuffer(size_t capacity)
     : data_(new char[capacity]), capacity_(capacity) {
-  assert(capacity > 0);
+  ZR_CHECK(capacity > 0, "a ring buffer needs room for at least one byte");
 }
 
 int RingBuffer::FreeIovecs(struct iovec iov[2]) {
@@ -24,7 +24,7 @@ int RingBuffer::FreeIovecs(struct iovec iov[2]) {
 }
 
 void RingBuffer::Commit(size_t bytes) {
-  assert(bytes <= free_space());
+  ZR_CHECK(bytes <= free_space(), "commit %zu bytes into %zu free", bytes, free_space());
   size_ += bytes;
 }
 
@@ -41,7 +41,7 @@ int RingBuffer::DataIovecs(struct iovec iov[2]) {
 }
 
 void RingBuffer::Consume(size_t bytes) {
-  assert(bytes <= size_);
+  ZR_CHECK(bytes <= size_, "consume %zu bytes of %zu held", bytes, size_);
   size_ -= bytes;
   // An emptied ring rewinds so the next fill is one contiguous run: fewer
   // two-part writev calls and bigger SSL records.

@@ -3,7 +3,8 @@
 #include <fcntl.h>
 
 #include <algorithm>
-#include <cassert>
+
+#include "engine/check.h"
 
 namespace zrelay {
 namespace {
@@ -13,7 +14,9 @@ constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 
 IoResult SpliceIn(Direction& dir, FdWatch& src, Syscalls& sys, size_t max) {
   KernelPipe& pipe = *dir.pipe;
-  assert(pipe.bytes < pipe.capacity);
+  // A full pipe would ask splice() for 0 bytes, and its 0 would read as EOF.
+  ZR_CHECK(pipe.bytes < pipe.capacity, "splice into a full pipe (%zu of %zu bytes)", pipe.bytes,
+           pipe.capacity);
   size_t len = std::min(pipe.capacity - pipe.bytes, max);
   SysResult r = sys.Splice(src.fd(), pipe.write_end.get(), len, kSpliceFlags);
   if (r.rc > 0) {
@@ -36,7 +39,8 @@ IoResult SpliceIn(Direction& dir, FdWatch& src, Syscalls& sys, size_t max) {
 
 IoResult SpliceOut(Direction& dir, FdWatch& dst, Syscalls& sys) {
   KernelPipe& pipe = *dir.pipe;
-  assert(pipe.bytes > 0);
+  // An empty pipe would splice 0 bytes, which would read as a closed peer.
+  ZR_CHECK(pipe.bytes > 0, "splice out of an empty pipe");
   SysResult r = sys.Splice(pipe.read_end.get(), dst.fd(), pipe.bytes, kSpliceFlags);
   if (r.rc > 0) {
     pipe.bytes -= static_cast<size_t>(r.rc);

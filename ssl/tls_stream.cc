@@ -4,7 +4,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -166,9 +165,10 @@ TlsResult TlsStream::Read(void* buf, size_t len) {
 TlsResult TlsStream::Write(const void* buf, size_t len) {
   if (ssl_ == nullptr) return NoSsl();
   if (len == 0) return Make(TlsIo::kOk);
-  // OpenSSL may hold a partly sent record of the last call's bytes; giving it
-  // fewer bytes now fails with "bad write retry".
-  assert(len >= retry_len_);
+  // OpenSSL may hold a partly sent record of the last call's bytes. Giving it
+  // fewer bytes now (len < retry_len_, a caller's bug) makes OpenSSL fail the
+  // write ("bad length" or "bad write retry"), which Fail() reports as this
+  // stream's error: the session ends, nothing is corrupted.
   if (!failure_.empty()) return AlreadyFailed(failure_);
   const bool in_handshake = !SSL_is_init_finished(ssl_);
   BeforeCall();

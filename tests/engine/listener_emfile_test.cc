@@ -24,6 +24,7 @@
 #include "engine/listener.h"
 #include "engine/socket.h"
 #include "engine/worker_pool.h"
+#include "tests/engine/fd_test_util.h"
 #include "tests/support/loop_test_util.h"
 
 namespace zrelay {
@@ -59,52 +60,6 @@ double CpuSeconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-// The RLIMIT_NOFILE that leaves exactly `free` fd numbers unused (new fds
-// take the lowest free number below the limit).
-rlim_t LimitLeavingFreeFds(int free) {
-  int fd = 0;
-  for (int seen = 0;; ++fd) {
-    if (::fcntl(fd, F_GETFD) < 0 && ++seen == free) break;
-  }
-  return static_cast<rlim_t>(fd + 1);
-}
-
-struct DropHandler : AcceptHandler {
-  void OnAccept(size_t, UniqueFd, const Address&) override {}
-};
-
-// UBSan (in the asan config) checks virtual calls against a cache of dynamic
-// types; on a miss it probes memory through a pipe(), which fails with
-// EMFILE and becomes a false "invalid vptr" report. So before exhausting
-// fds, drive a throwaway listener through the same back-off path (accept
-// error -> pause -> retry timer) to fill the cache. Here the error is
-// EINVAL from a listening socket shut down under the acceptor, which also
-// checks that unexpected accept errors back off rather than spin.
-bool PrimeBackOffPath(WorkerPool& pool, std::string* why) {
-  DropHandler drop;
-  ListenerOptions options;
-  options.address = testing::Loopback();
-  options.fd_exhausted_retry = milliseconds(10);
-  auto warm = Listener::Start(pool, options, &drop);
-  if (!warm) {
-    *why = warm.error().message();
-    return false;
-  }
-  const int port = (*warm)->local_address().port();
-  for (int fd = 3; fd < 1024; ++fd) {
-    int listening = 0;
-    socklen_t len = sizeof(listening);
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
-    auto local = LocalAddress(fd);
-    if (local.ok() && local->port() == port) ::shutdown(fd, SHUT_RD);
-  }
-  const bool backed_off = testing::WaitFor(
-      [&] { return (*warm)->Stats().accept_errors >= 2 * pool.size(); }, seconds(5));
-  if (!backed_off) *why = "throwaway listener never retried its accept error";
-  (*warm)->Stop();
-  return backed_off;
-}
-
 // The child: no gtest here, just steps that fill `report`.
 void ChildMain(int report_fd, int port_fd, int go_fd) {
   ChildReport report;
@@ -118,7 +73,7 @@ void ChildMain(int report_fd, int port_fd, int go_fd) {
   auto pool = WorkerPool::Start(pool_options);
   if (!pool) fail(pool.error().message());
   std::string why;
-  if (!PrimeBackOffPath(**pool, &why)) fail(why);
+  if (!testing::PrimeBackOffPath(**pool, &why)) fail(why);
   HoldingHandler handler;
   ListenerOptions options;
   options.address = testing::Loopback();
@@ -128,7 +83,7 @@ void ChildMain(int report_fd, int port_fd, int go_fd) {
 
   // Room for a few accepts, then EMFILE.
   struct rlimit limit {};
-  limit.rlim_cur = limit.rlim_max = LimitLeavingFreeFds(kFreeFds);
+  limit.rlim_cur = limit.rlim_max = testing::LimitLeavingFreeFds(kFreeFds);
   if (setrlimit(RLIMIT_NOFILE, &limit) != 0) fail("setrlimit failed");
   const int port = (*listener)->local_address().port();
   (void)!::write(port_fd, &port, sizeof(port));

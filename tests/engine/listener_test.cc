@@ -228,5 +228,110 @@ TEST_F(ListenerTest, UnexpectedAcceptErrorBacksOffOnTheRetryTimer) {
   EXPECT_EQ(handler_.total.load(), 0);
 }
 
+// Holds every accepted fd until the test lets it go (with Listener::Release
+// for its max_connections slot), and records how many were held at once.
+struct HoldingHandler : AcceptHandler {
+  void OnAccept(size_t worker, UniqueFd fd, const Address&) override {
+    held[worker].push_back(std::move(fd));
+    const int now = ++open;
+    int seen = max_open.load();
+    while (now > seen && !max_open.compare_exchange_weak(seen, now)) {
+    }
+    ++total;
+    if (back_off_on_accept) listener->BackOff(worker);
+  }
+  // Closes up to `n` held connections (on their workers) and releases their
+  // slots. Returns how many it closed.
+  int CloseSome(WorkerPool& pool, int n) {
+    std::atomic<int> closed{0};
+    pool.RunOnEach([&](size_t worker) {
+      while (!held[worker].empty() && closed.fetch_add(1) < n) {
+        held[worker].pop_back();
+        --open;
+        listener->Release();
+      }
+    });
+    return std::min(closed.load(), n);
+  }
+  Listener* listener = nullptr;
+  bool back_off_on_accept = false;
+  std::vector<UniqueFd> held[kWorkers];  // each touched only by its worker
+  std::atomic<int> open{0};
+  std::atomic<int> max_open{0};
+  std::atomic<int> total{0};
+};
+
+TEST_F(ListenerTest, MaxConnectionsHoldsExactlyAcrossWorkersAndResumesOnRelease) {
+  // More clients than the limit, spread over every worker's queue: at most
+  // `kMax` are accepted at once, the rest wait in the backlog (none is
+  // refused), and each Release lets exactly one more in.
+  constexpr int kMax = 5;
+  constexpr int kClients = 40;
+  HoldingHandler handler;
+  ListenerOptions options;
+  options.address = testing::Loopback();
+  options.max_connections = kMax;
+  auto listener = Listener::Start(*pool_, options, &handler);
+  ASSERT_TRUE(listener.ok()) << listener.error().message();
+  handler.listener = listener->get();
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < kClients; ++i) {
+    auto fd = BlockingConnect((*listener)->local_address());
+    ASSERT_TRUE(fd.ok()) << "client " << i << ": " << fd.error().message();
+    clients.push_back(std::move(fd).value());
+  }
+  ASSERT_TRUE(WaitFor([&] { return handler.total.load() == kMax; }));
+  ASSERT_TRUE(WaitFor([&] { return (*listener)->Stats().paused_max_connections > 0; }));
+  // Nothing beyond the limit, however long the workers get (a bounded wait
+  // for something that must not happen).
+  EXPECT_FALSE(WaitFor([&] { return handler.total.load() > kMax; }, milliseconds(200)));
+
+  // Each release lets exactly one waiting client in, on whichever worker.
+  for (int accepted = kMax; accepted < kClients; ++accepted) {
+    ASSERT_EQ(handler.CloseSome(*pool_, 1), 1);
+    ASSERT_TRUE(WaitFor([&] { return handler.total.load() == accepted + 1; }))
+        << "accepting did not resume after a release (" << handler.total.load() << " accepted)";
+  }
+  handler.CloseSome(*pool_, kClients);
+  EXPECT_EQ(handler.total.load(), kClients);
+  EXPECT_EQ(handler.max_open.load(), kMax);
+  const ListenerStats stats = (*listener)->Stats();
+  EXPECT_EQ(stats.accepted, static_cast<uint64_t>(kClients));
+  EXPECT_GE(stats.paused_max_connections, 1u);
+  EXPECT_EQ(stats.fd_exhausted + stats.accept_errors, 0u);
+  uint64_t per_worker = 0;
+  for (size_t w = 0; w < kWorkers; ++w) per_worker += (*listener)->Stats(w).paused_max_connections;
+  EXPECT_EQ(per_worker, stats.paused_max_connections);
+  (*listener)->Stop();
+}
+
+TEST(ListenerBackOffTest, BackOffPausesTheWorkerForTheRetryInterval) {
+  // An owner that ran out of fds after the accept (its backend socket()
+  // failed) backs off through the listener: the next client waits in the
+  // backlog instead of being accepted and reset, and is taken once the
+  // retry timer fires.
+  auto pool = WorkerPool::Start({.workers = 1});
+  ASSERT_TRUE(pool.ok());
+  HoldingHandler handler;
+  handler.back_off_on_accept = true;
+  ListenerOptions options;
+  options.address = testing::Loopback();
+  options.fd_exhausted_retry = seconds(2);
+  auto listener = Listener::Start(**pool, options, &handler);
+  ASSERT_TRUE(listener.ok());
+  handler.listener = listener->get();
+  auto first = BlockingConnect((*listener)->local_address());
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(WaitFor([&] { return handler.total.load() == 1; }));
+  auto second = BlockingConnect((*listener)->local_address());
+  ASSERT_TRUE(second.ok()) << "a backing-off listener still queues clients";
+  EXPECT_FALSE(WaitFor([&] { return handler.total.load() > 1; }, milliseconds(300)))
+      << "accepted during the back-off";
+  EXPECT_TRUE(WaitFor([&] { return handler.total.load() == 2; }, seconds(10)))
+      << "never resumed after the back-off";
+  EXPECT_EQ((*listener)->Stats().fd_exhausted, 0u) << "BackOff is not an accept4 failure";
+  (*listener)->Stop();
+}
+
 }  // namespace
 }  // namespace zrelay
