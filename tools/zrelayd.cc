@@ -40,12 +40,17 @@ void PrintTotals(const EngineStats& s) {
   std::fprintf(stderr,
                "zrelayd: totals: accepted %llu, pairs closed %llu, connect failures %llu, "
                "bytes client->backend %llu, backend->client %llu (spliced %llu, copied %llu), "
-               "pipe pool exhausted %llu, auto splice switches %llu\n",
+               "pipes in use %llu, buffers in use %llu, pipe pool exhausted %llu, "
+               "accept paused: fd limit %llu, max connections %llu, backend fds exhausted %llu, "
+               "auto splice switches %llu\n",
                (unsigned long long)t.accepted, (unsigned long long)t.pairs_closed,
                (unsigned long long)t.connect_failures, (unsigned long long)t.bytes_a_to_b,
                (unsigned long long)t.bytes_b_to_a, (unsigned long long)t.bytes_spliced,
-               (unsigned long long)t.bytes_copied, (unsigned long long)t.pipe_pool_exhausted,
-               (unsigned long long)t.splice_switches);
+               (unsigned long long)t.bytes_copied, (unsigned long long)t.pipes_in_use,
+               (unsigned long long)t.buffers_in_use, (unsigned long long)t.pipe_pool_exhausted,
+               (unsigned long long)t.accept_fd_exhausted,
+               (unsigned long long)t.accept_paused_max_connections,
+               (unsigned long long)t.backend_fd_exhausted, (unsigned long long)t.splice_switches);
 }
 
 const char* SignalName(int signo) {
@@ -180,6 +185,7 @@ int Main(int argc, char** argv) {
   listen.tls = client_side.get();
   listen.backends.push_back(BackendOptions{config.backend, backend_side.get(), config.tls_backend.sni});
   listen.connect_timeout = config.connect_timeout;
+  listen.max_connections = static_cast<size_t>(config.max_connections);
   if (config.log_closes) {
     listen.on_close = [](const PairStats& s) {
       std::fprintf(stderr, "zrelayd: pair closed on worker %zu: %s, %llu bytes up, %llu down%s%s\n",
@@ -203,9 +209,13 @@ int Main(int argc, char** argv) {
                  static_cast<unsigned>(::getuid()), static_cast<unsigned>(::getgid()));
   }
   auto bound = engine.value()->ListenAddress(id.value());
-  std::fprintf(stderr, "zrelayd: listening on %s, backend %s, mode %s, %zu workers\n",
+  auto limit = engine.value()->MaxConnections(id.value());
+  std::fprintf(stderr,
+               "zrelayd: listening on %s, backend %s, mode %s, at most %zu connections, %zu "
+               "workers\n",
                bound.ok() ? bound->ToString().c_str() : "?", config.backend.ToString().c_str(),
-               ModeName(config.engine.mode), engine.value()->workers());
+               ModeName(config.engine.mode), limit.ok() ? limit.value() : size_t{0},
+               engine.value()->workers());
   std::fflush(stderr);
 
   if (Status served = ServeUntilStopped(*engine.value(), config.drain_grace); !served.ok()) {

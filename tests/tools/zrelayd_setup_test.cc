@@ -1,7 +1,8 @@
-// zrelayd's process setup: the fd limit raised at start, and --user
-// (privileges dropped once the listener is bound; needs root, skipped
-// otherwise), with the relay still working.
+// zrelayd's process setup: the fd limit raised at start, --max-connections,
+// and --user (privileges dropped once the listener is bound; needs root,
+// skipped otherwise), with the relay still working.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "engine/socket.h"
 #include "tests/relay/relay_test_util.h"
@@ -59,6 +61,68 @@ TEST(ZrelaydSetup, RaisesTheSoftFdLimitToTheHardLimit) {
   EXPECT_EQ(hard_now, hard) << line;
   ::kill(p.pid, SIGTERM);
   EXPECT_EQ(WaitExit(p.pid), 0);
+  ::close(p.err_fd);
+}
+
+// Whether a connection waits on `listen_fd` within `timeout_ms`.
+bool Pending(int listen_fd, int timeout_ms) {
+  pollfd p{listen_fd, POLLIN, 0};
+  return ::poll(&p, 1, timeout_ms) == 1;
+}
+
+// Past --max-connections zrelayd stops accepting: the third client waits in
+// the backlog (connected by the kernel, no backend yet) until a pair closes,
+// then it is relayed byte-exact. The banner and the totals say so.
+TEST(ZrelaydSetup, MaxConnectionsMakesTheNextClientWaitForAFreeSlot) {
+  auto backend = ListenOn(testing::Loopback(AF_INET));
+  ASSERT_TRUE(backend.ok());
+  testing::SetBlocking(backend->get(), true);
+  Process p = testing::SpawnZrelayd({"--listen", "127.0.0.1:0", "--backend",
+                                     LocalAddress(backend->get())->ToString(), "--workers", "2",
+                                     "--max-connections", "2", "--drain-grace", "1s"});
+  std::string banner = ReadUntil(p.err_fd, "workers\n");
+  EXPECT_NE(banner.find("at most 2 connections"), std::string::npos) << banner;
+  auto front = testing::ListeningAddress(banner);
+  ASSERT_TRUE(front.ok()) << front.error().message();
+
+  std::vector<UniqueFd> clients, served;
+  for (int i = 0; i < 3; ++i) {
+    auto c = testing::BlockingConnect(front.value());
+    ASSERT_TRUE(c.ok());
+    clients.push_back(std::move(c.value()));
+  }
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(Pending(backend->get(), 10000)) << "backend connection " << i << " never came";
+    served.emplace_back(::accept(backend->get(), nullptr, nullptr));
+  }
+  // Bounded check that nothing more comes while both slots are taken.
+  EXPECT_FALSE(Pending(backend->get(), 300)) << "a third backend connection past the limit";
+
+  // Both pairs end cleanly; a slot frees and the waiting client gets its turn.
+  for (int i = 0; i < 2; ++i) {
+    clients[i].Reset();
+    served[i].Reset();
+  }
+  ASSERT_TRUE(Pending(backend->get(), 10000)) << "the waiting client was never relayed";
+  UniqueFd third(::accept(backend->get(), nullptr, nullptr));
+  std::thread echo([&] {
+    testing::Received r = testing::ReceivePattern(third.get(), 7);
+    EXPECT_EQ(r.first_mismatch, -1);
+    testing::SendPattern(third.get(), 8, r.bytes);
+    third.Reset();
+  });
+  std::thread sender([&] { testing::SendPattern(clients[2].get(), 7, 256 << 10); });
+  testing::Received back = testing::ReceivePattern(clients[2].get(), 8);
+  sender.join();
+  echo.join();
+  EXPECT_EQ(back.bytes, 256u << 10);
+  EXPECT_EQ(back.first_mismatch, -1);
+
+  ::kill(p.pid, SIGTERM);
+  std::string tail = ReadUntil(p.err_fd, "auto splice switches");
+  EXPECT_EQ(WaitExit(p.pid), 0);
+  EXPECT_NE(tail.find("accepted 3"), std::string::npos) << tail;
+  EXPECT_EQ(tail.find("max connections 0,"), std::string::npos) << "no pause counted: " << tail;
   ::close(p.err_fd);
 }
 
