@@ -86,10 +86,13 @@ FullListener MakeFullListener() {
   return full;
 }
 
-// A TLS server on its own thread with blocking sockets: handshakes every
-// connection, then counts the clients that end with close_notify.
+// A TLS server on its own thread with blocking sockets: handshakes a
+// connection (or closes it at once, per `mode`), then counts the clients
+// that end with close_notify.
 class TlsServer {
  public:
+  enum Mode { kHandshake, kCloseEveryOther, kCloseAll };
+
   explicit TlsServer(const testing::CertFiles& cert) {
     TlsServerConfig config;
     config.certs = {{cert.cert, cert.key}};
@@ -108,6 +111,8 @@ class TlsServer {
   }
 
   const Address& address() const { return address_; }
+  std::atomic<Mode> mode{kHandshake};
+  std::atomic<int> accepted{0};
   std::atomic<int> handshakes{0};    // completed
   std::atomic<int> clean_closes{0};  // then close_notify from the client
   std::atomic<int> failed{0};        // handshakes that failed
@@ -119,6 +124,8 @@ class TlsServer {
       if (::poll(&p, 1, 20) != 1) continue;
       UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));  // blocking
       if (!fd.valid()) continue;
+      const int index = accepted++;
+      if (mode == kCloseAll || (mode == kCloseEveryOther && index % 2 == 1)) continue;
       struct timeval limit = {2, 0};  // a stuck client cannot hang the thread
       ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
       ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
@@ -230,9 +237,14 @@ class RefusedTest : public HealthCheckerTest, public ::testing::WithParamInterfa
 
 TEST_P(RefusedTest, DownAfterFallFailuresThenUpAfterExactlyRiseChecks) {
   const Address address = FreeAddress();
+  // Target 1 is up all along (a listener whose queue has room connects)
+  // and must not change.
+  auto up = ListenOn(testing::Loopback(), {.reuse_port = false});
+  ASSERT_TRUE(up.ok());
   constexpr int kFall = 3;
   constexpr int kRise = 2;
-  StartChecker(Fast(kFall, kRise), {HealthTarget{address}});
+  StartChecker(Fast(kFall, kRise),
+               {HealthTarget{address}, HealthTarget{LocalAddress(up->get()).value()}});
   EXPECT_TRUE(checker_->healthy(0));  // before any check
 
   ASSERT_TRUE(WaitForChanges(1));
@@ -255,7 +267,9 @@ TEST_P(RefusedTest, DownAfterFallFailuresThenUpAfterExactlyRiseChecks) {
   EXPECT_EQ(changes_[1].reason, "2 checks passed");
   EXPECT_EQ(passed_checks, kRise);
   EXPECT_TRUE(checker_->healthy(0));
+  EXPECT_EQ(changes_[1].target, 0u);
   EXPECT_EQ(changes_.size(), 2u);
+  EXPECT_TRUE(checker_->healthy(1));
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, RefusedTest, ::testing::Values(AF_INET, AF_INET6, AF_UNIX),
@@ -290,6 +304,38 @@ TEST_F(HealthCheckerTest, DownAfterExactlyFallFailedHandshakes) {
   EXPECT_EQ(closed_at_change, kFall);
   EXPECT_FALSE(changes_[0].healthy);
   EXPECT_EQ(changes_[0].reason.rfind("TLS handshake: ", 0), 0u) << changes_[0].reason;
+}
+
+TEST_F(HealthCheckerTest, OnlyConsecutiveResultsCount) {
+  // A server that fails every other handshake: with fall = rise = 2 the
+  // target neither goes down nor, once down, comes back up.
+  TlsServer server(certs_->server);
+  server.mode = TlsServer::kCloseEveryOther;
+  TlsContext client = ClientContext();
+  HealthCheckOptions options = Fast(2, 2);
+  options.interval = milliseconds(200);
+  options.timeout = milliseconds(190);
+  StartChecker(options, {HealthTarget{server.address(), client.get(), "localhost"}});
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return server.accepted.load() >= 7; }, seconds(20)));
+  EXPECT_TRUE(changes_.empty()) << changes_[0].reason;
+
+  server.mode = TlsServer::kCloseAll;
+  ASSERT_TRUE(WaitForChanges(1, seconds(20)));
+  EXPECT_FALSE(changes_[0].healthy);
+
+  server.mode = TlsServer::kCloseEveryOther;
+  const int seen = server.accepted.load();
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return server.accepted.load() >= seen + 7; }, seconds(20)));
+  EXPECT_EQ(changes_.size(), 1u);
+  EXPECT_FALSE(checker_->healthy(0));
+
+  server.mode = TlsServer::kHandshake;
+  ASSERT_TRUE(WaitForChanges(2, seconds(20)));
+  EXPECT_TRUE(changes_[1].healthy);
+  EXPECT_EQ(changes_[1].reason, "2 checks passed");
+  checker_.reset();
 }
 
 TEST_F(HealthCheckerTest, ListenerThatNeverAcceptsTimesOut) {
