@@ -338,6 +338,28 @@ TEST_F(HealthCheckerTest, OnlyConsecutiveResultsCount) {
   checker_.reset();
 }
 
+TEST_F(HealthCheckerTest, FirstChecksAreSpreadOverTheInterval) {
+  // Ten targets on one listener, each first checked in its own tenth of a
+  // 2 s interval: the first connection arrives alone, not with the others.
+  auto listener = ListenOn(testing::Loopback(), {.reuse_port = false});
+  ASSERT_TRUE(listener.ok());
+  const Address address = LocalAddress(listener->get()).value();
+  constexpr int kTargets = 10;
+  HealthCheckOptions options;
+  options.interval = seconds(2);
+  options.timeout = seconds(1);
+  StartChecker(options, std::vector<HealthTarget>(kTargets, HealthTarget{address}));
+  int accepted = 0;
+  ASSERT_TRUE(RunUntil(*loop_, [&] { return (accepted = AcceptAndClose(listener->get())) > 0; }));
+  EXPECT_LT(accepted, kTargets);
+  // And every target gets its check.
+  ASSERT_TRUE(RunUntil(*loop_, [&] {
+    accepted += AcceptAndClose(listener->get());
+    return accepted >= kTargets;
+  }));
+  EXPECT_TRUE(changes_.empty());
+}
+
 TEST_F(HealthCheckerTest, ListenerThatNeverAcceptsTimesOut) {
   FullListener full = MakeFullListener();
   HealthCheckOptions options = Fast(1, 1);
