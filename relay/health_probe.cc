@@ -135,9 +135,10 @@ void HealthProbe::DriveClose() {
 
 void HealthProbe::CloseSocket() {
   loop_.CancelTimer(timer_);
-  // Only the connector's watch (when connecting) or ours refers to fd_, and
-  // no one else holds the descriptor: closing it removes it from epoll.
-  if (fd_.valid() && watch_.registered()) watch_.UnregisterForClose();
+  // Not UnregisterForClose(): a check is rare enough that the epoll_ctl does
+  // not matter, and a child forked meanwhile may share the descriptor, which
+  // would keep it in epoll after our close.
+  if (fd_.valid()) watch_.Unregister();
   tls_ = TlsStream();
   fd_.Reset();
   state_ = State::kIdle;
