@@ -30,6 +30,13 @@ namespace {
 
 constexpr size_t kChunk = 64 << 10;
 
+// Receive buffers small enough that a stalled reader's bytes back up into
+// zrelayd instead of into the reader's socket (loopback autotunes them to
+// megabytes), set before the handshake so the window offered matches. A
+// client knows it will stall; backend connections all get the larger one.
+constexpr int kStalledReceiveBuffer = 16 << 10;
+constexpr int kBackendReceiveBuffer = 128 << 10;
+
 // How a side's incoming stream ended.
 enum class End { kOpen, kEof, kTruncated, kReset, kError };
 const char* EndName(End e) {
@@ -153,6 +160,7 @@ class Driver {
   void Flap(bool open);
   void StartPair(PairRun& p);
   bool Watch(Side& s);
+  Result<UniqueFd> ConnectToZrelayd(bool stalls);
   void CloseSide(Side& s, bool reset);
   void After(Duration delay, std::function<void()> fn) {
     timers_.emplace(Clock::now() + delay, std::move(fn));
@@ -252,6 +260,10 @@ bool Driver::StartBackend() {
     return report_.failures.push_back("backend listener: " + fd.error().message()), false;
   }
   backend_listener_ = std::move(fd.value());
+  // Accepted sockets inherit it; a stalled backend reader is not known until
+  // its header arrives, and shrinking an open connection's buffer below a
+  // (64 KiB loopback) segment would wedge it.
+  (void)SetReceiveBuffer(backend_listener_.get(), kBackendReceiveBuffer);
   backend_address_ = LocalAddress(backend_listener_.get()).value();
   if (black_hole) {
     // listen(0) queues one connection; with it never accepted, the kernel
@@ -312,7 +324,7 @@ void Driver::StartPair(PairRun& p) {
   c.pair = &p;
   c.client = true;
   ++in_flight_;
-  auto fd = StartConnect(zrelayd_->address());
+  auto fd = ConnectToZrelayd(p.plan.fault == Fault::kClientStall);
   if (!fd.ok()) {
     Fail(p, "connect to zrelayd: " + fd.error().message());
     c.over = true;
@@ -338,6 +350,17 @@ void Driver::StartPair(PairRun& p) {
     MaybeComplete(p);
   });
   Drive(c);
+}
+
+Result<UniqueFd> Driver::ConnectToZrelayd(bool stalls) {
+  const Address& to = zrelayd_->address();
+  UniqueFd fd(::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return Error::FromErrno(errno, "socket");
+  if (stalls) (void)SetReceiveBuffer(fd.get(), kStalledReceiveBuffer);
+  if (::connect(fd.get(), to.sockaddr(), to.length()) != 0 && errno != EINPROGRESS) {
+    return Error::FromErrno(errno, "connect to " + to.ToString());
+  }
+  return fd;
 }
 
 void Driver::CloseSide(Side& s, bool reset) {

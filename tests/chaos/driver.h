@@ -34,7 +34,7 @@ struct ChaosOptions {
   uint64_t seed = 1;
   size_t concurrency = 64;  // pairs in flight at once
   uint64_t max_payload = 1 << 20;
-  uint64_t max_stall_payload = 4 << 20;  // sent to a stalled reader (plan.h)
+  uint64_t max_stall_payload = 8 << 20;  // sent to a stalled reader (plan.h)
   int workers = 2;
   std::vector<std::string> extra_args;  // more zrelayd flags
   std::vector<std::string> wrapper;     // runs zrelayd under this (e.g. prlimit ... --)

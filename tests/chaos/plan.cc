@@ -101,6 +101,9 @@ int64_t ParseHeader(const char* header) {
 
 namespace {
 
+// Stalls start early, so most of a stalled stream is still to come.
+constexpr uint64_t kStallPointMax = 64 << 10;
+
 class Draw {
  public:
   explicit Draw(uint64_t seed) : rng_(seed) {}
@@ -151,8 +154,8 @@ std::vector<std::pair<Fault, int>> FaultMix(const PlanOptions& options) {
                                             {Fault::kBackendReset, 10},
                                             {Fault::kClientHalfClose, 12},
                                             {Fault::kBackendHalfClose, 12},
-                                            {Fault::kClientStall, 8},
-                                            {Fault::kBackendStall, 8}};
+                                            {Fault::kClientStall, 5},
+                                            {Fault::kBackendStall, 5}};
   if (options.tls) {
     mix.insert(
         mix.end(),
@@ -187,12 +190,12 @@ std::vector<PairPlan> MakePlans(const PlanOptions& options, size_t count, uint64
       case Fault::kClientStall:
         p.reply = Reply::kExchange;
         p.down_bytes = draw.Between(stall / 2, stall);
-        p.fault_at = draw.Between(0, p.down_bytes / 2);
+        p.fault_at = draw.Between(0, kStallPointMax);
         p.fault_delay = milliseconds(draw.Between(50, 400));
         break;
       case Fault::kBackendStall:
         p.up_bytes = kHeaderBytes + draw.Between(stall / 2, stall);
-        p.fault_at = draw.Between(kHeaderBytes, p.up_bytes / 2);
+        p.fault_at = draw.Between(kHeaderBytes, kStallPointMax);
         p.fault_delay = milliseconds(draw.Between(50, 400));
         break;
       case Fault::kClientReset:

@@ -72,9 +72,10 @@ struct PlanOptions {
   bool clean_only = false;
   uint64_t max_payload = 1 << 20;
   // What a stalled reader is sent: more than the sockets on both sides of
-  // zrelayd hold (loopback buffers grow to megabytes), so the bytes back up
-  // into zrelayd's own pipes and rings.
-  uint64_t max_stall_payload = 4 << 20;
+  // zrelayd hold (zrelayd's send buffer alone starts at megabytes with
+  // loopback's 64 KiB segments), so the bytes back up into its own pipes
+  // and rings.
+  uint64_t max_stall_payload = 8 << 20;
 };
 
 // `count` plans drawn from `seed`, faults mixed per the options.
