@@ -1,9 +1,9 @@
 """The relays under test and the backends behind them.
 
 A relay is started fresh for every run from its own config file in the run's
-temp dir, listens on 127.0.0.1:<port> and forwards to 127.0.0.1:<backend>.
-Every relay that can use threads or workers gets the same count (--workers,
-default 2).
+temp dir, listens on 127.0.0.1:<port> and forwards to 127.0.0.1:<backend>
+(a balancing relay: round-robin over several backend ports). Every relay that
+can use threads or workers gets the same count (--workers, default 2).
 """
 
 import os
@@ -32,6 +32,7 @@ class Relay:
     tls = False      # terminates TLS from the client (TLS scenarios only)
     direct = False   # no relay at all: the load goes straight to the backend
     family = ""      # haproxy / nginx / socat / stunnel / zrelayd / direct
+    backends = 1     # backend ports it forwards to (round-robin over them when > 1)
     note = ""
 
     def __init__(self, name):
@@ -41,11 +42,12 @@ class Relay:
         """None if runnable here, else a reason to skip it."""
         return None
 
-    def argv(self, ctx, port, backend, rundir):
+    def argv(self, ctx, port, backends, rundir):
+        """backends: the backend ports, self.backends of them."""
         raise NotImplementedError
 
-    def start(self, ctx, port, backend, rundir, log_path):
-        p = Proc(self.name, self.argv(ctx, port, backend, rundir), log_path,
+    def start(self, ctx, port, backends, rundir, log_path):
+        p = Proc(self.name, self.argv(ctx, port, backends, rundir), log_path,
                  cpus=ctx.relay_cpus)
         p.start()
         p.wait_listening(port)
@@ -91,11 +93,11 @@ class HAProxy(Relay):
     def available(self, ctx):
         return None if _have("haproxy") else "haproxy not installed"
 
-    def argv(self, ctx, port, backend, rundir):
+    def argv(self, ctx, port, backends, rundir):
         cfg = render("haproxy.cfg.tmpl", os.path.join(rundir, "haproxy.cfg"),
                      variant=self.variant, threads=ctx.workers,
                      global_extra="", proxy_options=self.OPTIONS[self.variant],
-                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backend}",
+                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backends[0]}",
                      bind_ssl=f"ssl crt {ctx.certs['pem']}" if self.tls else "")
         return ["haproxy", "-db", "-f", cfg]
 
@@ -116,7 +118,7 @@ class NginxStream(Relay):
             return f"{NGINX_STREAM_MODULE} missing (apt-get install libnginx-mod-stream)"
         return None
 
-    def argv(self, ctx, port, backend, rundir):
+    def argv(self, ctx, port, backends, rundir):
         ssl_conf = ""
         if self.tls:
             # nginx 1.22 defaults to TLSv1..TLSv1.2; the other terminators
@@ -126,7 +128,7 @@ class NginxStream(Relay):
                         "        ssl_protocols TLSv1.2 TLSv1.3;")
         cfg = render("nginx-stream.conf.tmpl", os.path.join(rundir, "nginx.conf"),
                      variant=self.name, workers=ctx.workers, dir=rundir,
-                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backend}",
+                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backends[0]}",
                      listen_ssl="ssl" if self.tls else "", ssl_conf=ssl_conf)
         return ["nginx", "-p", rundir, "-e", "stderr", "-c", cfg]
 
@@ -141,10 +143,10 @@ class Socat(Relay):
     def available(self, ctx):
         return None if _have("socat") else "socat not installed"
 
-    def argv(self, ctx, port, backend, rundir):
+    def argv(self, ctx, port, backends, rundir):
         return ["socat",
                 f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=4096,nodelay",
-                f"TCP:127.0.0.1:{backend},nodelay"]
+                f"TCP:127.0.0.1:{backends[0]},nodelay"]
 
 
 class Stunnel(Relay):
@@ -164,9 +166,9 @@ class Stunnel(Relay):
     def available(self, ctx):
         return None if self.binary() else "stunnel4 not installed"
 
-    def argv(self, ctx, port, backend, rundir):
+    def argv(self, ctx, port, backends, rundir):
         cfg = render("stunnel.conf.tmpl", os.path.join(rundir, "stunnel.conf"),
-                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backend}",
+                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backends[0]}",
                      cert=ctx.certs["cert"], key=ctx.certs["key"])
         return [self.binary(), cfg]
 
@@ -188,9 +190,9 @@ class Zrelayd(Relay):
             return "zrelayd has no --tls-cert flag yet"
         return None
 
-    def argv(self, ctx, port, backend, rundir):
+    def argv(self, ctx, port, backends, rundir):
         argv = [ctx.zrelayd, "--listen", f"127.0.0.1:{port}",
-                "--backend", f"127.0.0.1:{backend}", "--workers", str(ctx.workers)]
+                "--backend", f"127.0.0.1:{backends[0]}", "--workers", str(ctx.workers)]
         if self.tls:
             argv += ["--tls-cert", ctx.certs["cert"], "--tls-key", ctx.certs["key"]]
         else:

@@ -234,7 +234,8 @@ def run_one(ctx, scen, relay, param, rnd, slot, logdir, writer, csvfile):
             target = scen.direct_port(backend_port)
         else:
             target = ctx.ports.get()
-            relay_proc = relay.start(ctx, target, backend_port, rundir, log)
+            relay_proc = relay.start(ctx, target, scen.relay_backends(relay, backend_port),
+                                     rundir, log)
         tracked = scen.tracked() + ([relay_proc] if relay_proc else [])
         s0 = snapshot(tracked)
         r0 = procfs.cpu_ticks(relay_proc.pid) if relay_proc else 0

@@ -56,6 +56,10 @@ class Scenario:
     def direct_port(self, backend_port):
         return backend_port
 
+    def relay_backends(self, relay, backend_port):
+        """The backend ports relay forwards to: relay.backends of them."""
+        return [backend_port]
+
     def cleanup(self):
         pass
 
