@@ -10,7 +10,7 @@ import os
 import string
 import subprocess
 
-from procs import Proc
+from procs import Proc, StartError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATES = os.path.join(HERE, "templates")
@@ -32,11 +32,14 @@ class Relay:
     tls = False      # terminates TLS from the client (TLS scenarios only)
     direct = False   # no relay at all: the load goes straight to the backend
     family = ""      # haproxy / nginx / socat / stunnel / zrelayd / direct
-    backends = 1     # backend ports it forwards to (round-robin over them when > 1)
     note = ""
 
-    def __init__(self, name):
-        self.name = name
+    def __init__(self, name, backends=1):
+        # A balancing relay (round-robin over `backends` ports) is named after
+        # the same relay with one backend, its `base`, plus "-lb".
+        self.base = name
+        self.backends = backends
+        self.name = name + ("-lb" if backends > 1 else "")
 
     def available(self, ctx):
         """None if runnable here, else a reason to skip it."""
@@ -47,6 +50,9 @@ class Relay:
         raise NotImplementedError
 
     def start(self, ctx, port, backends, rundir, log_path):
+        if len(backends) != self.backends:
+            raise StartError(f"{self.name} forwards to {self.backends} backends, "
+                             f"the scenario gave {len(backends)}")
         p = Proc(self.name, self.argv(ctx, port, backends, rundir), log_path,
                  cpus=ctx.relay_cpus)
         p.start()
@@ -64,6 +70,12 @@ class Direct(Relay):
         self.tls = tls
 
 
+def _servers(backends, line):
+    """One config line per backend port, line formatted with i (from 1) and addr."""
+    return "\n".join(line.format(i=i, addr=f"127.0.0.1:{b}")
+                     for i, b in enumerate(backends, 1))
+
+
 def _have(binary):
     from shutil import which
     return which(binary) is not None
@@ -79,8 +91,8 @@ class HAProxy(Relay):
         "tls": "",
     }
 
-    def __init__(self, variant):
-        super().__init__("haproxy-" + variant)
+    def __init__(self, variant, backends=1):
+        super().__init__("haproxy-" + variant, backends)
         self.variant = variant
         self.tls = variant == "tls"
         self.note = {
@@ -88,7 +100,7 @@ class HAProxy(Relay):
             "nosplice": "mode tcp, no option splice-*",
             "auto": "mode tcp, option splice-auto",
             "tls": "mode tcp, bind ... ssl crt",
-        }[variant]
+        }[variant] + (f", balance roundrobin over {backends} servers" if backends > 1 else "")
 
     def available(self, ctx):
         return None if _have("haproxy") else "haproxy not installed"
@@ -97,7 +109,8 @@ class HAProxy(Relay):
         cfg = render("haproxy.cfg.tmpl", os.path.join(rundir, "haproxy.cfg"),
                      variant=self.variant, threads=ctx.workers,
                      global_extra="", proxy_options=self.OPTIONS[self.variant],
-                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backends[0]}",
+                     listen=f"127.0.0.1:{port}",
+                     servers=_servers(backends, "    server s{i} {addr}"),
                      bind_ssl=f"ssl crt {ctx.certs['pem']}" if self.tls else "")
         return ["haproxy", "-db", "-f", cfg]
 
@@ -105,11 +118,13 @@ class HAProxy(Relay):
 class NginxStream(Relay):
     family = "nginx"
 
-    def __init__(self, tls=False):
-        super().__init__("nginx-tls" if tls else "nginx")
+    def __init__(self, tls=False, backends=1):
+        super().__init__("nginx-tls" if tls else "nginx", backends)
         self.tls = tls
         self.note = ("stream, listen ... ssl + proxy_pass" if tls
                      else "stream, proxy_pass")
+        if backends > 1:
+            self.note += f" to an upstream of {backends} servers (round-robin)"
 
     def available(self, ctx):
         if not _have("nginx"):
@@ -126,9 +141,15 @@ class NginxStream(Relay):
             ssl_conf = (f"        ssl_certificate {ctx.certs['cert']};\n"
                         f"        ssl_certificate_key {ctx.certs['key']};\n"
                         "        ssl_protocols TLSv1.2 TLSv1.3;")
+        upstream, backend = "", f"127.0.0.1:{backends[0]}"
+        if len(backends) > 1:
+            # No balancing directive: round-robin is nginx's default.
+            upstream = ("    upstream backends {\n"
+                        + _servers(backends, "        server {addr};") + "\n    }")
+            backend = "backends"
         cfg = render("nginx-stream.conf.tmpl", os.path.join(rundir, "nginx.conf"),
                      variant=self.name, workers=ctx.workers, dir=rundir,
-                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backends[0]}",
+                     listen=f"127.0.0.1:{port}", upstream=upstream, backend=backend,
                      listen_ssl="ssl" if self.tls else "", ssl_conf=ssl_conf)
         return ["nginx", "-p", rundir, "-e", "stderr", "-c", cfg]
 
@@ -176,21 +197,32 @@ class Stunnel(Relay):
 class Zrelayd(Relay):
     family = "zrelayd"
 
-    def __init__(self, mode):
-        super().__init__("zrelayd-" + mode)
+    def __init__(self, mode, backends=1):
+        super().__init__("zrelayd-" + mode, backends)
         self.mode = mode
         self.tls = mode == "tls"
         self.note = ("--tls-cert/--tls-key (termination)" if self.tls
                      else f"--mode {mode}")
+        if backends > 1:
+            self.note = (f"--config: mode {mode}, balance round-robin over "
+                         f"{backends} backends")
 
     def available(self, ctx):
         if not ctx.zrelayd:
             return ctx.zrelayd_missing or "zrelayd not built"
         if self.tls and not ctx.zrelayd_has_tls:
             return "zrelayd has no --tls-cert flag yet"
+        if self.backends > 1 and not ctx.zrelayd_has_config:
+            return "zrelayd has no --config flag yet"
         return None
 
     def argv(self, ctx, port, backends, rundir):
+        if len(backends) > 1:  # several backends need the config file
+            cfg = render("zrelayd.toml.tmpl", os.path.join(rundir, "zrelayd.toml"),
+                         variant=self.name, workers=ctx.workers, mode=self.mode,
+                         listen=f"127.0.0.1:{port}",
+                         backends=_servers(backends, '[[listener.backend]]\naddress = "{addr}"\n'))
+            return [ctx.zrelayd, "--config", cfg]
         argv = [ctx.zrelayd, "--listen", f"127.0.0.1:{port}",
                 "--backend", f"127.0.0.1:{backends[0]}", "--workers", str(ctx.workers)]
         if self.tls:
@@ -204,9 +236,9 @@ def all_relays():
     """Every relay the harness knows, plain ones first, in table order."""
     return [
         Direct(),
-        Zrelayd("splice"), Zrelayd("copy"), Zrelayd("auto"),
-        HAProxy("splice"), HAProxy("nosplice"), HAProxy("auto"),
-        NginxStream(), Socat(),
+        Zrelayd("splice"), Zrelayd("copy"), Zrelayd("auto"), Zrelayd("auto", backends=2),
+        HAProxy("splice"), HAProxy("nosplice"), HAProxy("auto"), HAProxy("auto", backends=2),
+        NginxStream(), NginxStream(backends=2), Socat(),
         Direct(tls=True),
         Zrelayd("tls"), HAProxy("tls"), NginxStream(tls=True), Stunnel(),
     ]

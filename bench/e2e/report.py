@@ -107,7 +107,7 @@ def machine_info(ctx, args, elapsed, repo):
 CTX_KEYS = ("run_id", "rounds", "seconds", "workers", "backend_workers", "rr_conns",
             "idle_pairs", "idle_hold", "sweep_chunks", "sweep_relays", "sweep_tool",
             "pin", "nice", "quick", "zrelayd", "zload", "zrelayd_has_tls",
-            "zrelayd_missing", "zload_missing")
+            "zrelayd_has_config", "zrelayd_missing", "zload_missing")
 
 
 def _median(vals):
@@ -286,17 +286,19 @@ COMPACT_TLS = [
 ]
 
 
-def compact_table(relays, summ, skipped, tls):
+def compact_table(scens, relays, summ, skipped, tls):
     """One row per relay, the headline number of every scenario: the table
     BENCHMARKS.md shows. Cells read 'value (fraction of direct)'."""
     cols = COMPACT_TLS if tls else COMPACT_PLAIN
     cols = [c for c in cols if any(k[0] == c[1] for k in summ)]
     if not cols:
         return []
+    shown = [s for s in scens if s.name in {c[1] for c in cols}]
     lines = ["| relay | " + " | ".join(c[0] for c in cols) + " |",
              "|---|" + "--:|" * len(cols)]
     for r in relays:
-        if r.tls != tls:
+        # Balancing relays run in their own scenario only: no row here.
+        if r.tls != tls or not any(s.accepts(r) for s in shown):
             continue
         cells, any_val = [], False
         for head, scen, key, fmt, frac in cols:
@@ -338,9 +340,9 @@ def render_markdown(ctx, scens, relays, summ, meta, png_names):
     L.append("")
     L.append("## Summary (medians; in parentheses: fraction of direct)")
     L.append("")
-    L += compact_table(relays, summ, skipped, tls=False)
+    L += compact_table(scens, relays, summ, skipped, tls=False)
     L.append("")
-    tls_lines = compact_table(relays, summ, skipped, tls=True)
+    tls_lines = compact_table(scens, relays, summ, skipped, tls=True)
     if tls_lines:
         L += tls_lines
         L.append("")

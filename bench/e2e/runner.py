@@ -119,13 +119,14 @@ def locate_binaries(ctx, args, logdir):
     ctx.zrelayd_missing = ctx.zload_missing = None
     targets = {"zrelayd": "//tools:zrelayd", "zload": "//tools/load:zrelay-load"}
     paths = {"zrelayd": "tools/zrelayd", "zload": "tools/load/zrelay-load"}
-    ctx.zrelayd_has_tls = False
+    ctx.zrelayd_has_tls = ctx.zrelayd_has_config = False
     wanted = [k for k in targets if getattr(ctx, k) is None]
     if wanted:
         _build_and_find(ctx, args, logdir, targets, paths, wanted)
     if ctx.zrelayd:
         rc, out = procs.run_bounded([ctx.zrelayd, "--help"], 10)
         ctx.zrelayd_has_tls = "--tls-cert" in (out or "")
+        ctx.zrelayd_has_config = "--config" in (out or "")
 
 
 def _build_and_find(ctx, args, logdir, targets, paths, wanted):
@@ -322,6 +323,7 @@ def report_only(args, relays):
                 "sweep_relays": ["direct", "zrelayd-splice", "zrelayd-copy"],
                 "sweep_tool": "zrelay-load", "pin": meta.get("pin", False), "nice": 0,
                 "quick": False, "zrelayd": None, "zload": None, "zrelayd_has_tls": False,
+                "zrelayd_has_config": False,
                 "zrelayd_missing": None, "zload_missing": None}
     defaults.update(meta.get("ctx", {}))
     for k, v in defaults.items():

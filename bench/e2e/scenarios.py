@@ -20,6 +20,7 @@ class Scenario:
     cpu_per = None       # "gb" | "req" | "conn": how relay CPU is normalized
     needs_relay = False  # no meaning without a relay (idle)
     needs_zload = False
+    backends = 1         # backend ports a relay may forward to (balancing relays: > 1)
     reference = ("haproxy-splice",)  # ratio column: best of these relays
     title = ""
     measures = ""
@@ -32,7 +33,7 @@ class Scenario:
         return [None]
 
     def accepts(self, relay):
-        if relay.tls != self.tls:
+        if relay.tls != self.tls or relay.backends > self.backends:
             return False
         return not (self.needs_relay and relay.direct)
 
@@ -161,7 +162,7 @@ class Sweep(Bulk):
         return self.ctx.sweep_chunks
 
     def accepts(self, relay):
-        return not relay.tls and relay.name in self.ctx.sweep_relays
+        return super().accepts(relay) and relay.name in self.ctx.sweep_relays
 
     def load(self, param, port, relay_proc, log):
         s = self.ctx.seconds["sweep"]
