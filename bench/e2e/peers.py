@@ -7,6 +7,7 @@ can use threads or workers gets the same count (--workers, default 2).
 """
 
 import os
+import signal
 import string
 import subprocess
 
@@ -269,7 +270,11 @@ def make_certs(tmpdir, log_path):
 # ---------------------------------------------------------------- backends
 
 def start_nginx_backend(ctx, port, tls_port, rundir, log_path, body_len=128,
-                        big_len=1 << 20):
+                        big_len=1 << 20, more_ports=(), port_log=None):
+    """nginx http on port, tls_port and more_ports (plain, served the same).
+
+    port_log: a file that gets the port of every request served, one line
+    each, buffered by nginx until flush_port_log()."""
     os.makedirs(rundir, exist_ok=True)
     os.chmod(rundir, 0o755)  # nginx workers run as nobody and read big.bin
     with open(os.path.join(rundir, "big.bin"), "wb") as f:
@@ -279,6 +284,9 @@ def start_nginx_backend(ctx, port, tls_port, rundir, log_path, body_len=128,
                  workers=ctx.backend_workers, dir=rundir, body_len=body_len,
                  big_len=big_len, body="x" * body_len,
                  listen=f"127.0.0.1:{port}", tls_listen=f"127.0.0.1:{tls_port}",
+                 more_listens=_servers(more_ports, "        listen {addr} backlog=4096;"),
+                 access_log=f"access_log {port_log} port buffer=64k" if port_log
+                 else "access_log off",
                  cert=ctx.certs["cert"], key=ctx.certs["key"])
     p = Proc("backend-nginx", ["nginx", "-p", rundir, "-e", "stderr", "-c", cfg],
              log_path, cpus=ctx.backend_cpus)
@@ -286,6 +294,14 @@ def start_nginx_backend(ctx, port, tls_port, rundir, log_path, body_len=128,
     p.wait_listening(port)
     p.wait_listening(tls_port, settle=0)
     return p
+
+
+def flush_port_log(backend):
+    """Ask the nginx backend to write out its buffered port log.
+
+    SIGUSR1 (reopen the logs) makes every worker flush its buffer first; it
+    is asynchronous, so the reader waits for the lines it expects."""
+    os.kill(backend.pid, signal.SIGUSR1)
 
 
 def start_iperf3_server(ctx, port, log_path):

@@ -128,7 +128,8 @@ def summarize(records):
         for key in ("gbit_per_s", "rps", "conns_per_s", "p50_us", "p90_us", "p99_us",
                     "p999_us", "relay_cpu_s", "relay_cpu_pct", "cpu_s_per_gb",
                     "cpu_us_per_req", "cpu_us_per_conn", "kib_per_pair", "pss_kib_per_pair",
-                    "fds_per_pair", "errors", "foreign_cpu_pct", "retransmits"):
+                    "fds_per_pair", "errors", "foreign_cpu_pct", "retransmits",
+                    "backend2_pct"):
             if key == "errors":
                 m = _median([r.get("errors", "") for r in ok])
                 s["load_errors"] = m
@@ -181,6 +182,7 @@ def scenario_table(scen, relays, summ, records, skipped_relays):
                     f"{', '.join(scen.reference)}" + (f" (here {ref[1]})." if ref[1] else "."))
     else:
         ref_label, ref_note = scen.reference[0], ""
+    balanced = scen.backend_ports > 1
     lines = []
     if scen.name == "idle":
         lines.append(f"| relay | RSS KiB/pair | PSS KiB/pair | fds/pair | RSS vs {ref_label} | runs |")
@@ -191,9 +193,12 @@ def scenario_table(scen, relays, summ, records, skipped_relays):
                     "conn": "relay CPU us/conn"}[scen.cpu_per]
         extra = " p50 us | p99 us | p99.9 us |" if metric == "rps" else ""
         extra += " load errors |" if metric == "conns_per_s" else ""
+        extra += " backend 1/2 % |" if balanced else ""
+        tail = f" {head} vs 1 backend | CPU vs 1 backend |" if balanced else ""
         lines.append(f"| relay | {head} | spread | of direct | vs {ref_label} |"
-                     f"{extra} {cpu_head} | CPU vs {ref_label} | runs |")
-        lines.append("|---|--:|--:|--:|--:|" + "--:|" * extra.count("|") + "--:|--:|--:|")
+                     f"{extra} {cpu_head} | CPU vs {ref_label} |{tail} runs |")
+        lines.append("|---|--:|--:|--:|--:|" + "--:|" * (extra + tail).count("|") +
+                     "--:|--:|--:|")
     for relay, s in rows:
         if not s or s["n"] == 0:
             why = skipped_relays.get(relay.name)
@@ -220,14 +225,27 @@ def scenario_table(scen, relays, summ, records, skipped_relays):
                       _f(s.get("p999_us"), "{:.0f}")]
         if metric == "conns_per_s":
             cells.append(_f(s.get("load_errors"), "{:.0f}"))
+        split = s.get("backend2_pct")
+        if balanced:
+            cells.append("" if split is None else f"{100 - split:.0f}/{split:.0f}")
         cpu = s.get(ref_cpu_key)
         cpu_fmt = "{:.3f}" if scen.cpu_per == "gb" else "{:.1f}"
         cells += ["-" if relay.direct else _f(cpu, cpu_fmt),
-                  "" if relay.direct else _ratio(cpu, ref_cpu), runs]
+                  "" if relay.direct else _ratio(cpu, ref_cpu)]
+        if balanced:  # a balancing relay against itself with one backend
+            one = summ.get((scen.name, param, relay.base), {}) if relay.backends > 1 else {}
+            cells += [_ratio(val, one.get(metric)), _ratio(cpu, one.get(ref_cpu_key))]
+        cells.append(runs)
         lines.append("| " + " | ".join(cells) + " |")
     foreign = [float(r["foreign_cpu_pct"]) for r in records if r["scenario"] == scen.name
                and r["status"] == "ok" and r.get("foreign_cpu_pct", "") != ""]
     notes = [ref_note] if ref_note else []
+    if balanced:
+        notes.append("'backend 1/2 %': the share of requests each backend port served, "
+                     "counted from the backend's log (a one-backend relay: 100/0). "
+                     "'vs 1 backend': a balancing relay (-lb) against the same relay "
+                     "with one backend; what balancing costs it. A balancing run where "
+                     f"either port served less than {scen.MIN_SHARE:.0%} counts as failed.")
     if foreign and scen.name != "idle":
         notes.append(f"Other processes took a median {statistics.median(foreign):.0f}% "
                      f"(max {max(foreign):.0f}%) of the machine's CPU during these runs.")
@@ -398,7 +416,8 @@ def render_markdown(ctx, scens, relays, summ, meta, png_names):
 def write_summary_csv(path, summ):
     keys = ["gbit_per_s", "rps", "conns_per_s", "p50_us", "p90_us", "p99_us", "p999_us",
             "relay_cpu_pct", "cpu_s_per_gb", "cpu_us_per_req", "cpu_us_per_conn",
-            "kib_per_pair", "pss_kib_per_pair", "fds_per_pair", "foreign_cpu_pct"]
+            "kib_per_pair", "pss_kib_per_pair", "fds_per_pair", "foreign_cpu_pct",
+            "backend2_pct"]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["scenario", "param", "relay", "runs", "failed"] + keys)

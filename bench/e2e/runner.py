@@ -33,6 +33,7 @@ CSV_FIELDS = [
     "relay_cpu_s", "relay_cpu_pct", "cpu_s_per_gb", "cpu_us_per_req", "cpu_us_per_conn",
     "pairs", "kib_per_pair", "pss_kib_per_pair", "fds_per_pair",
     "machine_busy_pct", "foreign_cpu_pct", "steal_pct", "busy_before_pct", "loadavg",
+    "backend1_reqs", "backend2_reqs", "backend2_pct",
 ]
 
 # Seconds per timed load. The default full run is ~250 runs and must stay
@@ -57,7 +58,7 @@ def parse_args(argv):
                     help="smoke run: 1 round, 1 s loads, fewer idle pairs and chunk sizes")
     ap.add_argument("--only", default="",
                     help="comma list of scenarios or groups: bulk,bulk1,bulk4,rr,rr-zload,"
-                         "connect,idle,tls,tls-rr,tls-hs,tls-bulk,sweep")
+                         "connect,lb,idle,tls,tls-rr,tls-hs,tls-bulk,sweep")
     ap.add_argument("--skip", default="", help="comma list of scenarios or groups to leave out")
     ap.add_argument("--relays", default="",
                     help="comma list of relays or prefixes (e.g. direct,haproxy,zrelayd-splice)")
@@ -266,6 +267,7 @@ def run_one(ctx, scen, relay, param, rnd, slot, logdir, writer, csvfile):
                 rec["cpu_us_per_req"] = cpu * 1e6 / res["requests"]
             if res.get("conns") and scen.cpu_per == "conn":
                 rec["cpu_us_per_conn"] = cpu * 1e6 / res["conns"]
+        rec.update(scen.verify(relay, res))
     except StartError as e:
         rec["status"], rec["error"] = "failed", f"start: {e}"
         ctx.failures.append((scen.name, relay.name, str(e), e.log_tail))

@@ -7,9 +7,11 @@ in load(). The relay under test sits between load and backend.
 
 import os
 import socket
+import time
 
 import loads
 import peers
+from loads import LoadError
 
 
 class Scenario:
@@ -20,7 +22,7 @@ class Scenario:
     cpu_per = None       # "gb" | "req" | "conn": how relay CPU is normalized
     needs_relay = False  # no meaning without a relay (idle)
     needs_zload = False
-    backends = 1         # backend ports a relay may forward to (balancing relays: > 1)
+    backend_ports = 1    # backend ports a relay may forward to (balancing relays: > 1)
     reference = ("haproxy-splice",)  # ratio column: best of these relays
     title = ""
     measures = ""
@@ -33,7 +35,7 @@ class Scenario:
         return [None]
 
     def accepts(self, relay):
-        if relay.tls != self.tls or relay.backends > self.backends:
+        if relay.tls != self.tls or relay.backends > self.backend_ports:
             return False
         return not (self.needs_relay and relay.direct)
 
@@ -66,6 +68,11 @@ class Scenario:
 
     def load(self, param, port, relay_proc, log):
         raise NotImplementedError
+
+    def verify(self, relay, res):
+        """More columns for the run, counted once its CPU is read (a
+        backend's own counts); raises LoadError if the run must not count."""
+        return {}
 
     def tracked(self):
         """Backend processes whose CPU counts as 'ours' (not foreign)."""
@@ -192,7 +199,11 @@ class HttpScenario(Scenario):
         rundir = os.path.join(self.ctx.tmpdir, f"backend-{self.name}")
         self.backends = [peers.start_nginx_backend(
             self.ctx, self.port, self.tls_port, rundir,
-            os.path.join(logdir, f"backend-{self.name}.log"))]
+            os.path.join(logdir, f"backend-{self.name}.log"), **self.backend_options(rundir))]
+
+    def backend_options(self, rundir):
+        """More arguments for start_nginx_backend."""
+        return {}
 
     def prepare(self, param, rundir, log):
         return self.port
@@ -233,6 +244,79 @@ class Connect(HttpScenario):
                          f"{ctx.seconds['connect']} s: one connection per 128 B request; "
                          "connections/s, relay CPU us per connection")
 
+
+
+class Balance(Connect):
+    """The connect load through relays balancing over two backend ports.
+
+    One nginx backend serves both ports, so a relay's row with one backend
+    and its "-lb" row with two differ only in the relay's own work. The
+    backend logs the port of every request; each run reports the split and
+    fails if a balancing relay gave either port less than MIN_SHARE.
+    """
+    name = group = "lb"
+    backend_ports = 2
+    # The relays run both ways: with one backend and (as "<name>-lb") with two.
+    bases = ("zrelayd-auto", "haproxy-auto", "nginx")
+    reference = ("haproxy-auto-lb", "nginx-lb")
+    title = "Load balancing, 2 backends round-robin, wrk Connection: close, 50 concurrent"
+    MIN_SHARE = 0.4   # round-robin gives each port half of the connections
+    FLUSH_WAIT = 3.0  # seconds to wait for the backend's port log
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.measures = (f"wrk -t2 -c{ctx.rr_conns} -H 'Connection: close' for "
+                         f"{ctx.seconds['connect']} s: one connection per 128 B request, "
+                         "through each relay forwarding to one backend port and (-lb) "
+                         "balancing round-robin over two ports of the same nginx; "
+                         "connections/s, relay CPU us per connection, and the share of "
+                         "requests each port served (from the backend's log)")
+
+    def accepts(self, relay):
+        return super().accepts(relay) and (relay.direct or relay.base in self.bases)
+
+    def backend_options(self, rundir):
+        self.port2 = self.ctx.ports.get()
+        self.port_log = os.path.join(rundir, "ports.log")
+        self.log_read = 0  # bytes of the port log already counted
+        return {"more_ports": [self.port2], "port_log": self.port_log}
+
+    def relay_backends(self, relay, backend_port):
+        return [backend_port, self.port2][:relay.backends]
+
+    def verify(self, relay, res):
+        counts = self._count_ports(res["requests"])
+        hits = [counts.get(self.port, 0), counts.get(self.port2, 0)]
+        total = sum(hits)
+        if total < res["requests"]:
+            raise LoadError(f"the backend logged {total} requests, wrk completed "
+                            f"{res['requests']}")
+        out = {"backend1_reqs": hits[0], "backend2_reqs": hits[1],
+               "backend2_pct": 100.0 * hits[1] / total}
+        if relay.backends > 1 and min(hits) < self.MIN_SHARE * total:
+            raise LoadError(f"not balancing: backend ports served {hits[0]} and {hits[1]} "
+                            "requests")
+        return out
+
+    def _count_ports(self, expected):
+        """{port: requests} logged since the last count: flushes the backend's
+        log and reads it until it holds `expected` new lines, or FLUSH_WAIT.
+        Requests wrk gave up on may show up in the next run's count."""
+        peers.flush_port_log(self.backends[0])
+        deadline = time.monotonic() + self.FLUSH_WAIT
+        while True:
+            with open(self.port_log, "rb") as f:
+                f.seek(self.log_read)
+                data = f.read()
+            data = data[:data.rfind(b"\n") + 1]  # whole lines only
+            if data.count(b"\n") >= expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        self.log_read += len(data)
+        counts = {}
+        for line in data.split():
+            counts[int(line)] = counts.get(int(line), 0) + 1
+        return counts
 
 
 class TlsRR(RR):
@@ -371,5 +455,5 @@ class ZloadConnect(ZloadRR):
 
 def all_scenarios(ctx):
     return [Bulk(ctx, 1), Bulk(ctx, 4), RR(ctx), ZloadRR(ctx), Connect(ctx),
-            ZloadConnect(ctx), Idle(ctx), TlsRR(ctx), TlsHandshake(ctx), TlsBulk(ctx),
+            ZloadConnect(ctx), Balance(ctx), Idle(ctx), TlsRR(ctx), TlsHandshake(ctx), TlsBulk(ctx),
             Sweep(ctx)]
