@@ -5,6 +5,7 @@ backend in prepare() (iperf3 serves one test per server), and runs its load
 in load(). The relay under test sits between load and backend.
 """
 
+import collections
 import os
 import socket
 import time
@@ -313,10 +314,7 @@ class Balance(Connect):
                 break
             time.sleep(0.02)
         self.log_read += len(data)
-        counts = {}
-        for line in data.split():
-            counts[int(line)] = counts.get(int(line), 0) + 1
-        return counts
+        return collections.Counter(int(port) for port in data.split())
 
 
 class TlsRR(RR):
