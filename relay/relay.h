@@ -116,6 +116,13 @@ struct HealthCheckOptions {
 // healthy. Any thread; keep it cheap (zrelayd prints it).
 using OnListenerEvent = std::function<void(const std::string& line)>;
 
+// Resolves a host backend's name to its addresses, each with `port`.
+// ListenOptions::resolve replaces the engine's getaddrinfo (a service
+// registry, a test's table). Called from Listen() and from the listener's
+// resolver thread, never from a worker.
+using ResolveFunction =
+    std::function<Result<std::vector<Address>>(const std::string& host, int port)>;
+
 struct ListenOptions {
   Address address;
   std::vector<BackendOptions> backends;  // the pool: at least one
@@ -162,6 +169,8 @@ struct ListenOptions {
   std::optional<Duration> idle_timeout{};
   std::optional<Duration> handshake_timeout{};
   OnListenerEvent on_event{};
+  // How host backends are resolved; unset: getaddrinfo.
+  ResolveFunction resolve{};
 };
 
 using ListenerId = uint32_t;
@@ -191,6 +200,11 @@ struct WorkerStats {
   // a backend connect's socket() ran out of fds (EMFILE/ENFILE): that pair
   // ended kConnectFailed and accepting paused for fd_exhausted_retry.
   uint64_t backend_fd_exhausted = 0;
+  // Backend connects tried again on another endpoint after one failed
+  // (ListenOptions::retries); connect_failures counts every failed try.
+  uint64_t backend_retries = 0;
+  // Clients closed at once because no endpoint of their pool was healthy.
+  uint64_t no_healthy_backend = 0;
 };
 
 struct EngineStats {
