@@ -146,6 +146,11 @@ class RelayListener {
     for (auto& acceptor : acceptors_) acceptor->listener->Stop();
   }
   const Address& address() const { return acceptors_.front()->listener->local_address(); }
+  std::vector<Address> addresses() const {
+    std::vector<Address> out;
+    for (const auto& acceptor : acceptors_) out.push_back(acceptor->listener->local_address());
+    return out;
+  }
   size_t max_connections() const { return options_.max_connections; }
   ListenerStats Stats(size_t worker) const {
     ListenerStats total;
@@ -301,6 +306,13 @@ class Engine::Impl {
     return it->second->address();
   }
 
+  Result<std::vector<Address>> ListenAddresses(ListenerId id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = listeners_.find(id);
+    if (it == listeners_.end()) return Error::Invalid("no listener " + std::to_string(id));
+    return it->second->addresses();
+  }
+
   Result<size_t> MaxConnections(ListenerId id) const {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = listeners_.find(id);
@@ -420,6 +432,9 @@ void Engine::Pipe(Leg a, Leg b, OnClose on_close) {
 }
 Result<ListenerId> Engine::Listen(const ListenOptions& options) { return impl_->Listen(options); }
 Result<Address> Engine::ListenAddress(ListenerId id) const { return impl_->ListenAddress(id); }
+Result<std::vector<Address>> Engine::ListenAddresses(ListenerId id) const {
+  return impl_->ListenAddresses(id);
+}
 Result<size_t> Engine::MaxConnections(ListenerId id) const { return impl_->MaxConnections(id); }
 EngineStats Engine::Stats() const { return impl_->Stats(); }
 void Engine::Drain(Duration grace) { impl_->Drain(grace); }

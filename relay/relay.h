@@ -145,6 +145,8 @@ struct ListenOptions {
   // left (a pipe2() that fails only makes that direction copy). Listen()
   // fails when no pair fits. The fd table is the whole process's: with
   // several listeners, or pairs started with Pipe(), set it explicitly.
+  // With extra_addresses, each address has max_connections slots of its
+  // own (a derived limit is split evenly between them).
   size_t max_connections = 0;
   // How long a worker stops accepting after running out of fds, at accept
   // or at the backend connect's socket() (EMFILE/ENFILE).
@@ -230,6 +232,9 @@ class Engine {
   Result<ListenerId> Listen(const ListenOptions& options);
   // The bound address of a listener (the kernel's port when asked for 0).
   Result<Address> ListenAddress(ListenerId id) const;
+  // Every bound address of a listener: its address, then its
+  // extra_addresses, in the order given.
+  Result<std::vector<Address>> ListenAddresses(ListenerId id) const;
   // A listener's max_connections: as given, or as derived from
   // RLIMIT_NOFILE when the options said 0.
   Result<size_t> MaxConnections(ListenerId id) const;
