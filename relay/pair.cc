@@ -177,8 +177,8 @@ void Pair::ConnectBackend() {
   // left among the tries still possible (the last one gets all of it), so a
   // backend that swallows SYNs leaves time to try another one.
   Duration timeout = connect_deadline_ - loop.now();
+  if (route_->retries > 0) tried_.push_back(choice_.index);
   if (tries_left_ > 0) {
-    tried_.push_back(choice_.index);
     const size_t others = BackendPool::HealthyUntried(*choice_.generation, tried_);
     timeout /= 1 + std::min<size_t>(static_cast<size_t>(tries_left_), others);
   }
