@@ -22,7 +22,8 @@
 #include "engine/clock.h"
 #include "engine/result.h"
 #include "engine/unique_fd.h"
-#include "relay/balancer.h"  // BalancePolicy, kMaxBackendWeight
+#include "relay/balancer.h"        // BalancePolicy, kMaxBackendWeight
+#include "relay/health_options.h"  // HealthCheckOptions
 
 typedef struct ssl_st SSL;        // NOLINT: OpenSSL's own forward declaration
 typedef struct ssl_ctx_st SSL_CTX;  // NOLINT
@@ -100,15 +101,6 @@ struct BackendOptions {
   std::string host{};
   int port = 0;             // with `host`: 1..65535
   uint32_t weight = 1;      // 1..kMaxBackendWeight
-};
-
-// Active checks: a TCP connect (and a TLS handshake when the backend
-// originates TLS) to every endpoint each interval.
-struct HealthCheckOptions {
-  Duration interval = seconds(2);
-  Duration timeout = seconds(1);  // < interval
-  int fall = 3;                   // consecutive failures mark an endpoint down
-  int rise = 2;                   // consecutive successes mark it up again
 };
 
 // One line an operator wants to see: a backend marked down or up (and why),
