@@ -53,6 +53,31 @@ BackendPool::BackendPool(WorkerPool& loops, PoolOptions options,
     lane.generation = first;
     lane.picker = first->balancer().NewPicker();
   }
+  if (options_.health) {
+    loops_.loop(0).Post([this, first] { StartChecks(first); });
+  }
+}
+
+void BackendPool::StopOnLoop() {
+  checker_.reset();
+  ejections_.clear();
+}
+
+void BackendPool::StartChecks(const std::shared_ptr<PoolGeneration>& generation) {
+  checker_.reset();  // the previous generation's
+  std::vector<HealthTarget> targets;
+  for (const Endpoint& e : generation->endpoints()) targets.push_back({e.address, e.tls, e.sni});
+  // The callback keeps the generation alive as long as the checker runs.
+  auto checker = HealthChecker::Start(
+      loops_.loop(0), *options_.health, std::move(targets),
+      [this, generation](size_t i, bool healthy, const std::string& reason) {
+        SetDown(*generation, i, !healthy, reason);
+      });
+  if (!checker.ok()) {
+    Event("no active health checks: " + checker.error().message());
+    return;
+  }
+  checker_ = std::move(checker.value());
 }
 
 BackendPool::~BackendPool() = default;
@@ -151,11 +176,11 @@ void BackendPool::Return(Ejection* ejection) {
   ejections_.remove_if([ejection](const Ejection& e) { return &e == ejection; });
 }
 
-void BackendPool::SetDown(const std::shared_ptr<PoolGeneration>& generation, size_t index,
-                          bool down, const std::string& reason) {
-  if (generation->down(index).exchange(down) == down) return;
-  generation->UpdateHealthy(index);
-  Event("backend " + generation->endpoint(index).address.ToString() +
+void BackendPool::SetDown(PoolGeneration& generation, size_t index, bool down,
+                          const std::string& reason) {
+  if (generation.down(index).exchange(down) == down) return;
+  generation.UpdateHealthy(index);
+  Event("backend " + generation.endpoint(index).address.ToString() +
         (down ? " down: " : " up: ") + reason);
 }
 
@@ -183,6 +208,9 @@ void BackendPool::Install(std::shared_ptr<PoolGeneration> generation) {
       lane.picker = generation->balancer().NewPicker();
       lane.generation = generation;
     });
+  }
+  if (options_.health) {
+    loops_.loop(0).Post([this, generation] { StartChecks(generation); });
   }
 }
 

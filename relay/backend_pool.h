@@ -11,7 +11,9 @@
 // Each worker has its own lane: the generation it picks from and its own
 // Picker. Picking and reporting connect results take no lock; the counters
 // workers share are atomics. Ejections and returns (passive health) are
-// timed on worker 0's loop.
+// timed on worker 0's loop, and the active health checker of the current
+// generation (one per generation, when the listener asks for checks) runs
+// there too.
 #pragma once
 
 #include <atomic>
@@ -30,6 +32,7 @@
 #include "engine/timer_wheel.h"
 #include "engine/worker_pool.h"
 #include "relay/balancer.h"
+#include "relay/health_checker.h"
 #include "relay/relay.h"
 
 namespace zrelay {
@@ -108,6 +111,7 @@ struct PoolOptions {
   BalancePolicy policy = BalancePolicy::kRoundRobin;
   int eject_after = 3;  // 0: no passive health
   Duration eject_for = seconds(10);
+  std::optional<HealthCheckOptions> health;  // unset: no active checks
   OnListenerEvent on_event;
 };
 
@@ -115,7 +119,13 @@ class BackendPool {
  public:
   // `loops` runs the workers; `first` is the generation they start with.
   BackendPool(WorkerPool& loops, PoolOptions options, std::shared_ptr<PoolGeneration> first);
-  ~BackendPool();  // after the loops stopped, or before they ever picked
+  // After StopOnLoop() ran, or after the loops stopped.
+  ~BackendPool();
+
+  // Stops what the pool runs on worker 0's loop: active checks and
+  // ejection timers (their endpoints stay as they are). Worker 0's thread;
+  // once no generation will be installed any more.
+  void StopOnLoop();
   BackendPool(const BackendPool&) = delete;
   BackendPool& operator=(const BackendPool&) = delete;
 
@@ -143,10 +153,6 @@ class BackendPool {
   void Install(std::shared_ptr<PoolGeneration> generation);
   std::shared_ptr<PoolGeneration> current() const;
 
-  // Marks endpoint `index` of `generation` down or up for an active check
-  // (worker 0's thread).
-  void SetDown(const std::shared_ptr<PoolGeneration>& generation, size_t index, bool down,
-               const std::string& reason);
 
   // Passes "listener LABEL: what" to on_event, if any.
   void Event(const std::string& what) const;
@@ -172,6 +178,10 @@ class BackendPool {
   void Eject(const BackendChoice& choice, int failures, const Error& error);
   void Return(Ejection* ejection);  // worker 0's thread
   void NoHealthy();
+  // Worker 0's thread: replaces the checker with one for `generation`.
+  void StartChecks(const std::shared_ptr<PoolGeneration>& generation);
+  // An active check marked endpoint `index` of `generation` down or up.
+  void SetDown(PoolGeneration& generation, size_t index, bool down, const std::string& reason);
 
   WorkerPool& loops_;
   const PoolOptions options_;
@@ -179,6 +189,7 @@ class BackendPool {
   mutable std::mutex mu_;
   std::shared_ptr<PoolGeneration> current_;  // guarded by mu_
   std::list<Ejection> ejections_;            // worker 0's thread only
+  std::unique_ptr<HealthChecker> checker_;   // worker 0's thread only
   // Steady-clock milliseconds before which "no healthy backend" is not
   // logged again.
   std::atomic<int64_t> quiet_until_ms_{0};

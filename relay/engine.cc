@@ -77,6 +77,14 @@ Status ValidateListenOptions(const ListenOptions& o) {
   if (o.handshake_timeout && *o.handshake_timeout <= Duration::zero()) {
     return Error::Invalid("handshake_timeout must be > 0");
   }
+  if (o.health) {
+    const HealthCheckOptions& h = *o.health;
+    if (h.interval <= Duration::zero()) return Error::Invalid("health check interval must be > 0");
+    if (h.timeout <= Duration::zero() || h.timeout >= h.interval) {
+      return Error::Invalid("health check timeout must be > 0 and shorter than its interval");
+    }
+    if (h.fall < 1 || h.rise < 1) return Error::Invalid("health check fall and rise must be >= 1");
+  }
   return Status::Ok();
 }
 
@@ -126,6 +134,7 @@ class RelayListener {
     po.policy = options_.balance;
     po.eject_after = options_.eject_after;
     po.eject_for = options_.eject_for;
+    po.health = options_.health;
     po.on_event = options_.on_event;
     pool_ = std::make_unique<BackendPool>(pool, std::move(po), std::move(generation.value()));
     route_.pool = pool_.get();
@@ -142,8 +151,17 @@ class RelayListener {
     return Status::Ok();
   }
 
+  // Stops accepting and re-resolving (Drain, shutdown).
   void Stop() {
     for (auto& acceptor : acceptors_) acceptor->listener->Stop();
+    if (resolver_) resolver_->Stop();
+  }
+  // Stop(), then ends what the pool runs on worker 0's loop (active checks,
+  // ejection timers), on that loop. Before the loops stop, or before a
+  // listener that failed to start is destroyed.
+  void Shutdown(WorkerPool& pool) {
+    Stop();
+    if (pool_) pool.RunOnEach([this](size_t i) { if (i == 0) pool_->StopOnLoop(); });
   }
   const Address& address() const { return acceptors_.front()->listener->local_address(); }
   std::vector<Address> addresses() const {
@@ -246,7 +264,7 @@ class Engine::Impl {
   ~Impl() {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (auto& [id, l] : listeners_) l->Stop();
+      for (auto& [id, l] : listeners_) l->Shutdown(*pool_);
     }
     if (pool_) {
       pool_->RunOnEach([this](size_t i) { workers_[i].reset(); });
@@ -288,6 +306,7 @@ class Engine::Impl {
     auto listener = std::make_unique<RelayListener>(workers_, std::move(resolved), options_);
     Status st = listener->Start(*pool_);
     if (!st.ok()) {
+      listener->Shutdown(*pool_);
       // Bind errors already name the address.
       return Error(st.error().code(), (options.name.empty() ? std::string()
                                                              : "listener " + options.name + ": ") +

@@ -60,7 +60,9 @@ Resolver::Resolver(std::vector<BackendOptions> backends, ResolveFunction resolve
       resolve_(resolve ? std::move(resolve) : ResolveFunction(ResolveHost)),
       addresses_(backends_.size()) {}
 
-Resolver::~Resolver() {
+Resolver::~Resolver() { Stop(); }
+
+void Resolver::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;

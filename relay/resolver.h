@@ -38,7 +38,7 @@ class Resolver {
 
   // `resolve` unset: ResolveHost.
   Resolver(std::vector<BackendOptions> backends, ResolveFunction resolve);
-  ~Resolver();  // stops the thread
+  ~Resolver();  // Stop()
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
 
@@ -49,6 +49,8 @@ class Resolver {
   std::vector<Endpoint> Endpoints() const;
   // Starts re-resolving every `interval` (only when a backend has a host).
   void Start(Duration interval, OnChange on_change);
+  // Stops re-resolving: no on_change call after it returns. Idempotent.
+  void Stop();
 
   bool has_hosts() const;
 

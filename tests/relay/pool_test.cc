@@ -1,7 +1,7 @@
 // A listener over a pool of backends, through real loopback connections:
 // each policy's spread, retries past a dead backend, passive ejection and
-// return, no healthy backend, extra addresses, unix backends, per-listener
-// timeouts.
+// return, active health checks, no healthy backend, extra addresses, unix
+// backends, per-listener timeouts.
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -226,6 +226,30 @@ TEST_F(PoolTest, EjectsAFailingBackendThenTakesItBack) {
   ExpectAllDone(clients, {live.address(), dead});
 }
 
+TEST_F(PoolTest, ActiveChecksTakeADeadBackendOutAndBringItBack) {
+  CountingBackend live(Loopback());
+  auto other = std::make_unique<CountingBackend>(Loopback());
+  const Address other_address = other->address();
+  ListenOptions o = Options({live.address(), other_address});
+  o.eject_after = 0;  // only the checks decide
+  o.health = HealthCheckOptions{milliseconds(50), milliseconds(40), 1, 1};
+  Address front = Listen(o);
+  other.reset();  // closed: its checks are refused
+  const std::string down = "listener pool: backend " + other_address.ToString() + " down: ";
+  ASSERT_TRUE(events_.WaitFor(down));
+  EXPECT_EQ(events_.Matching(down)[0].rfind(down + "connect", 0), 0u)
+      << events_.Matching(down)[0];
+  const uint64_t failures = engine_->Stats().total.connect_failures;
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(RoundTrip(front)) << "client " << i;
+  EXPECT_EQ(engine_->Stats().total.connect_failures, failures);
+
+  CountingBackend revived(other_address);
+  ASSERT_TRUE(revived.listening()) << revived.error();
+  ASSERT_TRUE(events_.WaitFor("backend " + other_address.ToString() + " up: "));
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(RoundTrip(front)) << "client " << i;
+  EXPECT_GE(revived.accepted(), 3);
+}
+
 TEST_F(PoolTest, NoHealthyBackendClosesClientsAtOnce) {
   const Address dead1 = DeadAddress(), dead2 = DeadAddress();
   ListenOptions o = Options({dead1, dead2});
@@ -335,6 +359,12 @@ TEST_F(PoolTest, ListenRejectsBadPoolOptionsNamingThem) {
   id = engine_->Listen(o);
   ASSERT_FALSE(id.ok());
   EXPECT_NE(id.error().message().find("listed twice"), std::string::npos) << id.error().message();
+  o = Options({Loopback(AF_INET, 1)});
+  o.health = HealthCheckOptions{seconds(1), seconds(2), 3, 2};
+  id = engine_->Listen(o);
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.error().message(),
+            "listener pool: health check timeout must be > 0 and shorter than its interval");
   o = Options({Loopback(AF_INET, 1)}, {kMaxBackendWeight + 1});
   id = engine_->Listen(o);
   ASSERT_FALSE(id.ok());
