@@ -68,11 +68,11 @@ void BackendPool::StartChecks(const std::shared_ptr<PoolGeneration>& generation)
   std::vector<HealthTarget> targets;
   for (const Endpoint& e : generation->endpoints()) targets.push_back({e.address, e.tls, e.sni});
   // The callback keeps the generation alive as long as the checker runs.
-  auto checker = HealthChecker::Start(
-      loops_.loop(0), *options_.health, std::move(targets),
-      [this, generation](size_t i, bool healthy, const std::string& reason) {
-        SetDown(*generation, i, !healthy, reason);
-      });
+  auto checker =
+      HealthChecker::Start(loops_.loop(0), *options_.health, std::move(targets),
+                           [this, generation](size_t i, bool healthy, const std::string& reason) {
+                             SetDown(*generation, i, !healthy, reason);
+                           });
   if (!checker.ok()) {
     Event("no active health checks: " + checker.error().message());
     return;
@@ -153,8 +153,8 @@ void BackendPool::Eject(const BackendChoice& choice, int failures, const Error& 
   if (g.ejected(choice.index).exchange(true)) return;
   g.UpdateHealthy(choice.index);
   Event("backend " + g.endpoint(choice.index).address.ToString() + " ejected after " +
-        std::to_string(failures) + " connect failures (last: " +
-        ErrnoName(error.code().value()) + ": " + error.message() + ")");
+        std::to_string(failures) + " connect failures (last: " + ErrnoName(error.code().value()) +
+        ": " + error.message() + ")");
   // The return is timed on worker 0's loop, where every ejection lives.
   std::shared_ptr<PoolGeneration> generation = choice.generation;
   const size_t index = choice.index;
@@ -180,8 +180,8 @@ void BackendPool::SetDown(PoolGeneration& generation, size_t index, bool down,
                           const std::string& reason) {
   if (generation.down(index).exchange(down) == down) return;
   generation.UpdateHealthy(index);
-  Event("backend " + generation.endpoint(index).address.ToString() +
-        (down ? " down: " : " up: ") + reason);
+  Event("backend " + generation.endpoint(index).address.ToString() + (down ? " down: " : " up: ") +
+        reason);
 }
 
 void BackendPool::NoHealthy() {
@@ -190,7 +190,7 @@ void BackendPool::NoHealthy() {
   if (now < quiet_until) return;
   // One worker wins the second; the others stay quiet.
   if (!quiet_until_ms_.compare_exchange_strong(quiet_until, now + 1000,
-                                                std::memory_order_relaxed)) {
+                                               std::memory_order_relaxed)) {
     return;
   }
   Event("no healthy backend: closing clients at once");

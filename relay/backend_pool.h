@@ -153,7 +153,6 @@ class BackendPool {
   void Install(std::shared_ptr<PoolGeneration> generation);
   std::shared_ptr<PoolGeneration> current() const;
 
-
   // Passes "listener LABEL: what" to on_event, if any.
   void Event(const std::string& what) const;
 

@@ -161,7 +161,10 @@ class RelayListener {
   // listener that failed to start is destroyed.
   void Shutdown(WorkerPool& pool) {
     Stop();
-    if (pool_) pool.RunOnEach([this](size_t i) { if (i == 0) pool_->StopOnLoop(); });
+    if (!pool_) return;
+    pool.RunOnEach([this](size_t i) {
+      if (i == 0) pool_->StopOnLoop();
+    });
   }
   const Address& address() const { return acceptors_.front()->listener->local_address(); }
   std::vector<Address> addresses() const {
@@ -198,10 +201,9 @@ class RelayListener {
     ++w.stats().accepted;
     // Holding two pointers, the callback fits std::function's inline
     // buffer: no allocation per client.
-    Pair::StartWithBackend(w, Leg{std::move(fd), nullptr}, peer, options_.tls, route_,
-                           [this, a = &acceptor](const PairStats& stats) {
-                             OnPairClosed(*a, stats);
-                           });
+    Pair::StartWithBackend(
+        w, Leg{std::move(fd), nullptr}, peer, options_.tls, route_,
+        [this, a = &acceptor](const PairStats& stats) { OnPairClosed(*a, stats); });
   }
 
   // On the pair's worker.
@@ -301,16 +303,17 @@ class Engine::Impl {
       Result<size_t> derived = DerivedMaxConnections(options_, workers_.size());
       if (!derived) return Error(derived.error().code(), label + derived.error().message());
       // Each address has its own slots: they share what the fds allow.
-      resolved.max_connections = std::max<size_t>(1, *derived / (1 + options.extra_addresses.size()));
+      resolved.max_connections =
+          std::max<size_t>(1, *derived / (1 + options.extra_addresses.size()));
     }
     auto listener = std::make_unique<RelayListener>(workers_, std::move(resolved), options_);
     Status st = listener->Start(*pool_);
     if (!st.ok()) {
       listener->Shutdown(*pool_);
       // Bind errors already name the address.
-      return Error(st.error().code(), (options.name.empty() ? std::string()
-                                                             : "listener " + options.name + ": ") +
-                                          st.error().message());
+      return Error(st.error().code(),
+                   (options.name.empty() ? std::string() : "listener " + options.name + ": ") +
+                       st.error().message());
     }
     std::lock_guard<std::mutex> lock(mu_);
     ListenerId id = next_listener_id_++;

@@ -68,8 +68,8 @@ void Pair::Start(Worker& worker, Leg a, Leg b, OnClose on_close) {
   pair->BeginHandshakes();
 }
 
-void Pair::StartWithBackend(Worker& worker, Leg client, const Address& peer,
-                            SSL_CTX* client_tls, const BackendRoute& route, OnClose on_close) {
+void Pair::StartWithBackend(Worker& worker, Leg client, const Address& peer, SSL_CTX* client_tls,
+                            const BackendRoute& route, OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
   pair->engine_owned_fds_ = true;
   pair->route_ = &route;
@@ -269,8 +269,7 @@ void Pair::OnTimer(Timer& /*timer*/) {
     const char* leg = a_.tls && !a_.tls->handshake_done() ? "A" : "B";
     Close(CloseCause::kTimeout, ETIMEDOUT,
           std::string("leg ") + leg + " TLS handshake not finished within " +
-              std::to_string(
-                  std::chrono::duration_cast<milliseconds>(handshake_timeout_).count()) +
+              std::to_string(std::chrono::duration_cast<milliseconds>(handshake_timeout_).count()) +
               " ms");
     return;
   }

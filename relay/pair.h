@@ -48,7 +48,7 @@ struct BackendRoute {
   int retries = 0;             // tries after the first, each to another endpoint
   Duration idle_timeout{};
   Duration handshake_timeout{};
-  std::string detail_prefix;   // "listener web: " for a named listener, else empty
+  std::string detail_prefix;  // "listener web: " for a named listener, else empty
 };
 
 class Pair final : public ReadyHandler,
@@ -64,8 +64,8 @@ class Pair final : public ReadyHandler,
   // TLS-terminated and its handshake comes first; with the endpoint's tls,
   // TLS is originated to the backend. A failed connect is retried on
   // another endpoint, up to route.retries times within connect_timeout.
-  static void StartWithBackend(Worker& worker, Leg client, const Address& peer,
-                               SSL_CTX* client_tls, const BackendRoute& route, OnClose on_close);
+  static void StartWithBackend(Worker& worker, Leg client, const Address& peer, SSL_CTX* client_tls,
+                               const BackendRoute& route, OnClose on_close);
 
   ~Pair() override;
 
@@ -131,9 +131,9 @@ class Pair final : public ReadyHandler,
   // Listener pairs: the route, and whether the backend is still to connect.
   const BackendRoute* route_ = nullptr;
   bool backend_pending_ = false;
-  Address peer_;              // the client, for the balancer
-  BackendChoice choice_;      // the endpoint connecting or connected, leased
-  Address backend_address_;   // the endpoint connected or tried last
+  Address peer_;               // the client, for the balancer
+  BackendChoice choice_;       // the endpoint connecting or connected, leased
+  Address backend_address_;    // the endpoint connected or tried last
   std::vector<size_t> tried_;  // endpoints tried so far (only with retries)
   int tries_left_ = 0;
   TimePoint connect_deadline_;

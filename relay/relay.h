@@ -98,9 +98,12 @@ struct BackendOptions {
   // A host name ("app1.internal"): resolved by the engine off its loops, at
   // Listen() and every ListenOptions::resolve_interval. Each address it has
   // is an endpoint of the pool with this backend's weight and TLS settings.
+  // A name with no address at Listen() fails it (naming the host); a lookup
+  // that fails later keeps the addresses the name had, and says so through
+  // on_event. With `tls`, each address is verified against the host name.
   std::string host{};
-  int port = 0;             // with `host`: 1..65535
-  uint32_t weight = 1;      // 1..kMaxBackendWeight
+  int port = 0;         // with `host`: 1..65535
+  uint32_t weight = 1;  // 1..kMaxBackendWeight
 };
 
 // One line an operator wants to see: a backend marked down or up (and why),
@@ -144,7 +147,7 @@ struct ListenOptions {
   // or at the backend connect's socket() (EMFILE/ENFILE).
   Duration fd_exhausted_retry = milliseconds(100);
 
-  std::string name{};                    // for logs and details ("web"); may be empty
+  std::string name{};  // for logs and details ("web"); may be empty
   // More addresses accepting into the same pool (e.g. IPv4 and IPv6): same
   // options, one backend pool.
   std::vector<Address> extra_addresses{};
@@ -155,6 +158,9 @@ struct ListenOptions {
   int retries = 0;
   // Passive health: this many consecutive connect failures take an endpoint
   // out for `eject_for`; then it gets traffic again (one success resets).
+  // 0: never. A pool of a single endpoint never ejects it (its clients would
+  // only trade a connect error for "no healthy backend"). An endpoint's
+  // health starts afresh when a host's new addresses make a new pool.
   int eject_after = 3;
   Duration eject_for = seconds(10);
   std::optional<HealthCheckOptions> health{};  // unset: no active checks

@@ -81,7 +81,8 @@ Status Resolver::ResolveAll() {
     const BackendOptions& b = backends_[i];
     if (b.host.empty()) continue;
     Result<std::vector<Address>> r = resolve_(b.host, b.port);
-    if (!r.ok()) return Error(r.error().code(), "backend " + HostPort(b) + ": " + r.error().message());
+    if (!r.ok())
+      return Error(r.error().code(), "backend " + HostPort(b) + ": " + r.error().message());
     if (r->empty()) return Error::Invalid("backend " + HostPort(b) + ": no address");
     addresses_[i] = std::move(r.value());
   }
@@ -134,13 +135,13 @@ void Resolver::Refresh() {
     Result<std::vector<Address>> r = resolve_(b.host, b.port);
     if (!r.ok() || r->empty()) {
       lines.push_back("backend " + HostPort(b) + ": " +
-                      (r.ok() ? std::string("no address") : r.error().message()) +
-                      "; keeping " + Join(addresses_[i]));
+                      (r.ok() ? std::string("no address") : r.error().message()) + "; keeping " +
+                      Join(addresses_[i]));
       continue;
     }
     if (SameAddresses(r.value(), addresses_[i])) continue;
-    lines.push_back("backend " + HostPort(b) + " now resolves to " + Join(r.value()) +
-                    " (was " + Join(addresses_[i]) + ")");
+    lines.push_back("backend " + HostPort(b) + " now resolves to " + Join(r.value()) + " (was " +
+                    Join(addresses_[i]) + ")");
     addresses_[i] = std::move(r.value());
     changed = true;
   }

@@ -3,8 +3,8 @@
 // return, active health checks, no healthy backend, extra addresses, unix
 // backends, per-listener timeouts.
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <memory>
 #include <mutex>
@@ -62,8 +62,7 @@ class PoolTest : public ::testing::Test {
     engine_ = std::move(engine.value());
   }
 
-  ListenOptions Options(const std::vector<Address>& backends,
-                        std::vector<uint32_t> weights = {}) {
+  ListenOptions Options(const std::vector<Address>& backends, std::vector<uint32_t> weights = {}) {
     ListenOptions o;
     o.name = "pool";
     o.address = Loopback();
@@ -237,8 +236,7 @@ TEST_F(PoolTest, ActiveChecksTakeADeadBackendOutAndBringItBack) {
   other.reset();  // closed: its checks are refused
   const std::string down = "listener pool: backend " + other_address.ToString() + " down: ";
   ASSERT_TRUE(events_.WaitFor(down));
-  EXPECT_EQ(events_.Matching(down)[0].rfind(down + "connect", 0), 0u)
-      << events_.Matching(down)[0];
+  EXPECT_EQ(events_.Matching(down)[0].rfind(down + "connect", 0), 0u) << events_.Matching(down)[0];
   const uint64_t failures = engine_->Stats().total.connect_failures;
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(RoundTrip(front)) << "client " << i;
   EXPECT_EQ(engine_->Stats().total.connect_failures, failures);

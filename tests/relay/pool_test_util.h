@@ -110,8 +110,8 @@ class CountingBackend {
   std::atomic<bool> ok_{true};
   std::mutex mu_;
   std::condition_variable cv_;
-  bool holding_;                     // guarded by mu_
-  std::vector<int> open_fds_;        // guarded by mu_
+  bool holding_;                      // guarded by mu_
+  std::vector<int> open_fds_;         // guarded by mu_
   std::vector<std::thread> servers_;  // guarded by mu_
 };
 

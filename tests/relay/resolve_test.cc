@@ -115,8 +115,10 @@ TEST_F(ResolveTest, NewAddressesTakeNewClientsAndOpenPairsFinishUnharmed) {
   ASSERT_TRUE(testing::WaitFor([&] { return a.accepted() == 5; }));
   dns_.Set("app.test", {b.address()});
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return SawEvent("listener app: backend app.test:80 now resolves to " +
-                            b.address().ToString() + " (was " + a.address().ToString() + ")"); },
+      [&] {
+        return SawEvent("listener app: backend app.test:80 now resolves to " +
+                        b.address().ToString() + " (was " + a.address().ToString() + ")");
+      },
       seconds(10)));
   // The workers switch at their next loop turn: the first clients may still
   // be on A's generation.
@@ -166,8 +168,10 @@ TEST_F(ResolveTest, AFailedLookupKeepsTheAddressesItHad) {
   Address front = Listen(Options("app.test"));
   dns_.Remove("app.test");
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return SawEvent("backend app.test:80: 'app.test': no such name; keeping " +
-                            a.address().ToString()); },
+      [&] {
+        return SawEvent("backend app.test:80: 'app.test': no such name; keeping " +
+                        a.address().ToString());
+      },
       seconds(10)));
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(RoundTrip(front));
   EXPECT_EQ(a.accepted(), 4);
@@ -182,7 +186,8 @@ TEST_F(ResolveTest, ANameWithNoAddressAtStartFailsListenNamingIt) {
   o.backends[0].port = 0;
   id = engine_->Listen(o);
   ASSERT_FALSE(id.ok());
-  EXPECT_EQ(id.error().message(), "listener app: backend app.test: port 0 is out of range (1..65535)");
+  EXPECT_EQ(id.error().message(),
+            "listener app: backend app.test: port 0 is out of range (1..65535)");
 }
 
 TEST_F(ResolveTest, LocalhostThroughGetaddrinfo) {
