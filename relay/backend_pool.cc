@@ -102,19 +102,8 @@ std::optional<BackendChoice> BackendPool::Pick(size_t worker, const Address& cli
 }
 
 std::optional<BackendChoice> BackendPool::PickAgain(
-    size_t worker, const Address& client, const std::shared_ptr<PoolGeneration>& generation,
-    const std::vector<size_t>& tried) {
+    const std::shared_ptr<PoolGeneration>& generation, const std::vector<size_t>& tried) {
   PoolGeneration& g = *generation;
-  Lane& lane = lanes_[worker];
-  // The lane's picker keeps the policy's spread, as long as the lane still
-  // picks from the generation the pair started in.
-  if (lane.generation == generation) {
-    for (size_t n = 0; n < g.size(); ++n) {
-      std::optional<size_t> i = lane.picker->Pick(client);
-      if (!i) break;
-      if (!Contains(tried, *i)) return Lease(generation, *i);
-    }
-  }
   const size_t start = tried.empty() ? 0 : tried.back() + 1;
   for (size_t n = 0; n < g.size(); ++n) {
     const size_t i = (start + n) % g.size();

@@ -134,11 +134,11 @@ class BackendPool {
   // (and an event line, at most one a second).
   std::optional<BackendChoice> Pick(size_t worker, const Address& client);
   // After a failed connect: another healthy endpoint of the same generation,
-  // none of `tried` (indices in it). The policy picks first; when it insists
-  // on a tried one (maglev hashes the client to it), the next healthy one
-  // in order is taken.
-  std::optional<BackendChoice> PickAgain(size_t worker, const Address& client,
-                                         const std::shared_ptr<PoolGeneration>& generation,
+  // none of `tried` (indices in it): the next healthy one after the last
+  // tried, in order. Not the policy's picker: a retry that took a
+  // round-robin turn would hand the next client the failing endpoint again
+  // (with two endpoints, every client would try the dead one first).
+  std::optional<BackendChoice> PickAgain(const std::shared_ptr<PoolGeneration>& generation,
                                          const std::vector<size_t>& tried);
   // Healthy endpoints of the generation not in `tried`.
   static size_t HealthyUntried(PoolGeneration& generation, const std::vector<size_t>& tried);

@@ -188,8 +188,7 @@ void Pair::ConnectBackend() {
 
 bool Pair::RetryBackend() {
   if (tries_left_ <= 0 || worker_.loop().now() >= connect_deadline_) return false;
-  std::optional<BackendChoice> next =
-      route_->pool->PickAgain(worker_.index(), peer_, choice_.generation, tried_);
+  std::optional<BackendChoice> next = route_->pool->PickAgain(choice_.generation, tried_);
   if (!next) return false;
   --tries_left_;
   ++worker_.stats().backend_retries;

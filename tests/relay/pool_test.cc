@@ -185,6 +185,32 @@ TEST_F(PoolTest, RetriesPastADeadBackendSoNoClientFails) {
   EXPECT_EQ(total.connect_failures, total.backend_retries);
 }
 
+TEST_F(PoolTest, ATimedOutTryLeavesTimeForTheNextWithinConnectTimeout) {
+  testing::StuckBackend stuck;
+  ASSERT_TRUE(stuck.full());
+  CountingBackend live(Loopback());
+  ListenOptions o = Options({stuck.address(), live.address()});
+  o.retries = 1;
+  o.eject_after = 0;
+  o.connect_timeout = seconds(1);  // two tries: 500 ms each at most
+  Address front = Listen(o);
+  constexpr int kClients = 4;
+  for (int i = 0; i < kClients; ++i) ASSERT_TRUE(RoundTrip(front)) << "client " << i;
+  EXPECT_EQ(live.accepted(), kClients);
+  ExpectAllDone(kClients, {live.address()});
+  const WorkerStats total = engine_->Stats().total;
+  EXPECT_GE(total.connect_failures, 1u);
+  EXPECT_EQ(total.connect_failures, total.backend_retries);
+  // A retry takes no round-robin turn: each worker's next client starts on
+  // the live backend (a retry that took the turn would send every client to
+  // the stuck one first).
+  EXPECT_LE(total.connect_failures, static_cast<uint64_t>(kClients / 2 + 1));
+  // Each timed-out try waited its share of connect_timeout, no less.
+  size_t waited = 0;
+  for (const PairStats& s : closes_.WaitFor(kClients)) waited += s.age >= milliseconds(490);
+  EXPECT_GE(waited, total.connect_failures);
+}
+
 TEST_F(PoolTest, EjectsAFailingBackendThenTakesItBack) {
   CountingBackend live(Loopback());
   const Address dead = DeadAddress();

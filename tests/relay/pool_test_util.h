@@ -4,6 +4,7 @@
 // a client that makes one checked round trip, from a chosen source address.
 #pragma once
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -146,6 +147,38 @@ inline bool RoundTrip(const Address& front, uint64_t size = 4096,
   auto fd = ConnectFrom(front, source);
   return fd.ok() && Exchange(fd->get(), size);
 }
+
+// A listener that never accepts, its queue filled: further SYNs are
+// dropped, so a connect to it hangs until the connector's timeout. Linux
+// queues backlog + 1 connections; the fillers keep them queued.
+class StuckBackend {
+ public:
+  StuckBackend() {
+    auto fd = ListenOn(Loopback(), {.backlog = 0, .reuse_port = false});
+    if (!fd.ok()) return;
+    fd_ = std::move(fd).value();
+    address_ = LocalAddress(fd_.get()).value();
+    for (int i = 0; i < 8; ++i) {
+      auto c = StartConnect(address_);
+      if (!c.ok()) return;
+      struct pollfd p = {c->get(), POLLOUT, 0};
+      const bool connected = ::poll(&p, 1, 200) == 1 && SocketError(c->get()) == 0;
+      fillers_.push_back(std::move(c).value());
+      if (!connected) {  // this one hangs in SYN_SENT: the queue is full
+        full_ = true;
+        return;
+      }
+    }
+  }
+  bool full() const { return full_; }
+  const Address& address() const { return address_; }
+
+ private:
+  UniqueFd fd_;
+  Address address_;
+  std::vector<UniqueFd> fillers_;
+  bool full_ = false;
+};
 
 // An address where nothing listens: a port bound and closed again.
 inline Address DeadAddress(int family = AF_INET) {
