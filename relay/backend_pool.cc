@@ -46,7 +46,7 @@ void PoolGeneration::UpdateHealthy(size_t i) {
 
 BackendPool::BackendPool(WorkerPool& loops, PoolOptions options,
                          std::shared_ptr<PoolGeneration> first)
-    : loops_(loops), options_(std::move(options)), lanes_(loops.size()), current_(first) {
+    : loops_(loops), options_(std::move(options)), lanes_(loops.size()) {
   // Before the listener accepts: the workers see the lanes through the
   // tasks that start their accepting.
   for (Lane& lane : lanes_) {
@@ -186,10 +186,6 @@ void BackendPool::NoHealthy() {
 }
 
 void BackendPool::Install(std::shared_ptr<PoolGeneration> generation) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    current_ = generation;
-  }
   for (size_t w = 0; w < lanes_.size(); ++w) {
     loops_.loop(w).Post([this, w, generation] {
       Lane& lane = lanes_[w];
@@ -201,11 +197,6 @@ void BackendPool::Install(std::shared_ptr<PoolGeneration> generation) {
   if (options_.health) {
     loops_.loop(0).Post([this, generation] { StartChecks(generation); });
   }
-}
-
-std::shared_ptr<PoolGeneration> BackendPool::current() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return current_;
 }
 
 void BackendPool::Event(const std::string& what) const {

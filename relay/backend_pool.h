@@ -21,7 +21,6 @@
 #include <cstdint>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -151,7 +150,6 @@ class BackendPool {
   // Makes `generation` the one new clients pick from, on every worker.
   // Any non-worker thread.
   void Install(std::shared_ptr<PoolGeneration> generation);
-  std::shared_ptr<PoolGeneration> current() const;
 
   // Passes "listener LABEL: what" to on_event, if any.
   void Event(const std::string& what) const;
@@ -184,11 +182,9 @@ class BackendPool {
 
   WorkerPool& loops_;
   const PoolOptions options_;
-  std::vector<Lane> lanes_;  // lanes_[w]: worker w's thread only
-  mutable std::mutex mu_;
-  std::shared_ptr<PoolGeneration> current_;  // guarded by mu_
-  std::list<Ejection> ejections_;            // worker 0's thread only
-  std::unique_ptr<HealthChecker> checker_;   // worker 0's thread only
+  std::vector<Lane> lanes_;                 // lanes_[w]: worker w's thread only
+  std::list<Ejection> ejections_;           // worker 0's thread only
+  std::unique_ptr<HealthChecker> checker_;  // worker 0's thread only
   // Steady-clock milliseconds before which "no healthy backend" is not
   // logged again.
   std::atomic<int64_t> quiet_until_ms_{0};
