@@ -57,8 +57,15 @@ Result<size_t> DerivedMaxConnections(const EngineOptions& engine, size_t workers
 }
 
 Status ValidateListenOptions(const ListenOptions& o) {
-  for (const BackendOptions& b : o.backends) {
-    if (b.host.empty()) continue;
+  for (size_t i = 0; i < o.backends.size(); ++i) {
+    const BackendOptions& b = o.backends[i];
+    if (b.host.empty()) {
+      if (b.address.family() == AF_UNSPEC) {
+        return Error::Invalid("backend " + std::to_string(i + 1) +
+                              " has neither an address nor a host");
+      }
+      continue;
+    }
     if (b.port < 1 || b.port > 65535) {
       return Error::Invalid("backend " + b.host + ": port " + std::to_string(b.port) +
                             " is out of range (1..65535)");

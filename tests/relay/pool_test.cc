@@ -383,6 +383,10 @@ TEST_F(PoolTest, ListenRejectsBadPoolOptionsNamingThem) {
   id = engine_->Listen(o);
   ASSERT_FALSE(id.ok());
   EXPECT_NE(id.error().message().find("listed twice"), std::string::npos) << id.error().message();
+  o = Options({Loopback(AF_INET, 1), Address()});
+  id = engine_->Listen(o);
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.error().message(), "listener pool: backend 2 has neither an address nor a host");
   o = Options({Loopback(AF_INET, 1)});
   o.health = HealthCheckOptions{seconds(1), seconds(2), 3, 2};
   id = engine_->Listen(o);
