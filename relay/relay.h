@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "engine/clock.h"
 #include "engine/result.h"
 #include "engine/unique_fd.h"
+#include "relay/balancer.h"  // BalancePolicy, kMaxBackendWeight
 
 typedef struct ssl_st SSL;        // NOLINT: OpenSSL's own forward declaration
 typedef struct ssl_ctx_st SSL_CTX;  // NOLINT
@@ -66,6 +68,8 @@ struct PairStats {
   std::string detail;    // human-readable cause; empty for kDone
   Duration age{};        // from Pipe()/accept to close
   size_t worker = 0;
+  // The endpoint the pair connected to (or tried last); empty for Pipe().
+  Address backend{};
 };
 
 using OnClose = std::function<void(const PairStats&)>;
@@ -83,15 +87,38 @@ struct EngineOptions {
   Duration handshake_timeout = seconds(10);  // TLS legs zrelay handshakes
 };
 
+// Fields added after the first three have default member initializers, so
+// that `BackendOptions{address, tls, sni}` stays warning-free under -Wextra.
 struct BackendOptions {
-  Address address;
+  Address address;          // an IP literal or unix path; unused when `host` is set
   SSL_CTX* tls = nullptr;   // non-null: originate TLS to the backend (not owned)
-  std::string sni;          // server name sent and verified (TLS only)
+  // Server name sent and verified (TLS only); empty with `host`: the host name.
+  std::string sni;
+  // A host name ("app1.internal"): resolved by the engine off its loops, at
+  // Listen() and every ListenOptions::resolve_interval. Each address it has
+  // is an endpoint of the pool with this backend's weight and TLS settings.
+  std::string host{};
+  int port = 0;             // with `host`: 1..65535
+  uint32_t weight = 1;      // 1..kMaxBackendWeight
 };
+
+// Active checks: a TCP connect (and a TLS handshake when the backend
+// originates TLS) to every endpoint each interval.
+struct HealthCheckOptions {
+  Duration interval = seconds(2);
+  Duration timeout = seconds(1);  // < interval
+  int fall = 3;                   // consecutive failures mark an endpoint down
+  int rise = 2;                   // consecutive successes mark it up again
+};
+
+// One line an operator wants to see: a backend marked down or up (and why),
+// a host name's addresses changing, a client closed because no backend is
+// healthy. Any thread; keep it cheap (zrelayd prints it).
+using OnListenerEvent = std::function<void(const std::string& line)>;
 
 struct ListenOptions {
   Address address;
-  std::vector<BackendOptions> backends;  // one for now; more when balancing lands
+  std::vector<BackendOptions> backends;  // the pool: at least one
   SSL_CTX* tls = nullptr;                // non-null: terminate TLS from clients (not owned)
   Duration connect_timeout = seconds(5);
   int backlog = 1024;
@@ -115,6 +142,26 @@ struct ListenOptions {
   // How long a worker stops accepting after running out of fds, at accept
   // or at the backend connect's socket() (EMFILE/ENFILE).
   Duration fd_exhausted_retry = milliseconds(100);
+
+  std::string name{};                    // for logs and details ("web"); may be empty
+  // More addresses accepting into the same pool (e.g. IPv4 and IPv6): same
+  // options, one backend pool.
+  std::vector<Address> extra_addresses{};
+  BalancePolicy balance = BalancePolicy::kRoundRobin;
+  // When a backend connect fails (refused, unreachable, timed out), the pair
+  // tries another healthy endpoint, up to `retries` more, all within
+  // connect_timeout in total.
+  int retries = 0;
+  // Passive health: this many consecutive connect failures take an endpoint
+  // out for `eject_for`; then it gets traffic again (one success resets).
+  int eject_after = 3;
+  Duration eject_for = seconds(10);
+  std::optional<HealthCheckOptions> health{};  // unset: no active checks
+  Duration resolve_interval = seconds(30);
+  // Per-listener overrides of EngineOptions (unset: the engine's value).
+  std::optional<Duration> idle_timeout{};
+  std::optional<Duration> handshake_timeout{};
+  OnListenerEvent on_event{};
 };
 
 using ListenerId = uint32_t;
