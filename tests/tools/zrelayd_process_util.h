@@ -20,6 +20,15 @@ struct Process {
 // Starts the zrelayd of this test's runfiles with `args`.
 Process SpawnZrelayd(const std::vector<std::string>& args);
 
+// A zrelayd run to its end (--check, usage errors): exit status as
+// WaitExit's, and all it wrote.
+struct Finished {
+  int exit = -1;
+  std::string out;
+  std::string err;
+};
+Finished RunZrelayd(const std::vector<std::string>& args);
+
 // Reads the child's stderr until `needle` shows up, EOF, or 10 s.
 std::string ReadUntil(int fd, const std::string& needle);
 
