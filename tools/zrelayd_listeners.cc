@@ -1,5 +1,7 @@
 #include "tools/zrelayd_listeners.h"
 
+#include <sys/socket.h>
+
 #include <cstdio>
 #include <utility>
 
@@ -58,13 +60,15 @@ BackendOptions BackendFor(const ListenerConfig& listener, const BackendConfig& b
 }
 
 // One line per closed pair. The command line's unnamed listener keeps the
-// line it always had; a named one says which listener and which backend.
+// line it always had; a named one says which listener, and which backend
+// when the pair got as far as picking one.
 OnClose LogCloses(const std::string& name) {
   return [name](const PairStats& s) {
-    std::string where;
+    std::string where, backend;
     if (!name.empty()) where = "listener " + name + ": ";
-    std::string backend;
-    if (!name.empty()) backend = " (backend " + s.backend.ToString() + ")";
+    if (!name.empty() && s.backend.family() != AF_UNSPEC) {
+      backend = " (backend " + s.backend.ToString() + ")";
+    }
     std::fprintf(stderr,
                  "zrelayd: %spair closed on worker %zu%s: %s, %llu bytes up, %llu down%s%s\n",
                  where.c_str(), s.worker, backend.c_str(), CloseCauseName(s.cause),
