@@ -21,37 +21,11 @@
 #include "tools/zrelayd_flags.h"
 #include "tools/zrelayd_listeners.h"
 #include "tools/zrelayd_process.h"
+#include "tools/zrelayd_report.h"
 #include "tools/zrelayd_serve.h"
 
 namespace zrelay {
 namespace {
-
-const char* ModeName(RelayMode mode) {
-  switch (mode) {
-    case RelayMode::kSplice: return "splice";
-    case RelayMode::kCopy: return "copy";
-    case RelayMode::kAuto: return "auto";
-  }
-  return "?";
-}
-
-void PrintTotals(const EngineStats& s) {
-  const WorkerStats& t = s.total;
-  std::fprintf(stderr,
-               "zrelayd: totals: accepted %llu, pairs closed %llu, connect failures %llu, "
-               "bytes client->backend %llu, backend->client %llu (spliced %llu, copied %llu), "
-               "pipes in use %llu, buffers in use %llu, pipe pool exhausted %llu, "
-               "accept paused: fd limit %llu, max connections %llu, backend fds exhausted %llu, "
-               "auto splice switches %llu\n",
-               (unsigned long long)t.accepted, (unsigned long long)t.pairs_closed,
-               (unsigned long long)t.connect_failures, (unsigned long long)t.bytes_a_to_b,
-               (unsigned long long)t.bytes_b_to_a, (unsigned long long)t.bytes_spliced,
-               (unsigned long long)t.bytes_copied, (unsigned long long)t.pipes_in_use,
-               (unsigned long long)t.buffers_in_use, (unsigned long long)t.pipe_pool_exhausted,
-               (unsigned long long)t.accept_fd_exhausted,
-               (unsigned long long)t.accept_paused_max_connections,
-               (unsigned long long)t.backend_fd_exhausted, (unsigned long long)t.splice_switches);
-}
 
 // --check: everything a start would read and build, nothing it would bind.
 int Check(const std::string& path) {
@@ -65,36 +39,8 @@ int Check(const std::string& path) {
     std::fprintf(stderr, "zrelayd: %s\n", listeners.error().message().c_str());
     return 2;
   }
-  size_t backends = 0;
-  for (const ListenerConfig& listener : config->listeners) backends += listener.backends.size();
-  std::printf("%s: OK, %zu listener%s, %zu backend%s\n", path.c_str(), config->listeners.size(),
-              config->listeners.size() == 1 ? "" : "s", backends, backends == 1 ? "" : "s");
+  std::printf("%s\n", CheckSummary(path, config.value()).c_str());
   return 0;
-}
-
-void PrintFdLimit() {
-  auto fd_limit = RaiseFdLimit();
-  if (fd_limit.ok() && fd_limit->before == fd_limit->after) {
-    std::fprintf(stderr, "zrelayd: fd limit %llu (the hard limit already)\n",
-                 static_cast<unsigned long long>(fd_limit->after));
-  } else if (fd_limit.ok()) {
-    std::fprintf(stderr, "zrelayd: fd limit raised from %llu to %llu\n",
-                 static_cast<unsigned long long>(fd_limit->before),
-                 static_cast<unsigned long long>(fd_limit->after));
-  } else {
-    std::fprintf(stderr, "zrelayd: warning: %s\n", fd_limit.error().message().c_str());
-  }
-}
-
-// "listener web: listening on 127.0.0.1:8080, [::1]:8080; 3 backends, least-conn"
-void PrintListener(const ListenerConfig& listener, const Result<Address>& bound) {
-  std::string addresses = bound.ok() ? bound->ToString() : listener.listen.front().ToString();
-  for (size_t i = 1; i < listener.listen.size(); ++i) {
-    addresses += ", " + listener.listen[i].ToString();
-  }
-  std::fprintf(stderr, "zrelayd: listener %s: listening on %s; %zu backend%s, %s\n",
-               listener.name.c_str(), addresses.c_str(), listener.backends.size(),
-               listener.backends.size() == 1 ? "" : "s", BalancePolicyName(listener.balance));
 }
 
 int Main(int argc, char** argv) {
@@ -131,7 +77,7 @@ int Main(int argc, char** argv) {
   sigset_t handled = HandledSignals();
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  PrintFdLimit();
+  PrintFdLimit(RaiseFdLimit());
 
   // Certificates and keys are checked before any thread starts. Every SSL
   // holds its own reference to its context, so pairs never outlive these.
