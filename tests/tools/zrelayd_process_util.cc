@@ -130,8 +130,8 @@ pid_t StartOpensslServer(int port, const std::string& args) {
   return pid;
 }
 
-int FreePort() {
-  auto fd = ListenOn(Loopback(AF_INET), ListenSocketOptions{.backlog = 1, .reuse_port = false});
+int FreePort(int family) {
+  auto fd = ListenOn(Loopback(family), ListenSocketOptions{.backlog = 1, .reuse_port = false});
   return fd.ok() ? LocalAddress(fd->get())->port() : 0;
 }
 

@@ -2,6 +2,7 @@
 // bound, wait for it to exit. Every wait has a deadline.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <string>
@@ -44,7 +45,7 @@ Result<Address> ListeningAddress(const std::string& banner);
 // Returns its pid, or -1 if it did not come up in 10 s.
 pid_t StartOpensslServer(int port, const std::string& args);
 
-// A loopback port nothing listens on right now.
-int FreePort();
+// A loopback port (127.0.0.1, or ::1 for AF_INET6) nothing listens on right now.
+int FreePort(int family = AF_INET);
 
 }  // namespace zrelay::testing
