@@ -21,6 +21,7 @@
 namespace zrelay {
 namespace {
 
+using testing::ListenerAddress;
 using testing::Process;
 using testing::ReadUntil;
 using testing::WaitExit;
@@ -100,15 +101,6 @@ std::string WriteConfig(const std::string& name, const std::string& text) {
 
 std::string Backend(const std::string& address) {
   return "[[listener.backend]]\naddress = \"" + address + "\"\n";
-}
-
-// The address after "listener NAME: listening on " in zrelayd's banner.
-Result<Address> ListenerAddress(const std::string& banner, const std::string& name) {
-  std::string prefix = "listener " + name + ": listening on ";
-  size_t at = banner.find(prefix);
-  if (at == std::string::npos) return Error::Invalid("no '" + prefix + "' in: " + banner);
-  at += prefix.size();
-  return Address::Parse(banner.substr(at, banner.find_first_of(",;", at) - at));
 }
 
 // Two listeners, one on an IPv4 and an IPv6 address, two backends each. With

@@ -23,6 +23,7 @@ namespace zrelay {
 namespace {
 
 using testing::Finished;
+using testing::ListenerAddress;
 using testing::Process;
 using testing::ReadUntil;
 using testing::RunZrelayd;
@@ -171,15 +172,6 @@ TEST(ZrelaydConfig, ConfigWithListenOrBackendIsAUsageError) {
   EXPECT_EQ(backend.exit, 2);
   EXPECT_NE(backend.err.find("--backend cannot be combined with --config"), std::string::npos)
       << backend.err;
-}
-
-// The address after "listener NAME: listening on " in zrelayd's banner.
-Result<Address> ListenerAddress(const std::string& banner, const std::string& name) {
-  std::string prefix = "listener " + name + ": listening on ";
-  size_t at = banner.find(prefix);
-  if (at == std::string::npos) return Error::Invalid("no '" + prefix + "' in: " + banner);
-  at += prefix.size();
-  return Address::Parse(banner.substr(at, banner.find_first_of(",;", at) - at));
 }
 
 // One client: `size` pattern bytes up and the backend's answer down, checked

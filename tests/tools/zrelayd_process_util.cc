@@ -113,6 +113,14 @@ Result<Address> ListeningAddress(const std::string& banner) {
   return Address::Parse(banner.substr(at, banner.find(',', at) - at));
 }
 
+Result<Address> ListenerAddress(const std::string& banner, const std::string& name) {
+  std::string prefix = "listener " + name + ": listening on ";
+  size_t at = banner.find(prefix);
+  if (at == std::string::npos) return Error::Invalid("no '" + prefix + "' in: " + banner);
+  at += prefix.size();
+  return Address::Parse(banner.substr(at, banner.find_first_of(",;", at) - at));
+}
+
 pid_t StartOpensslServer(int port, const std::string& args) {
   std::string cmd =
       "exec openssl s_server -quiet -rev -accept 127.0.0.1:" + std::to_string(port) + " " + args;

@@ -40,6 +40,9 @@ int WaitExit(pid_t pid);
 // The address in zrelayd's "listening on ADDR, ..." line.
 Result<Address> ListeningAddress(const std::string& banner);
 
+// With --config: the first address in "listener NAME: listening on ADDR, ...; ...".
+Result<Address> ListenerAddress(const std::string& banner, const std::string& name);
+
 // Starts `openssl s_server -quiet -rev` on 127.0.0.1:port with `args` added
 // (certificates and so on) and waits until it accepts TCP connections.
 // Returns its pid, or -1 if it did not come up in 10 s.
