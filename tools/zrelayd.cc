@@ -71,12 +71,17 @@ int Main(int argc, char** argv) {
   }
 
   // Block the handled signals before any thread starts, so every worker
-  // inherits the mask and only the signalfd in ServeUntilStopped sees them.
+  // inherits the mask and only StopSignals' signalfd sees them.
   // A daemon owns its process: ignoring SIGPIPE here is ours to decide (the
   // library only blocks it in its own threads).
   sigset_t handled = HandledSignals();
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  auto stop_signals = StopSignals::Open();
+  if (!stop_signals.ok()) {
+    std::fprintf(stderr, "zrelayd: %s\n", stop_signals.error().message().c_str());
+    return 1;
+  }
   PrintFdLimit(RaiseFdLimit());
 
   // Certificates and keys are checked before any thread starts. Every SSL
@@ -133,11 +138,7 @@ int Main(int argc, char** argv) {
   const std::string on_sighup =
       from_file ? "reloading the configuration is not supported yet; still running"
                 : "no configuration file to reload; ignored";
-  if (Status served = ServeUntilStopped(*engine.value(), config.drain_grace, on_sighup);
-      !served.ok()) {
-    std::fprintf(stderr, "zrelayd: %s\n", served.error().message().c_str());
-    return 1;
-  }
+  stop_signals->ServeUntilStopped(*engine.value(), config.drain_grace, on_sighup);
   PrintTotals(engine.value()->Stats());
   return 0;
 }

@@ -22,7 +22,8 @@ void PrintTotals(const EngineStats& s) {
                "zrelayd: totals: accepted %llu, pairs closed %llu, connect failures %llu, "
                "bytes client->backend %llu, backend->client %llu (spliced %llu, copied %llu), "
                "pipes in use %llu, buffers in use %llu, pipe pool exhausted %llu, "
-               "accept paused: fd limit %llu, max connections %llu, backend fds exhausted %llu, "
+               "accept fd exhausted %llu, accept paused at max connections %llu, "
+               "backend fds exhausted %llu, backend retries %llu, no healthy backend %llu, "
                "auto splice switches %llu\n",
                (unsigned long long)t.accepted, (unsigned long long)t.pairs_closed,
                (unsigned long long)t.connect_failures, (unsigned long long)t.bytes_a_to_b,
@@ -31,7 +32,8 @@ void PrintTotals(const EngineStats& s) {
                (unsigned long long)t.buffers_in_use, (unsigned long long)t.pipe_pool_exhausted,
                (unsigned long long)t.accept_fd_exhausted,
                (unsigned long long)t.accept_paused_max_connections,
-               (unsigned long long)t.backend_fd_exhausted, (unsigned long long)t.splice_switches);
+               (unsigned long long)t.backend_fd_exhausted, (unsigned long long)t.backend_retries,
+               (unsigned long long)t.no_healthy_backend, (unsigned long long)t.splice_switches);
 }
 
 std::string CheckSummary(const std::string& path, const FileConfig& config) {

@@ -37,15 +37,21 @@ sigset_t HandledSignals() {
   return set;
 }
 
-Status ServeUntilStopped(Engine& engine, Duration grace, const std::string& on_sighup) {
+Result<StopSignals> StopSignals::Open() {
   sigset_t handled = HandledSignals();
   UniqueFd signals(::signalfd(-1, &handled, SFD_CLOEXEC));
+  if (!signals) return Error::FromErrno(errno, "signalfd");
   UniqueFd drained(::eventfd(0, EFD_CLOEXEC));
-  if (!signals || !drained) return Error::FromErrno(errno, "signalfd/eventfd");
+  if (!drained) return Error::FromErrno(errno, "eventfd");
+  return StopSignals(std::move(signals), std::move(drained));
+}
+
+void StopSignals::ServeUntilStopped(Engine& engine, Duration grace,
+                                    const std::string& on_sighup) {
   std::thread drainer;
   bool cut = false;
   for (;;) {
-    pollfd fds[2] = {{signals.get(), POLLIN, 0}, {drained.get(), POLLIN, 0}};
+    pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {drained_.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       std::perror("zrelayd: poll");
@@ -53,7 +59,7 @@ Status ServeUntilStopped(Engine& engine, Duration grace, const std::string& on_s
     }
     if (fds[1].revents != 0) break;  // the drain is over
     signalfd_siginfo info{};
-    if (::read(signals.get(), &info, sizeof(info)) != sizeof(info)) continue;
+    if (::read(signals_.get(), &info, sizeof(info)) != sizeof(info)) continue;
     int signo = static_cast<int>(info.ssi_signo);
     if (signo == SIGHUP) {
       std::fprintf(stderr, "zrelayd: SIGHUP: %s\n", on_sighup.c_str());
@@ -61,7 +67,7 @@ Status ServeUntilStopped(Engine& engine, Duration grace, const std::string& on_s
       std::fprintf(stderr, "zrelayd: %s: draining (grace %lld ms; send it again to stop at once)\n",
                    SignalName(signo),
                    static_cast<long long>(std::chrono::duration_cast<milliseconds>(grace).count()));
-      drainer = std::thread([&engine, grace, fd = drained.get()] {
+      drainer = std::thread([&engine, grace, fd = drained_.get()] {
         engine.Drain(grace);
         uint64_t one = 1;
         (void)!::write(fd, &one, sizeof(one));
@@ -75,7 +81,6 @@ Status ServeUntilStopped(Engine& engine, Duration grace, const std::string& on_s
     std::fflush(stderr);
   }
   if (drainer.joinable()) drainer.join();
-  return Status::Ok();
 }
 
 }  // namespace zrelay

@@ -144,7 +144,7 @@ TEST(ZrelaydSetup, MaxConnectionsMakesTheNextClientWaitForAFreeSlot) {
   std::string tail = ReadUntil(p.err_fd, "auto splice switches");
   EXPECT_EQ(WaitExit(p.pid), 0);
   EXPECT_NE(tail.find("accepted 3"), std::string::npos) << tail;
-  EXPECT_EQ(tail.find("max connections 0,"), std::string::npos) << "no pause counted: " << tail;
+  EXPECT_EQ(tail.find("accept paused at max connections 0,"), std::string::npos) << "no pause counted: " << tail;
   ::close(p.err_fd);
 }
 
