@@ -5,13 +5,17 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "engine/fd_limit.h"
 #include "engine/listener.h"
 #include "engine/worker_pool.h"
+#include "relay/backend_pool.h"
 #include "relay/pair.h"
 #include "relay/relay.h"
+#include "relay/resolver.h"
 #include "relay/worker.h"
 
 namespace zrelay {
@@ -52,61 +56,197 @@ Result<size_t> DerivedMaxConnections(const EngineOptions& engine, size_t workers
   return left / 2;  // two sockets per pair
 }
 
-// Accepts clients on every worker and pairs each with a new backend
-// connection on the same worker. Each pair holds one of the listener's
-// max_connections slots until it closes.
-class RelayListener final : public AcceptHandler {
- public:
-  RelayListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOptions options)
-      : workers_(workers), options_(std::move(options)) {}
+Status ValidateListenOptions(const ListenOptions& o) {
+  for (size_t i = 0; i < o.backends.size(); ++i) {
+    const BackendOptions& b = o.backends[i];
+    if (b.host.empty()) {
+      if (b.address.family() == AF_UNSPEC) {
+        return Error::Invalid("backend " + std::to_string(i + 1) +
+                              " has neither an address nor a host");
+      }
+      continue;
+    }
+    if (b.port < 1 || b.port > 65535) {
+      return Error::Invalid("backend " + b.host + ": port " + std::to_string(b.port) +
+                            " is out of range (1..65535)");
+    }
+  }
+  if (o.retries < 0) return Error::Invalid("retries must be >= 0");
+  if (o.eject_after < 0) return Error::Invalid("eject_after must be >= 0 (0: no ejection)");
+  if (o.eject_after > 0 && o.eject_for <= Duration::zero()) {
+    return Error::Invalid("eject_for must be > 0");
+  }
+  if (o.resolve_interval <= Duration::zero()) return Error::Invalid("resolve_interval must be > 0");
+  if (o.connect_timeout <= Duration::zero()) return Error::Invalid("connect_timeout must be > 0");
+  if (o.idle_timeout && *o.idle_timeout < Duration::zero()) {
+    return Error::Invalid("idle_timeout must be >= 0 (0: none)");
+  }
+  if (o.handshake_timeout && *o.handshake_timeout <= Duration::zero()) {
+    return Error::Invalid("handshake_timeout must be > 0");
+  }
+  if (o.health) {
+    const HealthCheckOptions& h = *o.health;
+    if (h.interval <= Duration::zero()) return Error::Invalid("health check interval must be > 0");
+    if (h.timeout <= Duration::zero() || h.timeout >= h.interval) {
+      return Error::Invalid("health check timeout must be > 0 and shorter than its interval");
+    }
+    if (h.fall < 1 || h.rise < 1) return Error::Invalid("health check fall and rise must be >= 1");
+  }
+  return Status::Ok();
+}
 
-  void OnAccept(size_t worker, UniqueFd fd, const Address& /*peer*/) override {
-    Worker& w = *workers_[worker];
-    ++w.stats().accepted;
-    // Holding only `this`, the callback fits std::function's inline buffer:
-    // no allocation per client.
-    Pair::StartWithBackend(w, Leg{std::move(fd), nullptr}, options_.tls, options_.backends.front(),
-                           options_.connect_timeout,
-                           [this](const PairStats& stats) { OnPairClosed(stats); });
+// Accepts clients on every worker, on each of its addresses, and pairs each
+// with a backend endpoint its pool picks, connected on the same worker. Each
+// pair holds one of its address's max_connections slots until it closes.
+class RelayListener {
+ public:
+  RelayListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOptions options,
+                const EngineOptions& engine)
+      : workers_(workers), options_(std::move(options)) {
+    route_.connect_timeout = options_.connect_timeout;
+    route_.retries = options_.retries;
+    route_.idle_timeout = options_.idle_timeout.value_or(engine.idle_timeout);
+    route_.handshake_timeout = options_.handshake_timeout.value_or(engine.handshake_timeout);
+    if (!options_.name.empty()) route_.detail_prefix = "listener " + options_.name + ": ";
   }
 
   Status Start(WorkerPool& pool) {
-    ListenerOptions lo;
-    lo.address = options_.address;
-    lo.backlog = options_.backlog;
-    lo.tcp_nodelay = true;  // accepted legs inherit it (Pair skips the setsockopt)
-    lo.max_connections = options_.max_connections;
-    lo.fd_exhausted_retry = options_.fd_exhausted_retry;
-    // Bound first and stored, then accepting: OnPairClosed needs listener_
-    // from the first client on.
-    auto listener = Listener::Bind(pool, lo, this);
-    if (!listener.ok()) return listener.error();
-    listener_ = std::move(listener.value());
-    return listener_->Accept();
+    resolver_ = std::make_unique<Resolver>(options_.backends, options_.resolve);
+    Status resolved = resolver_->ResolveAll();
+    if (!resolved.ok()) return resolved;
+    auto generation = PoolGeneration::Create(resolver_->Endpoints(), options_.balance);
+    if (!generation.ok()) return generation.error();
+
+    // Bound first and stored, then accepting: OnPairClosed needs each
+    // address's listener from the first client on.
+    std::vector<Address> addresses{options_.address};
+    addresses.insert(addresses.end(), options_.extra_addresses.begin(),
+                     options_.extra_addresses.end());
+    for (const Address& address : addresses) {
+      ListenerOptions lo;
+      lo.address = address;
+      lo.backlog = options_.backlog;
+      lo.tcp_nodelay = true;  // accepted legs inherit it (Pair skips the setsockopt)
+      lo.max_connections = options_.max_connections;
+      lo.fd_exhausted_retry = options_.fd_exhausted_retry;
+      auto acceptor = std::make_unique<AddressAcceptor>(this);
+      auto listener = Listener::Bind(pool, lo, acceptor.get());
+      if (!listener.ok()) return listener.error();
+      acceptor->listener = std::move(listener.value());
+      acceptors_.push_back(std::move(acceptor));
+    }
+
+    PoolOptions po;
+    po.label = options_.name.empty() ? address().ToString() : options_.name;
+    po.policy = options_.balance;
+    po.eject_after = options_.eject_after;
+    po.eject_for = options_.eject_for;
+    po.health = options_.health;
+    po.on_event = options_.on_event;
+    pool_ = std::make_unique<BackendPool>(pool, std::move(po), std::move(generation.value()));
+    route_.pool = pool_.get();
+
+    for (auto& acceptor : acceptors_) {
+      Status st = acceptor->listener->Accept();
+      if (!st.ok()) return st;
+    }
+    resolver_->Start(options_.resolve_interval,
+                     [this](const std::vector<std::string>& lines,
+                            std::optional<std::vector<Endpoint>> endpoints) {
+                       OnResolved(lines, std::move(endpoints));
+                     });
+    return Status::Ok();
   }
-  void Stop() { if (listener_) listener_->Stop(); }
-  const Address& address() const { return listener_->local_address(); }
+
+  // Stops accepting and re-resolving (Drain, shutdown).
+  void Stop() {
+    for (auto& acceptor : acceptors_) acceptor->listener->Stop();
+    if (resolver_) resolver_->Stop();
+  }
+  // Stop(), then ends what the pool runs on worker 0's loop (active checks,
+  // ejection timers), on that loop. Before the loops stop, or before a
+  // listener that failed to start is destroyed.
+  void Shutdown(WorkerPool& pool) {
+    Stop();
+    if (!pool_) return;
+    pool.RunOnEach([this](size_t i) {
+      if (i == 0) pool_->StopOnLoop();
+    });
+  }
+  const Address& address() const { return acceptors_.front()->listener->local_address(); }
+  std::vector<Address> addresses() const {
+    std::vector<Address> out;
+    for (const auto& acceptor : acceptors_) out.push_back(acceptor->listener->local_address());
+    return out;
+  }
   size_t max_connections() const { return options_.max_connections; }
-  ListenerStats Stats(size_t worker) const { return listener_->Stats(worker); }
+  ListenerStats Stats(size_t worker) const {
+    ListenerStats total;
+    for (const auto& acceptor : acceptors_) {
+      const ListenerStats s = acceptor->listener->Stats(worker);
+      total.accepted += s.accepted;
+      total.fd_exhausted += s.fd_exhausted;
+      total.accept_errors += s.accept_errors;
+      total.paused_max_connections += s.paused_max_connections;
+    }
+    return total;
+  }
 
  private:
+  // One of the listener's addresses: its pairs give their slot back to it.
+  struct AddressAcceptor final : AcceptHandler {
+    explicit AddressAcceptor(RelayListener* o) : owner(o) {}
+    void OnAccept(size_t worker, UniqueFd fd, const Address& peer) override {
+      owner->OnAccept(*this, worker, std::move(fd), peer);
+    }
+    RelayListener* owner;
+    std::unique_ptr<Listener> listener;
+  };
+
+  void OnAccept(AddressAcceptor& acceptor, size_t worker, UniqueFd fd, const Address& peer) {
+    Worker& w = *workers_[worker];
+    ++w.stats().accepted;
+    // Holding two pointers, the callback fits std::function's inline
+    // buffer: no allocation per client.
+    Pair::StartWithBackend(
+        w, Leg{std::move(fd), nullptr}, peer, options_.tls, route_,
+        [this, a = &acceptor](const PairStats& stats) { OnPairClosed(*a, stats); });
+  }
+
   // On the pair's worker.
-  void OnPairClosed(const PairStats& stats) {
+  void OnPairClosed(AddressAcceptor& acceptor, const PairStats& stats) {
     // EMFILE/ENFILE can only come from the backend's socket(): this worker
     // is out of fds. Accepting more now would reset them one by one, so it
     // backs off like an accept that ran out of fds.
     if (stats.cause == CloseCause::kConnectFailed &&
         (stats.error == EMFILE || stats.error == ENFILE)) {
       ++workers_[stats.worker]->stats().backend_fd_exhausted;
-      listener_->BackOff(stats.worker);
+      acceptor.listener->BackOff(stats.worker);
     }
-    listener_->Release();
+    acceptor.listener->Release();
     if (options_.on_close) options_.on_close(stats);
   }
 
+  // On the resolver's thread.
+  void OnResolved(const std::vector<std::string>& lines,
+                  std::optional<std::vector<Endpoint>> endpoints) {
+    for (const std::string& line : lines) pool_->Event(line);
+    if (!endpoints) return;
+    auto generation = PoolGeneration::Create(std::move(*endpoints), options_.balance);
+    if (!generation.ok()) {
+      pool_->Event("new addresses not used: " + generation.error().message());
+      return;
+    }
+    pool_->Install(std::move(generation.value()));
+  }
+
   std::vector<std::unique_ptr<Worker>>& workers_;
-  ListenOptions options_;
-  std::unique_ptr<Listener> listener_;
+  const ListenOptions options_;
+  BackendRoute route_;
+  std::vector<std::unique_ptr<AddressAcceptor>> acceptors_;
+  std::unique_ptr<BackendPool> pool_;
+  // Last: its thread stops before the pool it installs into goes.
+  std::unique_ptr<Resolver> resolver_;
 };
 
 }  // namespace
@@ -133,7 +273,7 @@ class Engine::Impl {
   ~Impl() {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (auto& [id, l] : listeners_) l->Stop();
+      for (auto& [id, l] : listeners_) l->Shutdown(*pool_);
     }
     if (pool_) {
       pool_->RunOnEach([this](size_t i) { workers_[i].reset(); });
@@ -160,21 +300,28 @@ class Engine::Impl {
   }
 
   Result<ListenerId> Listen(const ListenOptions& options) {
-    if (options.backends.empty()) {
-      return Error::Invalid("listener " + options.address.ToString() + ": no backend given");
-    }
+    const std::string label =
+        "listener " + (options.name.empty() ? options.address.ToString() : options.name) + ": ";
+    if (options.backends.empty()) return Error::Invalid(label + "no backend given");
+    Status valid = ValidateListenOptions(options);
+    if (!valid.ok()) return Error(valid.error().code(), label + valid.error().message());
     ListenOptions resolved = options;
     if (resolved.max_connections == 0) {
       Result<size_t> derived = DerivedMaxConnections(options_, workers_.size());
-      if (!derived) {
-        return Error(derived.error().code(),
-                     "listener " + options.address.ToString() + ": " + derived.error().message());
-      }
-      resolved.max_connections = *derived;
+      if (!derived) return Error(derived.error().code(), label + derived.error().message());
+      // Each address has its own slots: they share what the fds allow.
+      resolved.max_connections =
+          std::max<size_t>(1, *derived / (1 + options.extra_addresses.size()));
     }
-    auto listener = std::make_unique<RelayListener>(workers_, std::move(resolved));
+    auto listener = std::make_unique<RelayListener>(workers_, std::move(resolved), options_);
     Status st = listener->Start(*pool_);
-    if (!st.ok()) return st.error();
+    if (!st.ok()) {
+      listener->Shutdown(*pool_);
+      // Bind errors already name the address.
+      return Error(st.error().code(),
+                   (options.name.empty() ? std::string() : "listener " + options.name + ": ") +
+                       st.error().message());
+    }
     std::lock_guard<std::mutex> lock(mu_);
     ListenerId id = next_listener_id_++;
     listeners_.emplace(id, std::move(listener));
@@ -186,6 +333,13 @@ class Engine::Impl {
     auto it = listeners_.find(id);
     if (it == listeners_.end()) return Error::Invalid("no listener " + std::to_string(id));
     return it->second->address();
+  }
+
+  Result<std::vector<Address>> ListenAddresses(ListenerId id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = listeners_.find(id);
+    if (it == listeners_.end()) return Error::Invalid("no listener " + std::to_string(id));
+    return it->second->addresses();
   }
 
   Result<size_t> MaxConnections(ListenerId id) const {
@@ -262,6 +416,8 @@ class Engine::Impl {
     t.accept_fd_exhausted += w.accept_fd_exhausted;
     t.accept_paused_max_connections += w.accept_paused_max_connections;
     t.backend_fd_exhausted += w.backend_fd_exhausted;
+    t.backend_retries += w.backend_retries;
+    t.no_healthy_backend += w.no_healthy_backend;
   }
 
   size_t OpenPairs() const {
@@ -305,6 +461,9 @@ void Engine::Pipe(Leg a, Leg b, OnClose on_close) {
 }
 Result<ListenerId> Engine::Listen(const ListenOptions& options) { return impl_->Listen(options); }
 Result<Address> Engine::ListenAddress(ListenerId id) const { return impl_->ListenAddress(id); }
+Result<std::vector<Address>> Engine::ListenAddresses(ListenerId id) const {
+  return impl_->ListenAddresses(id);
+}
 Result<size_t> Engine::MaxConnections(ListenerId id) const { return impl_->MaxConnections(id); }
 EngineStats Engine::Stats() const { return impl_->Stats(); }
 void Engine::Drain(Duration grace) { impl_->Drain(grace); }

@@ -36,6 +36,8 @@ Pair::Pair(Worker& worker, OnClose on_close)
       a_(UniqueFd(), worker.env().sys),
       b_(UniqueFd(), worker.env().sys),
       timer_(this),
+      idle_timeout_(worker.options().idle_timeout),
+      handshake_timeout_(worker.options().handshake_timeout),
       started_(worker.loop().now()),
       last_active_(started_),
       on_close_(std::move(on_close)) {
@@ -66,13 +68,15 @@ void Pair::Start(Worker& worker, Leg a, Leg b, OnClose on_close) {
   pair->BeginHandshakes();
 }
 
-void Pair::StartWithBackend(Worker& worker, Leg client, SSL_CTX* client_tls,
-                            const BackendOptions& backend, Duration connect_timeout,
-                            OnClose on_close) {
+void Pair::StartWithBackend(Worker& worker, Leg client, const Address& peer, SSL_CTX* client_tls,
+                            const BackendRoute& route, OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
   pair->engine_owned_fds_ = true;
-  pair->backend_ = &backend;
-  pair->connect_timeout_ = connect_timeout;
+  pair->route_ = &route;
+  pair->backend_pending_ = true;
+  pair->peer_ = peer;
+  pair->idle_timeout_ = route.idle_timeout;
+  pair->handshake_timeout_ = route.handshake_timeout;
   if (client_tls != nullptr) {
     client.ssl = NewServerSsl(client_tls, client.fd.get());
     if (client.ssl == nullptr) {
@@ -118,7 +122,7 @@ bool Pair::AttachLeg(PairLeg& leg, Leg&& from, bool accepted) {
 void Pair::BeginHandshakes() {
   if ((a_.tls && !a_.tls->handshake_done()) || (b_.tls && !b_.tls->handshake_done())) {
     state_ = State::kHandshaking;
-    worker_.loop().ArmTimer(timer_, worker_.options().handshake_timeout);
+    worker_.loop().ArmTimer(timer_, handshake_timeout_);
     RunHandshakes();
     return;
   }
@@ -150,35 +154,82 @@ bool Pair::RunHandshakes() {
 // Every leg present has finished its handshake: a listener pair connects its
 // backend next, any other pair starts relaying.
 void Pair::HandshakesDone() {
-  if (backend_ != nullptr) return ConnectBackend();
+  if (backend_pending_) return ConnectBackend();
   BeginRelaying();
 }
 
 void Pair::ConnectBackend() {
   state_ = State::kConnecting;
-  connector_ = std::make_unique<Connector>(worker_.loop());
-  connector_->Start(backend_->address, connect_timeout_, b_.watch, this);
+  EventLoop& loop = worker_.loop();
+  BackendPool& pool = *route_->pool;
+  if (!choice_.generation) {  // the first try
+    std::optional<BackendChoice> choice = pool.Pick(worker_.index(), peer_);
+    if (!choice) {
+      ++worker_.stats().no_healthy_backend;
+      return Close(CloseCause::kConnectFailed, 0, route_->detail_prefix + "no healthy backend");
+    }
+    choice_ = std::move(*choice);
+    connect_deadline_ = loop.now() + route_->connect_timeout;
+    tries_left_ = route_->retries;
+  }
+  backend_address_ = choice_.endpoint().address;
+  // The tries share connect_timeout: this one gets an equal part of what is
+  // left among the tries still possible (the last one gets all of it), so a
+  // backend that swallows SYNs leaves time to try another one.
+  Duration timeout = connect_deadline_ - loop.now();
+  if (route_->retries > 0) tried_.push_back(choice_.index);
+  if (tries_left_ > 0) {
+    const size_t others = BackendPool::HealthyUntried(*choice_.generation, tried_);
+    timeout /= 1 + std::min<size_t>(static_cast<size_t>(tries_left_), others);
+  }
+  if (!connector_) connector_ = std::make_unique<Connector>(loop);
+  connector_->Start(backend_address_, timeout, b_.watch, this);
+}
+
+bool Pair::RetryBackend() {
+  if (tries_left_ <= 0 || worker_.loop().now() >= connect_deadline_) return false;
+  std::optional<BackendChoice> next = route_->pool->PickAgain(choice_.generation, tried_);
+  if (!next) return false;
+  --tries_left_;
+  ++worker_.stats().backend_retries;
+  choice_ = std::move(*next);
+  ConnectBackend();
+  return true;
 }
 
 void Pair::BeginRelaying() {
   state_ = State::kRelaying;
   last_active_ = worker_.loop().now();
-  if (worker_.options().idle_timeout > Duration::zero()) {
-    worker_.loop().ArmTimer(timer_, worker_.options().idle_timeout);
-  }
+  if (idle_timeout_ > Duration::zero()) worker_.loop().ArmTimer(timer_, idle_timeout_);
   Run();
 }
 
 void Pair::OnConnect(Result<UniqueFd> fd) {
   if (!fd.ok()) {
     ++worker_.stats().connect_failures;
-    Close(CloseCause::kConnectFailed, fd.error().code().value(), fd.error().message());
+    const Error& error = fd.error();
+    const int err = error.code().value();
+    // Out of fds here is this process's trouble, not the endpoint's: it
+    // counts against no backend, and the listener backs off (OnPairClosed).
+    const bool local = err == EMFILE || err == ENFILE;
+    if (!local) {
+      route_->pool->ConnectFailed(choice_, error);
+      choice_.lease.Release();
+      if (RetryBackend()) return;
+    }
+    std::string detail = route_->detail_prefix + error.message();
+    if (tried_.size() > 1) {
+      detail += " (" + std::to_string(tried_.size()) + " endpoints tried)";
+    }
+    Close(CloseCause::kConnectFailed, err, std::move(detail));
     return;
   }
+  route_->pool->ConnectSucceeded(choice_);
   b_.fd = std::move(fd.value());
   b_.watch.set_handler(this);
   (void)SetNoDelay(b_.fd.get());
-  const BackendOptions& backend = *std::exchange(backend_, nullptr);
+  backend_pending_ = false;
+  const Endpoint& backend = choice_.endpoint();
   if (backend.tls != nullptr) {
     SSL* ssl = NewClientSsl(backend.tls, b_.fd.get(), backend.sni);
     if (ssl == nullptr) {
@@ -217,15 +268,13 @@ void Pair::OnTimer(Timer& /*timer*/) {
     const char* leg = a_.tls && !a_.tls->handshake_done() ? "A" : "B";
     Close(CloseCause::kTimeout, ETIMEDOUT,
           std::string("leg ") + leg + " TLS handshake not finished within " +
-              std::to_string(
-                  std::chrono::duration_cast<milliseconds>(worker_.options().handshake_timeout)
-                      .count()) +
+              std::to_string(std::chrono::duration_cast<milliseconds>(handshake_timeout_).count()) +
               " ms");
     return;
   }
   // The idle timer is not re-armed on every byte (that would be a wheel
   // operation per read); it checks the last activity when it fires instead.
-  Duration idle = worker_.options().idle_timeout;
+  Duration idle = idle_timeout_;
   Duration quiet = loop.now() - last_active_;
   if (quiet >= idle) {
     Close(CloseCause::kTimeout, ETIMEDOUT, "idle for " +
@@ -350,6 +399,7 @@ void Pair::Close(CloseCause cause, int err, std::string detail) {
   loop.UnscheduleReady(this);
   loop.CancelTimer(timer_);
   connector_.reset();  // cancels a connect in progress
+  choice_ = BackendChoice();  // the lease first, then (maybe) its generation
   ReleaseDirection(a_to_b_, worker_.env());
   ReleaseDirection(b_to_a_, worker_.env());
   bool clean = cause == CloseCause::kDone || cause == CloseCause::kTruncated;
@@ -378,6 +428,7 @@ void Pair::Close(CloseCause cause, int err, std::string detail) {
   result.detail = std::move(detail);
   result.age = loop.now() - started_;
   result.worker = worker_.index();
+  result.backend = backend_address_;
   if (on_close_) on_close_(result);
   worker_.WakeBufferWaitersIfFree();
   loop.DeferDelete(std::unique_ptr<Deferrable>(this));

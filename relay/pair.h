@@ -24,10 +24,12 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/connector.h"
 #include "engine/event_loop.h"
 #include "engine/timer_wheel.h"
+#include "relay/backend_pool.h"
 #include "relay/direction.h"
 #include "relay/plain_transport.h"
 #include "relay/pump.h"
@@ -38,6 +40,17 @@ namespace zrelay {
 
 class Worker;
 
+// How a listener's pairs reach their backends: its pool and its settings.
+// Owned by the listener, which outlives its pairs.
+struct BackendRoute {
+  BackendPool* pool = nullptr;
+  Duration connect_timeout{};  // for all tries of a pair together
+  int retries = 0;             // tries after the first, each to another endpoint
+  Duration idle_timeout{};
+  Duration handshake_timeout{};
+  std::string detail_prefix;  // "listener web: " for a named listener, else empty
+};
+
 class Pair final : public ReadyHandler,
                    public Deferrable,
                    private FdHandler,
@@ -46,12 +59,13 @@ class Pair final : public ReadyHandler,
  public:
   // Relays between two connected legs. Worker thread only.
   static void Start(Worker& worker, Leg a, Leg b, OnClose on_close);
-  // Relays between an accepted client and a backend it connects. With
-  // `client_tls`, the client leg is TLS-terminated and its handshake comes
-  // first; with backend.tls, TLS is originated to the backend.
-  static void StartWithBackend(Worker& worker, Leg client, SSL_CTX* client_tls,
-                               const BackendOptions& backend, Duration connect_timeout,
-                               OnClose on_close);
+  // Relays between an accepted client (from `peer`) and a backend endpoint
+  // the route's pool picks for it. With `client_tls`, the client leg is
+  // TLS-terminated and its handshake comes first; with the endpoint's tls,
+  // TLS is originated to the backend. A failed connect is retried on
+  // another endpoint, up to route.retries times within connect_timeout.
+  static void StartWithBackend(Worker& worker, Leg client, const Address& peer, SSL_CTX* client_tls,
+                               const BackendRoute& route, OnClose on_close);
 
   ~Pair() override;
 
@@ -84,6 +98,8 @@ class Pair final : public ReadyHandler,
   bool RunHandshakes();
   void HandshakesDone();
   void ConnectBackend();
+  // After a failed connect: true when another endpoint is being tried.
+  bool RetryBackend();
   void BeginRelaying();
   void Run();
   void RunPumps();
@@ -110,9 +126,17 @@ class Pair final : public ReadyHandler,
   bool a_to_b_discards_ = false;
   bool b_to_a_discards_ = false;
   Timer timer_;  // handshake timeout(s), then idle timeout
-  // Listener pairs, until their backend is connected.
-  const BackendOptions* backend_ = nullptr;
-  Duration connect_timeout_{};
+  Duration idle_timeout_{};
+  Duration handshake_timeout_{};
+  // Listener pairs: the route, and whether the backend is still to connect.
+  const BackendRoute* route_ = nullptr;
+  bool backend_pending_ = false;
+  Address peer_;               // the client, for the balancer
+  BackendChoice choice_;       // the endpoint connecting or connected, leased
+  Address backend_address_;    // the endpoint connected or tried last
+  std::vector<size_t> tried_;  // endpoints tried so far (only with retries)
+  int tries_left_ = 0;
+  TimePoint connect_deadline_;
   TimePoint started_;
   TimePoint last_active_;
   std::unique_ptr<Connector> connector_;  // listener pairs, while connecting

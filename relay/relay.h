@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@
 #include "engine/clock.h"
 #include "engine/result.h"
 #include "engine/unique_fd.h"
+#include "relay/balancer.h"        // BalancePolicy, kMaxBackendWeight
+#include "relay/health_options.h"  // HealthCheckOptions
 
 typedef struct ssl_st SSL;        // NOLINT: OpenSSL's own forward declaration
 typedef struct ssl_ctx_st SSL_CTX;  // NOLINT
@@ -66,6 +69,8 @@ struct PairStats {
   std::string detail;    // human-readable cause; empty for kDone
   Duration age{};        // from Pipe()/accept to close
   size_t worker = 0;
+  // The endpoint the pair connected to (or tried last); empty for Pipe().
+  Address backend{};
 };
 
 using OnClose = std::function<void(const PairStats&)>;
@@ -83,15 +88,39 @@ struct EngineOptions {
   Duration handshake_timeout = seconds(10);  // TLS legs zrelay handshakes
 };
 
+// Fields added after the first three have default member initializers, so
+// that `BackendOptions{address, tls, sni}` stays warning-free under -Wextra.
 struct BackendOptions {
-  Address address;
+  Address address;          // an IP literal or unix path; unused when `host` is set
   SSL_CTX* tls = nullptr;   // non-null: originate TLS to the backend (not owned)
-  std::string sni;          // server name sent and verified (TLS only)
+  // Server name sent and verified (TLS only); empty with `host`: the host name.
+  std::string sni;
+  // A host name ("app1.internal"): resolved by the engine off its loops, at
+  // Listen() and every ListenOptions::resolve_interval. Each address it has
+  // is an endpoint of the pool with this backend's weight and TLS settings.
+  // A name with no address at Listen() fails it (naming the host); a lookup
+  // that fails later keeps the addresses the name had, and says so through
+  // on_event. With `tls`, each address is verified against the host name.
+  std::string host{};
+  int port = 0;         // with `host`: 1..65535
+  uint32_t weight = 1;  // 1..kMaxBackendWeight
 };
+
+// One line an operator wants to see: a backend marked down or up (and why),
+// a host name's addresses changing, a client closed because no backend is
+// healthy. Any thread; keep it cheap (zrelayd prints it).
+using OnListenerEvent = std::function<void(const std::string& line)>;
+
+// Resolves a host backend's name to its addresses, each with `port`.
+// ListenOptions::resolve replaces the engine's getaddrinfo (a service
+// registry, a test's table). Called from Listen() and from the listener's
+// resolver thread, never from a worker.
+using ResolveFunction =
+    std::function<Result<std::vector<Address>>(const std::string& host, int port)>;
 
 struct ListenOptions {
   Address address;
-  std::vector<BackendOptions> backends;  // one for now; more when balancing lands
+  std::vector<BackendOptions> backends;  // the pool: at least one
   SSL_CTX* tls = nullptr;                // non-null: terminate TLS from clients (not owned)
   Duration connect_timeout = seconds(5);
   int backlog = 1024;
@@ -111,10 +140,37 @@ struct ListenOptions {
   // left (a pipe2() that fails only makes that direction copy). Listen()
   // fails when no pair fits. The fd table is the whole process's: with
   // several listeners, or pairs started with Pipe(), set it explicitly.
+  // With extra_addresses, each address has max_connections slots of its
+  // own (a derived limit is split evenly between them).
   size_t max_connections = 0;
   // How long a worker stops accepting after running out of fds, at accept
   // or at the backend connect's socket() (EMFILE/ENFILE).
   Duration fd_exhausted_retry = milliseconds(100);
+
+  std::string name{};  // for logs and details ("web"); may be empty
+  // More addresses accepting into the same pool (e.g. IPv4 and IPv6): same
+  // options, one backend pool.
+  std::vector<Address> extra_addresses{};
+  BalancePolicy balance = BalancePolicy::kRoundRobin;
+  // When a backend connect fails (refused, unreachable, timed out), the pair
+  // tries another healthy endpoint, up to `retries` more, all within
+  // connect_timeout in total.
+  int retries = 0;
+  // Passive health: this many consecutive connect failures take an endpoint
+  // out for `eject_for`; then it gets traffic again (one success resets).
+  // 0: never. A pool of a single endpoint never ejects it (its clients would
+  // only trade a connect error for "no healthy backend"). An endpoint's
+  // health starts afresh when a host's new addresses make a new pool.
+  int eject_after = 3;
+  Duration eject_for = seconds(10);
+  std::optional<HealthCheckOptions> health{};  // unset: no active checks
+  Duration resolve_interval = seconds(30);
+  // Per-listener overrides of EngineOptions (unset: the engine's value).
+  std::optional<Duration> idle_timeout{};
+  std::optional<Duration> handshake_timeout{};
+  OnListenerEvent on_event{};
+  // How host backends are resolved; unset: getaddrinfo.
+  ResolveFunction resolve{};
 };
 
 using ListenerId = uint32_t;
@@ -144,6 +200,11 @@ struct WorkerStats {
   // a backend connect's socket() ran out of fds (EMFILE/ENFILE): that pair
   // ended kConnectFailed and accepting paused for fd_exhausted_retry.
   uint64_t backend_fd_exhausted = 0;
+  // Backend connects tried again on another endpoint after one failed
+  // (ListenOptions::retries); connect_failures counts every failed try.
+  uint64_t backend_retries = 0;
+  // Clients closed at once because no endpoint of their pool was healthy.
+  uint64_t no_healthy_backend = 0;
 };
 
 struct EngineStats {
@@ -169,6 +230,9 @@ class Engine {
   Result<ListenerId> Listen(const ListenOptions& options);
   // The bound address of a listener (the kernel's port when asked for 0).
   Result<Address> ListenAddress(ListenerId id) const;
+  // Every bound address of a listener: its address, then its
+  // extra_addresses, in the order given.
+  Result<std::vector<Address>> ListenAddresses(ListenerId id) const;
   // A listener's max_connections: as given, or as derived from
   // RLIMIT_NOFILE when the options said 0.
   Result<size_t> MaxConnections(ListenerId id) const;

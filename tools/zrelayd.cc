@@ -1,125 +1,46 @@
-// zrelayd: a TCP relay daemon in front of one backend, built on zrelay.
+// zrelayd: a TCP relay daemon and load balancer, built on zrelay.
+//
+//   zrelayd --listen ADDR --backend ADDR [flags]   one listener, one backend
+//   zrelayd --config FILE                          every listener of a TOML file
+//   zrelayd --check FILE                           check the file and its certificates
 //
 // Runs in the foreground. SIGTERM or SIGINT: stop accepting, let open pairs
-// finish for --drain-grace, close the rest, print the totals, exit 0; a
+// finish for the drain grace, close the rest, print the totals, exit 0; a
 // second SIGTERM or SIGINT closes the remaining pairs at once. SIGHUP is
-// logged and ignored. Usage errors exit 2; a setup failure (bind,
-// certificates, --user) exits 1.
-#include <poll.h>
+// logged and ignored. Usage errors and files --check refuses exit 2; a setup
+// failure (bind, certificates named by flags, --user) exits 1.
 #include <signal.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "engine/unique_fd.h"
 #include "relay/relay.h"
-#include "ssl/tls_context.h"
+#include "tools/config/config.h"
 #include "tools/zrelayd_flags.h"
+#include "tools/zrelayd_listeners.h"
 #include "tools/zrelayd_process.h"
+#include "tools/zrelayd_report.h"
+#include "tools/zrelayd_serve.h"
 
 namespace zrelay {
 namespace {
 
-const char* ModeName(RelayMode mode) {
-  switch (mode) {
-    case RelayMode::kSplice: return "splice";
-    case RelayMode::kCopy: return "copy";
-    case RelayMode::kAuto: return "auto";
+// --check: everything a start would read and build, nothing it would bind.
+int Check(const std::string& path) {
+  auto config = LoadConfigFile(path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "zrelayd: %s\n", config.error().message().c_str());
+    return 2;
   }
-  return "?";
-}
-
-void PrintTotals(const EngineStats& s) {
-  const WorkerStats& t = s.total;
-  std::fprintf(stderr,
-               "zrelayd: totals: accepted %llu, pairs closed %llu, connect failures %llu, "
-               "bytes client->backend %llu, backend->client %llu (spliced %llu, copied %llu), "
-               "pipes in use %llu, buffers in use %llu, pipe pool exhausted %llu, "
-               "accept paused: fd limit %llu, max connections %llu, backend fds exhausted %llu, "
-               "auto splice switches %llu\n",
-               (unsigned long long)t.accepted, (unsigned long long)t.pairs_closed,
-               (unsigned long long)t.connect_failures, (unsigned long long)t.bytes_a_to_b,
-               (unsigned long long)t.bytes_b_to_a, (unsigned long long)t.bytes_spliced,
-               (unsigned long long)t.bytes_copied, (unsigned long long)t.pipes_in_use,
-               (unsigned long long)t.buffers_in_use, (unsigned long long)t.pipe_pool_exhausted,
-               (unsigned long long)t.accept_fd_exhausted,
-               (unsigned long long)t.accept_paused_max_connections,
-               (unsigned long long)t.backend_fd_exhausted, (unsigned long long)t.splice_switches);
-}
-
-const char* SignalName(int signo) {
-  switch (signo) {
-    case SIGTERM:
-      return "SIGTERM";
-    case SIGINT:
-      return "SIGINT";
-    case SIGHUP:
-      return "SIGHUP";
+  auto listeners = SetUpListeners(config.value(), EngineOptionsFor(config.value()), path);
+  if (!listeners.ok()) {
+    std::fprintf(stderr, "zrelayd: %s\n", listeners.error().message().c_str());
+    return 2;
   }
-  return "signal";
-}
-
-// The signals zrelayd handles, all read from a signalfd on the main thread.
-sigset_t HandledSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  return set;
-}
-
-// Serves until stopped. The first SIGTERM/SIGINT drains on a thread for
-// `grace`; a second one cuts the drain short with Drain(0) from here, which
-// closes the remaining pairs (cause drained) and makes the first Drain
-// return. SIGHUP is logged and ignored (there is no configuration file to
-// reload). Returns once the drain is over, or an error if signals cannot be
-// read at all.
-Status ServeUntilStopped(Engine& engine, Duration grace) {
-  sigset_t handled = HandledSignals();
-  UniqueFd signals(::signalfd(-1, &handled, SFD_CLOEXEC));
-  UniqueFd drained(::eventfd(0, EFD_CLOEXEC));
-  if (!signals || !drained) return Error::FromErrno(errno, "signalfd/eventfd");
-  std::thread drainer;
-  bool cut = false;
-  for (;;) {
-    pollfd fds[2] = {{signals.get(), POLLIN, 0}, {drained.get(), POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      std::perror("zrelayd: poll");
-      break;
-    }
-    if (fds[1].revents != 0) break;  // the drain is over
-    signalfd_siginfo info{};
-    if (::read(signals.get(), &info, sizeof(info)) != sizeof(info)) continue;
-    int signo = static_cast<int>(info.ssi_signo);
-    if (signo == SIGHUP) {
-      std::fprintf(stderr, "zrelayd: SIGHUP: no configuration file to reload; ignored\n");
-    } else if (!drainer.joinable()) {
-      std::fprintf(stderr, "zrelayd: %s: draining (grace %lld ms; send it again to stop at once)\n",
-                   SignalName(signo),
-                   static_cast<long long>(std::chrono::duration_cast<milliseconds>(grace).count()));
-      drainer = std::thread([&engine, grace, fd = drained.get()] {
-        engine.Drain(grace);
-        uint64_t one = 1;
-        (void)!::write(fd, &one, sizeof(one));
-      });
-    } else if (!cut) {
-      cut = true;
-      std::fprintf(stderr, "zrelayd: second %s: closing the remaining pairs now\n",
-                   SignalName(signo));
-      engine.Drain(Duration::zero());
-    }
-    std::fflush(stderr);
-  }
-  if (drainer.joinable()) drainer.join();
-  return Status::Ok();
+  std::printf("%s\n", CheckSummary(path, config.value()).c_str());
+  return 0;
 }
 
 int Main(int argc, char** argv) {
@@ -130,73 +51,61 @@ int Main(int argc, char** argv) {
                  parsed.error().message().c_str());
     return 2;
   }
-  const ZrelaydConfig& config = parsed.value();
-  if (config.help) {
+  const ZrelaydConfig& flags = parsed.value();
+  if (flags.help) {
     std::fputs(ZrelaydUsage().c_str(), stdout);
     return 0;
   }
+  if (!flags.check_file.empty()) return Check(flags.check_file);
+  const bool from_file = !flags.config_file.empty();
+  FileConfig config;
+  if (from_file) {
+    auto loaded = LoadConfigFile(flags.config_file);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "zrelayd: %s\n", loaded.error().message().c_str());
+      return 2;
+    }
+    config = std::move(loaded.value());
+  } else {
+    config = FileConfigFromFlags(flags);
+  }
 
   // Block the handled signals before any thread starts, so every worker
-  // inherits the mask and only the signalfd in ServeUntilStopped sees them.
+  // inherits the mask and only StopSignals' signalfd sees them.
   // A daemon owns its process: ignoring SIGPIPE here is ours to decide (the
   // library only blocks it in its own threads).
   sigset_t handled = HandledSignals();
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   signal(SIGPIPE, SIG_IGN);
-
-  auto fd_limit = RaiseFdLimit();
-  if (fd_limit.ok() && fd_limit->before == fd_limit->after) {
-    std::fprintf(stderr, "zrelayd: fd limit %llu (the hard limit already)\n",
-                 static_cast<unsigned long long>(fd_limit->after));
-  } else if (fd_limit.ok()) {
-    std::fprintf(stderr, "zrelayd: fd limit raised from %llu to %llu\n",
-                 static_cast<unsigned long long>(fd_limit->before),
-                 static_cast<unsigned long long>(fd_limit->after));
-  } else {
-    std::fprintf(stderr, "zrelayd: warning: %s\n", fd_limit.error().message().c_str());
+  auto stop_signals = StopSignals::Open();
+  if (!stop_signals.ok()) {
+    std::fprintf(stderr, "zrelayd: %s\n", stop_signals.error().message().c_str());
+    return 1;
   }
+  PrintFdLimit(RaiseFdLimit());
 
   // Certificates and keys are checked before any thread starts. Every SSL
   // holds its own reference to its context, so pairs never outlive these.
-  TlsContext client_side, backend_side;
-  if (config.tls) {
-    auto ctx = BuildServerContext(config.tls_server);
-    if (!ctx.ok()) {
-      std::fprintf(stderr, "zrelayd: TLS: %s\n", ctx.error().message().c_str());
-      return 1;
-    }
-    client_side = std::move(ctx.value());
+  const EngineOptions engine_options = EngineOptionsFor(config);
+  auto listeners = SetUpListeners(config, engine_options, flags.config_file);
+  if (!listeners.ok()) {
+    std::fprintf(stderr, "zrelayd: %s\n", listeners.error().message().c_str());
+    return from_file ? 2 : 1;  // as --check says of the same file
   }
-  if (config.backend_tls) {
-    auto ctx = BuildClientContext(config.tls_backend);
-    if (!ctx.ok()) {
-      std::fprintf(stderr, "zrelayd: backend TLS: %s\n", ctx.error().message().c_str());
-      return 1;
-    }
-    backend_side = std::move(ctx.value());
-  }
-  auto engine = Engine::Start(config.engine);
+  auto engine = Engine::Start(engine_options);
   if (!engine.ok()) {
     std::fprintf(stderr, "zrelayd: %s\n", engine.error().message().c_str());
     return 1;
   }
-  ListenOptions listen;
-  listen.address = config.listen;
-  listen.tls = client_side.get();
-  listen.backends.push_back(BackendOptions{config.backend, backend_side.get(), config.tls_backend.sni});
-  listen.connect_timeout = config.connect_timeout;
-  listen.max_connections = static_cast<size_t>(config.max_connections);
-  if (config.log_closes) {
-    listen.on_close = [](const PairStats& s) {
-      std::fprintf(stderr, "zrelayd: pair closed on worker %zu: %s, %llu bytes up, %llu down%s%s\n",
-                   s.worker, CloseCauseName(s.cause), (unsigned long long)s.a_to_b,
-                   (unsigned long long)s.b_to_a, s.detail.empty() ? "" : ": ", s.detail.c_str());
-    };
-  }
-  auto id = engine.value()->Listen(listen);
-  if (!id.ok()) {
-    std::fprintf(stderr, "zrelayd: %s\n", id.error().message().c_str());
-    return 1;
+  std::vector<ListenerId> ids;
+  for (size_t i = 0; i < listeners->size(); ++i) {
+    auto id = engine.value()->Listen((*listeners)[i].options);
+    if (!id.ok()) {
+      std::string where = from_file ? "listener " + config.listeners[i].name + ": " : "";
+      std::fprintf(stderr, "zrelayd: %s%s\n", where.c_str(), id.error().message().c_str());
+      return 1;
+    }
+    ids.push_back(id.value());
   }
   // Bound and every key read: nothing left that needs root.
   if (!config.user.empty()) {
@@ -208,20 +117,28 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "zrelayd: running as user '%s' (uid %u, gid %u)\n", config.user.c_str(),
                  static_cast<unsigned>(::getuid()), static_cast<unsigned>(::getgid()));
   }
-  auto bound = engine.value()->ListenAddress(id.value());
-  auto limit = engine.value()->MaxConnections(id.value());
-  std::fprintf(stderr,
-               "zrelayd: listening on %s, backend %s, mode %s, at most %zu connections, %zu "
-               "workers\n",
-               bound.ok() ? bound->ToString().c_str() : "?", config.backend.ToString().c_str(),
-               ModeName(config.engine.mode), limit.ok() ? limit.value() : size_t{0},
-               engine.value()->workers());
+  if (from_file) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      PrintListener(config.listeners[i], engine.value()->ListenAddress(ids[i]));
+    }
+    std::fprintf(stderr, "zrelayd: %zu listener%s, mode %s, %zu workers\n", ids.size(),
+                 ids.size() == 1 ? "" : "s", ModeName(config.mode), engine.value()->workers());
+  } else {
+    auto bound = engine.value()->ListenAddress(ids[0]);
+    auto limit = engine.value()->MaxConnections(ids[0]);
+    std::fprintf(stderr,
+                 "zrelayd: listening on %s, backend %s, mode %s, at most %zu connections, %zu "
+                 "workers\n",
+                 bound.ok() ? bound->ToString().c_str() : "?", flags.backend.ToString().c_str(),
+                 ModeName(config.mode), limit.ok() ? limit.value() : size_t{0},
+                 engine.value()->workers());
+  }
   std::fflush(stderr);
 
-  if (Status served = ServeUntilStopped(*engine.value(), config.drain_grace); !served.ok()) {
-    std::fprintf(stderr, "zrelayd: %s\n", served.error().message().c_str());
-    return 1;
-  }
+  const std::string on_sighup =
+      from_file ? "reloading the configuration is not supported yet; still running"
+                : "no configuration file to reload; ignored";
+  stop_signals->ServeUntilStopped(*engine.value(), config.drain_grace, on_sighup);
   PrintTotals(engine.value()->Stats());
   return 0;
 }

@@ -12,6 +12,7 @@ namespace zrelay {
 namespace {
 
 constexpr char kFooter[] =
+    "Or: zrelayd --config FILE (every listener of a TOML file), zrelayd --check FILE.\n"
     "ADDR: 127.0.0.1:8080, [::1]:8080, localhost:8080, :8080, unix:/path\n"
     "DUR: 500ms, 2s, 1.5s, 3m, 1h. SIZE: 65536, 64k, 1M.\n"
     "A bare boolean flag means true; --flag=VALUE takes true, false, yes, no, on, off, 1, 0.\n"
@@ -19,7 +20,7 @@ constexpr char kFooter[] =
     "name (also sent as SNI), else the backend's IP.\n"
     "Signals: SIGTERM/SIGINT drain (a second one closes the rest at once); SIGHUP is\n"
     "logged and ignored. Exit status: 0 after a drain, 1 on a setup failure (bind,\n"
-    "certificates, --user), 2 on a usage error.";
+    "certificates, --user), 2 on a usage error or a file that --check refuses.";
 
 Error Usage(const std::string& message) { return Error::Invalid(message); }
 
@@ -41,6 +42,7 @@ class FlagTable {
   // `inverted`: the field holds the opposite (--backend-insecure clears verify).
   void Bool(const std::string& name, bool* field, const std::string& help, bool inverted = false);
   Status Finish();
+  Status CheckFileForm() const;
   Status PairCertsAndKeys();
 
   ZrelaydConfig& config_;
@@ -119,6 +121,17 @@ FlagTable::FlagTable(ZrelaydConfig& config) : config_(config) {
     };
   };
 
+  auto file = [](std::string* out) {
+    return [out](const std::string& text) -> Status {
+      if (text.empty()) return Usage("empty file name");
+      *out = text;
+      return Status::Ok();
+    };
+  };
+  Value("--config", "FILE", "run every listener of this configuration file (TOML)",
+        file(&config_.config_file));
+  Value("--check", "FILE", "check a configuration file and its certificates, then exit",
+        file(&config_.check_file));
   Value("--listen", "ADDR", "address to accept clients on (required)", address(&config_.listen));
   Value("--backend", "ADDR", "backend every client is relayed to (required)",
         [this, address](const std::string& text) -> Status {
@@ -256,6 +269,7 @@ Status FlagTable::Finish() {
   }
   if (Status s = PairCertsAndKeys(); !s.ok()) return s;
   if (config_.help) return Status::Ok();
+  if (!config_.config_file.empty() || !config_.check_file.empty()) return CheckFileForm();
   if (app_.count("--listen") == 0) return Usage("--listen is required");
   if (app_.count("--backend") == 0) return Usage("--backend is required");
   config_.tls = !config_.tls_server.certs.empty();
@@ -263,6 +277,22 @@ Status FlagTable::Finish() {
                            !config_.tls_backend.verify;
   if (backend_tls_flags && !config_.backend_tls) {
     return Usage("--backend-ca, --backend-sni and --backend-insecure need --backend-tls");
+  }
+  return Status::Ok();
+}
+
+// The file holds every setting: a flag beside it would either be ignored or
+// quietly override the file, so it is refused.
+Status FlagTable::CheckFileForm() const {
+  if (!config_.config_file.empty() && !config_.check_file.empty()) {
+    return Usage("--config and --check: give one of them");
+  }
+  const std::string form = config_.config_file.empty() ? "--check" : "--config";
+  for (const CLI::Option* option : app_.parse_order()) {
+    const std::string& name = option->get_name();
+    if (name != "--config" && name != "--check") {
+      return Usage(name + " cannot be combined with " + form + " (the file holds every setting)");
+    }
   }
   return Status::Ok();
 }

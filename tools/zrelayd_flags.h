@@ -14,6 +14,11 @@
 namespace zrelay {
 
 struct ZrelaydConfig {
+  // --config FILE: run the listeners of a configuration file; --check FILE:
+  // only check it. Either one excludes every other flag (the file holds all
+  // the settings).
+  std::string config_file;
+  std::string check_file;
   Address listen;
   Address backend;
   // The host of --backend as typed ("localhost", "10.0.0.1"): with

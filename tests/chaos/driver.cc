@@ -732,8 +732,14 @@ void Driver::Evaluate(PairRun& p, std::vector<CloseExpectation>& expectations) {
       e = {kReset, false};  // zrelayd may not have accepted it before the RST
       break;
     case Fault::kTlsGarbage:
-    case Fault::kTlsNoCloseNotify:
       e.causes = kNotDone;
+      break;
+    case Fault::kTlsNoCloseNotify:
+      // Every byte the client sent reaches the backend, then its FIN: a
+      // missing close_notify is reported, never turned into lost data.
+      if (!b || b->received != plan.up_bytes || b->end != End::kEof || b->saw_reset)
+        return failed("the backend did not get a truncating client's bytes and FIN");
+      e.causes = CauseBit("truncated");
       break;
     case Fault::kTlsHandshakeCut:
       e = {kNotDone, false};

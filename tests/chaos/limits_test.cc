@@ -37,9 +37,11 @@ std::string Reproduce(const ChaosOptions& o, const ChaosReport& r) {
          r.Summary();
 }
 
-// With a descriptor limit a few pairs above its baseline, zrelayd runs out
-// at accept4 (EMFILE) again and again; clients wait in the listen queue
-// until pairs close and descriptors come back.
+// With a descriptor limit a few pairs above its baseline and
+// --max-connections set past what fits (an operator overriding the derived
+// limit), zrelayd runs out at accept4 and at the backend's socket() (EMFILE)
+// again and again; clients wait in the listen queue until pairs close and
+// descriptors come back.
 TEST(LimitsTest, OutOfDescriptorsAtAcceptEveryPairStillByteExact) {
 #if defined(__SANITIZE_ADDRESS__)
   // UBSan's vptr check probes a vtable through a pipe (its runtime's
@@ -53,11 +55,32 @@ TEST(LimitsTest, OutOfDescriptorsAtAcceptEveryPairStillByteExact) {
   o.workers = 1;
   o.wrapper = {"prlimit", "--nofile=" + std::to_string(kNoFile) + ":" + std::to_string(kNoFile),
                "--"};
+  o.extra_args = {"--max-connections", "1000"};
   ChaosReport r = RunChaos(o);
   EXPECT_TRUE(r.failures.empty()) << Reproduce(o, r);
   EXPECT_EQ(r.exact_pairs, o.pairs) << Reproduce(o, r);
-  // The limit was reached: zrelayd held every descriptor it may have.
+  // The limit was reached: zrelayd held every descriptor it may have, and
+  // counted running out.
   EXPECT_EQ(r.peak_fds, kNoFile) << Reproduce(o, r);
+  EXPECT_GT(r.totals["accept fd exhausted"] + r.totals["backend fds exhausted"], 0u)
+      << Reproduce(o, r);
+}
+
+// The same limit with the derived --max-connections: zrelayd stops accepting
+// before descriptors run out, so no client is accepted only to be reset.
+TEST(LimitsTest, DerivedMaxConnectionsPausesBeforeDescriptorsRunOut) {
+  constexpr int kNoFile = 256;
+  ChaosOptions o = NormalPairs("copy");
+  o.workers = 1;
+  o.wrapper = {"prlimit", "--nofile=" + std::to_string(kNoFile) + ":" + std::to_string(kNoFile),
+               "--"};
+  ChaosReport r = RunChaos(o);
+  EXPECT_TRUE(r.failures.empty()) << Reproduce(o, r);
+  EXPECT_EQ(r.exact_pairs, o.pairs) << Reproduce(o, r);
+  EXPECT_LT(r.peak_fds, kNoFile) << Reproduce(o, r);
+  EXPECT_GT(r.totals["accept paused at max connections"], 0u) << Reproduce(o, r);
+  EXPECT_EQ(r.totals["accept fd exhausted"], 0u) << Reproduce(o, r);
+  EXPECT_EQ(r.totals["backend fds exhausted"], 0u) << Reproduce(o, r);
 }
 
 // One pipe per worker for hundreds of concurrent pairs, some with a stalled

@@ -184,13 +184,36 @@ TEST(ZrelaydFlags, BadInputsNameTheFlagAndValue) {
   ExpectUsageError({"--listen", ":1", "--backend", ":2", "stray"}, "unexpected argument 'stray'");
 }
 
+TEST(ZrelaydFlags, ConfigAndCheckTakeAFileAndNothingElse) {
+  auto config = Parse({"--config", "zrelayd.toml"});
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  EXPECT_EQ(config->config_file, "zrelayd.toml");
+  EXPECT_EQ(config->check_file, "");
+  auto check = Parse({"--check=zrelayd.toml"});
+  ASSERT_TRUE(check.ok()) << check.error().message();
+  EXPECT_EQ(check->check_file, "zrelayd.toml");
+  EXPECT_EQ(check->config_file, "");
+
+  ExpectUsageError({"--config", "z.toml", "--listen", ":1"},
+                   "--listen cannot be combined with --config");
+  ExpectUsageError({"--backend", ":2", "--config", "z.toml"},
+                   "--backend cannot be combined with --config");
+  ExpectUsageError({"--check", "z.toml", "--workers", "2"},
+                   "--workers cannot be combined with --check");
+  ExpectUsageError({"--config", "z.toml", "--pin"}, "--pin cannot be combined with --config");
+  ExpectUsageError({"--config", "a.toml", "--check", "b.toml"}, "give one of them");
+  ExpectUsageError({"--config", ""}, "--config: empty file name");
+  ExpectUsageError({"--config"}, "--config");
+}
+
 TEST(ZrelaydFlags, HelpNeedsNothingElse) {
   auto r = Parse({"--help"});
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->help);
   std::string help = ZrelaydUsage();
   for (const char* flag : {"--listen", "--backend", "--handshake-timeout", "--max-connections",
-                           "--backend-insecure", "--tls-min", "--user", "SIGHUP", "Exit status"}) {
+                           "--backend-insecure", "--tls-min", "--user", "--config", "--check",
+                           "SIGHUP", "Exit status"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }

@@ -1,6 +1,7 @@
 #include "tests/tools/zrelayd_process_util.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,14 +15,16 @@
 
 namespace zrelay::testing {
 
-Process SpawnZrelayd(const std::vector<std::string>& args) {
+namespace {
+
+// Starts zrelayd with its stderr on `err` and, when `out` >= 0, its stdout on `out`.
+pid_t Exec(const std::vector<std::string>& args, int err, int out) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   std::string path = std::string(srcdir ? srcdir : ".") + "/zrelay/tools/zrelayd";
-  int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return {};
   pid_t pid = ::fork();
   if (pid == 0) {
-    ::dup2(out[1], STDERR_FILENO);
+    ::dup2(err, STDERR_FILENO);
+    if (out >= 0) ::dup2(out, STDOUT_FILENO);
     std::vector<char*> argv;
     argv.push_back(path.data());
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -29,8 +32,53 @@ Process SpawnZrelayd(const std::vector<std::string>& args) {
     ::execv(path.c_str(), argv.data());
     _exit(127);
   }
+  return pid;
+}
+
+}  // namespace
+
+Process SpawnZrelayd(const std::vector<std::string>& args) {
+  int err[2];
+  if (::pipe2(err, O_CLOEXEC) != 0) return {};
+  pid_t pid = Exec(args, err[1], -1);
+  ::close(err[1]);
+  return {pid, err[0]};
+}
+
+Finished RunZrelayd(const std::vector<std::string>& args) {
+  int err[2], out[2];
+  if (::pipe2(err, O_CLOEXEC) != 0) return {};
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    ::close(err[0]);
+    ::close(err[1]);
+    return {};
+  }
+  pid_t pid = Exec(args, err[1], out[1]);
+  ::close(err[1]);
   ::close(out[1]);
-  return {pid, out[0]};
+  Finished finished;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  std::string* texts[2] = {&finished.out, &finished.err};
+  TimePoint deadline = Clock::now() + seconds(10);
+  int open = 2;
+  char buf[4096];
+  while (open > 0 && Clock::now() < deadline) {
+    if (::poll(fds, 2, 100) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].revents == 0) continue;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof(buf));
+      if (n > 0) {
+        texts[i]->append(buf, static_cast<size_t>(n));
+      } else {
+        fds[i].fd = -1;  // EOF: poll skips it from now on
+        --open;
+      }
+    }
+  }
+  ::close(out[0]);
+  ::close(err[0]);
+  finished.exit = WaitExit(pid);
+  return finished;
 }
 
 std::string ReadUntil(int fd, const std::string& needle) {
@@ -65,6 +113,14 @@ Result<Address> ListeningAddress(const std::string& banner) {
   return Address::Parse(banner.substr(at, banner.find(',', at) - at));
 }
 
+Result<Address> ListenerAddress(const std::string& banner, const std::string& name) {
+  std::string prefix = "listener " + name + ": listening on ";
+  size_t at = banner.find(prefix);
+  if (at == std::string::npos) return Error::Invalid("no '" + prefix + "' in: " + banner);
+  at += prefix.size();
+  return Address::Parse(banner.substr(at, banner.find_first_of(",;", at) - at));
+}
+
 pid_t StartOpensslServer(int port, const std::string& args) {
   std::string cmd =
       "exec openssl s_server -quiet -rev -accept 127.0.0.1:" + std::to_string(port) + " " + args;
@@ -82,8 +138,8 @@ pid_t StartOpensslServer(int port, const std::string& args) {
   return pid;
 }
 
-int FreePort() {
-  auto fd = ListenOn(Loopback(AF_INET), ListenSocketOptions{.backlog = 1, .reuse_port = false});
+int FreePort(int family) {
+  auto fd = ListenOn(Loopback(family), ListenSocketOptions{.backlog = 1, .reuse_port = false});
   return fd.ok() ? LocalAddress(fd->get())->port() : 0;
 }
 

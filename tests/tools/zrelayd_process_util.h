@@ -2,6 +2,7 @@
 // bound, wait for it to exit. Every wait has a deadline.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <string>
@@ -20,6 +21,15 @@ struct Process {
 // Starts the zrelayd of this test's runfiles with `args`.
 Process SpawnZrelayd(const std::vector<std::string>& args);
 
+// A zrelayd run to its end (--check, usage errors): exit status as
+// WaitExit's, and all it wrote.
+struct Finished {
+  int exit = -1;
+  std::string out;
+  std::string err;
+};
+Finished RunZrelayd(const std::vector<std::string>& args);
+
 // Reads the child's stderr until `needle` shows up, EOF, or 10 s.
 std::string ReadUntil(int fd, const std::string& needle);
 
@@ -30,12 +40,15 @@ int WaitExit(pid_t pid);
 // The address in zrelayd's "listening on ADDR, ..." line.
 Result<Address> ListeningAddress(const std::string& banner);
 
+// With --config: the first address in "listener NAME: listening on ADDR, ...; ...".
+Result<Address> ListenerAddress(const std::string& banner, const std::string& name);
+
 // Starts `openssl s_server -quiet -rev` on 127.0.0.1:port with `args` added
 // (certificates and so on) and waits until it accepts TCP connections.
 // Returns its pid, or -1 if it did not come up in 10 s.
 pid_t StartOpensslServer(int port, const std::string& args);
 
-// A loopback port nothing listens on right now.
-int FreePort();
+// A loopback port (127.0.0.1, or ::1 for AF_INET6) nothing listens on right now.
+int FreePort(int family = AF_INET);
 
 }  // namespace zrelay::testing

@@ -194,6 +194,16 @@ void Parser::ReadTls(TableReader& reader, ListenerConfig& listener) {
     }
   }
 
+  for (const std::vector<TableReader::Item>* items : {&certs, &keys}) {
+    for (const TableReader::Item& item : *items) {
+      listener.tls_files.push_back({item.path, LineOf(*item.node), item.text});
+    }
+  }
+  if (!backend_ca.empty()) {
+    listener.tls_files.push_back(
+        {reader.PathOf("backend_ca"), LineOf(*reader.Get("backend_ca")), backend_ca});
+  }
+
   std::vector<std::string> protocols;
   protocols.reserve(alpn.size());
   for (const TableReader::Item& protocol : alpn) protocols.push_back(protocol.text);

@@ -85,6 +85,15 @@ struct ListenerConfig {
   // and alpn. With no backend_sni, the engine sends a host-name backend's
   // name as SNI and verifies it, and verifies a literal's IP.
   std::optional<TlsClientConfig> backend_tls;
+  // Where each TLS file is named: tls_cert, tls_key, then backend_ca. The
+  // files are opened only when the contexts are built: an error then names
+  // the key and line as the parser's errors do.
+  struct FileKey {
+    std::string path;   // "listener[1].tls_cert[0]"
+    uint32_t line = 0;  // 0: unknown
+    std::string file;   // as written
+  };
+  std::vector<FileKey> tls_files;
   std::optional<HealthConfig> health;
   std::vector<BackendConfig> backends;  // at least one
 };

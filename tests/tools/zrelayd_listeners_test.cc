@@ -1,0 +1,218 @@
+// zrelayd's settings as engine options, without sockets: every key of a file
+// and every flag lands in its field.
+#include "tools/zrelayd_listeners.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/support/test_certs.h"
+#include "tools/config/config.h"
+#include "tools/zrelayd_flags.h"
+
+namespace zrelay {
+namespace {
+
+FileConfig Parse(const std::string& text) {
+  Result<FileConfig> config = ParseConfig(text, "zrelayd.toml");
+  EXPECT_TRUE(config.ok()) << config.error().message();
+  return config.ok() ? std::move(config.value()) : FileConfig{};
+}
+
+constexpr char kTwoListeners[] = R"(
+workers = 3
+mode = "copy"
+pin = true
+pipe_size = "256k"
+pipe_pool = 16
+buffer_size = "32k"
+budget = "1M"
+log_closes = true
+
+[[listener]]
+name = "web"
+listen = ["127.0.0.1:8080", "[::1]:8080", "unix:/run/web.sock"]
+balance = "least-conn"
+connect_timeout = "2s"
+idle_timeout = "5m"
+handshake_timeout = "3s"
+resolve_interval = "1m"
+max_connections = 500
+retries = 2
+backlog = 64
+
+[listener.health]
+interval = "5s"
+timeout = "2s"
+fall = 4
+rise = 5
+
+[[listener.backend]]
+address = "app1.internal:9000"
+weight = 2
+
+[[listener.backend]]
+address = "10.0.0.12:9000"
+
+[[listener]]
+name = "other"
+listen = "127.0.0.1:8081"
+idle_timeout = "1m"
+
+[[listener.backend]]
+address = "unix:/run/app.sock"
+)";
+
+TEST(ZrelaydListeners, EveryKeyReachesItsOption) {
+  FileConfig config = Parse(kTwoListeners);
+  EngineOptions engine = EngineOptionsFor(config);
+  EXPECT_EQ(engine.workers, 3);
+  EXPECT_EQ(engine.mode, RelayMode::kCopy);
+  EXPECT_TRUE(engine.pin_cpus);
+  EXPECT_EQ(engine.pipe_size, 256u << 10);
+  EXPECT_EQ(engine.pipe_pool_cap, 16u);
+  EXPECT_EQ(engine.buffer_size, 32u << 10);
+  EXPECT_EQ(engine.budget_per_event, 1u << 20);
+  // The first listener's timeouts are the engine's.
+  EXPECT_EQ(engine.idle_timeout, std::chrono::minutes(5));
+  EXPECT_EQ(engine.handshake_timeout, seconds(3));
+
+  auto listeners = SetUpListeners(config, engine, "zrelayd.toml");
+  ASSERT_TRUE(listeners.ok()) << listeners.error().message();
+  ASSERT_EQ(listeners->size(), 2u);
+  const ListenOptions& web = (*listeners)[0].options;
+  EXPECT_EQ(web.name, "web");
+  EXPECT_EQ(web.address.ToString(), "127.0.0.1:8080");
+  ASSERT_EQ(web.extra_addresses.size(), 2u);
+  EXPECT_EQ(web.extra_addresses[0].ToString(), "[::1]:8080");
+  EXPECT_TRUE(web.extra_addresses[1].is_unix());
+  EXPECT_EQ(web.balance, BalancePolicy::kLeastConn);
+  EXPECT_EQ(web.connect_timeout, seconds(2));
+  EXPECT_EQ(web.resolve_interval, std::chrono::minutes(1));
+  EXPECT_EQ(web.max_connections, 500u);
+  EXPECT_EQ(web.retries, 2);
+  EXPECT_EQ(web.backlog, 64);
+  EXPECT_FALSE(web.idle_timeout.has_value());
+  EXPECT_FALSE(web.handshake_timeout.has_value());
+  ASSERT_TRUE(web.health.has_value());
+  EXPECT_EQ(web.health->interval, seconds(5));
+  EXPECT_EQ(web.health->timeout, seconds(2));
+  EXPECT_EQ(web.health->fall, 4);
+  EXPECT_EQ(web.health->rise, 5);
+  EXPECT_EQ(web.tls, nullptr);
+  EXPECT_TRUE(web.on_close);
+  EXPECT_TRUE(web.on_event);
+  ASSERT_EQ(web.backends.size(), 2u);
+  EXPECT_EQ(web.backends[0].host, "app1.internal");
+  EXPECT_EQ(web.backends[0].port, 9000);
+  EXPECT_EQ(web.backends[0].weight, 2u);
+  EXPECT_EQ(web.backends[1].host, "");
+  EXPECT_EQ(web.backends[1].address.ToString(), "10.0.0.12:9000");
+  EXPECT_EQ(web.backends[1].weight, 1u);
+  for (const BackendOptions& backend : web.backends) {
+    EXPECT_EQ(backend.tls, nullptr);
+    EXPECT_EQ(backend.sni, "");
+  }
+
+  const ListenOptions& other = (*listeners)[1].options;
+  EXPECT_FALSE(other.health.has_value());
+  EXPECT_EQ(other.balance, BalancePolicy::kRoundRobin);
+  EXPECT_TRUE(other.extra_addresses.empty());
+  // Only what differs from the engine is overridden.
+  ASSERT_TRUE(other.idle_timeout.has_value());
+  EXPECT_EQ(*other.idle_timeout, std::chrono::minutes(1));
+  ASSERT_TRUE(other.handshake_timeout.has_value());
+  EXPECT_EQ(*other.handshake_timeout, seconds(10));
+  ASSERT_EQ(other.backends.size(), 1u);
+  EXPECT_TRUE(other.backends[0].address.is_unix());
+}
+
+// Backend TLS: backend_sni for every backend when given; otherwise a host
+// name is left to the engine (sent and verified) and a literal's IP is
+// verified; a unix path has no name at all.
+TEST(ZrelaydListeners, BackendNamesForTls) {
+  auto certs = testing::MakeTestCerts();
+  ASSERT_TRUE(certs.ok()) << certs.error().message();
+  const std::string backends =
+      "[[listener.backend]]\naddress = \"app.internal:443\"\n"
+      "[[listener.backend]]\naddress = \"10.0.0.5:443\"\n"
+      "[[listener.backend]]\naddress = \"[fd00::5]:443\"\n"
+      "[[listener.backend]]\naddress = \"unix:/run/app.sock\"\n";
+  FileConfig config = Parse(
+      "[[listener]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\nbackend_tls = true\n"
+      "backend_ca = \"" +
+      certs->ca.cert + "\"\ntls_cert = \"" + certs->server.cert + "\"\ntls_key = \"" +
+      certs->server.key + "\"\n" + backends +
+      "[[listener]]\nname = \"b\"\nlisten = \"127.0.0.1:2\"\nbackend_tls = true\n"
+      "backend_ca = \"" +
+      certs->ca.cert + "\"\nbackend_sni = \"api.internal\"\n" + backends);
+  auto listeners = SetUpListeners(config, EngineOptionsFor(config), "zrelayd.toml");
+  ASSERT_TRUE(listeners.ok()) << listeners.error().message();
+
+  const ListenerSetup& a = (*listeners)[0];
+  EXPECT_NE(a.options.tls, nullptr);
+  EXPECT_EQ(a.options.tls, a.client_tls.get());
+  std::vector<std::string> names;
+  for (const BackendOptions& backend : a.options.backends) {
+    EXPECT_EQ(backend.tls, a.backend_tls.get());
+    EXPECT_NE(backend.tls, nullptr);
+    names.push_back(backend.sni);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"", "10.0.0.5", "fd00::5", ""}));
+
+  const ListenerSetup& b = (*listeners)[1];
+  EXPECT_EQ(b.options.tls, nullptr);
+  for (const BackendOptions& backend : b.options.backends) EXPECT_EQ(backend.sni, "api.internal");
+  testing::RemoveTestCerts(certs.value());
+}
+
+// The command line is a file with one listener: its options are what the
+// flags said, and the engine's timeouts are the flags', overridden nowhere.
+TEST(ZrelaydListeners, FlagsAreAFileWithOneListener) {
+  auto flags = ParseZrelaydFlags({"--listen", "127.0.0.1:8080", "--backend", "localhost:9000",
+                                  "--workers", "2", "--idle-timeout", "7s", "--handshake-timeout",
+                                  "4s", "--connect-timeout", "1s", "--max-connections", "9",
+                                  "--drain-grace", "1s", "--backend-tls", "--backend-insecure"});
+  ASSERT_TRUE(flags.ok()) << flags.error().message();
+  FileConfig config = FileConfigFromFlags(flags.value());
+  EXPECT_EQ(config.drain_grace, seconds(1));
+  EngineOptions engine = EngineOptionsFor(config);
+  EXPECT_EQ(engine.workers, 2);
+  EXPECT_EQ(engine.idle_timeout, seconds(7));
+  EXPECT_EQ(engine.handshake_timeout, seconds(4));
+  auto listeners = SetUpListeners(config, engine, "");
+  ASSERT_TRUE(listeners.ok()) << listeners.error().message();
+  ASSERT_EQ(listeners->size(), 1u);
+  const ListenOptions& options = (*listeners)[0].options;
+  EXPECT_EQ(options.name, "");
+  EXPECT_EQ(options.address.ToString(), "127.0.0.1:8080");
+  EXPECT_TRUE(options.extra_addresses.empty());
+  EXPECT_FALSE(options.idle_timeout.has_value());
+  EXPECT_FALSE(options.handshake_timeout.has_value());
+  EXPECT_EQ(options.connect_timeout, seconds(1));
+  EXPECT_EQ(options.max_connections, 9u);
+  EXPECT_FALSE(options.on_close);
+  ASSERT_EQ(options.backends.size(), 1u);
+  // --backend localhost:9000: resolved by the flags, its name sent as SNI.
+  EXPECT_EQ(options.backends[0].host, "");
+  EXPECT_EQ(options.backends[0].address.port(), 9000);
+  EXPECT_EQ(options.backends[0].sni, "localhost");
+  EXPECT_NE(options.backends[0].tls, nullptr);
+}
+
+// The command line's TLS errors read as they always did (no file, no key).
+TEST(ZrelaydListeners, FlagTlsErrorsNameTheSide) {
+  auto flags =
+      ParseZrelaydFlags({"--listen", "127.0.0.1:8080", "--backend", "127.0.0.1:9000", "--tls-cert",
+                         "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"});
+  ASSERT_TRUE(flags.ok()) << flags.error().message();
+  FileConfig config = FileConfigFromFlags(flags.value());
+  auto listeners = SetUpListeners(config, EngineOptionsFor(config), "");
+  ASSERT_FALSE(listeners.ok());
+  EXPECT_EQ(listeners.error().message(),
+            "TLS: certificate file '/nonexistent/c.pem': No such file or directory");
+}
+
+}  // namespace
+}  // namespace zrelay

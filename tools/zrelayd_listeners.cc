@@ -1,0 +1,180 @@
+#include "tools/zrelayd_listeners.h"
+
+#include <sys/socket.h>
+
+#include <cstdio>
+#include <utility>
+
+#include "tools/cli/values.h"
+
+namespace zrelay {
+namespace {
+
+// A TLS context that would not build: the message names the file, so the
+// key that names that file says where it is written. The earliest file in
+// the message wins: "key 'k' does not match certificate 'c'" is about the key.
+Error TlsError(std::string_view file, size_t index, const ListenerConfig& listener,
+               const std::string& side, const Error& error) {
+  const std::string& message = error.message();
+  if (file.empty()) return Error(error.code(), side + ": " + message);
+  const ListenerConfig::FileKey* at = nullptr;
+  size_t at_offset = std::string::npos;
+  for (const ListenerConfig::FileKey& key : listener.tls_files) {
+    size_t offset = message.find("'" + key.file + "'");
+    if (offset < at_offset) {
+      at = &key;
+      at_offset = offset;
+    }
+  }
+  std::string where = std::string(file);
+  if (at == nullptr) {
+    where += ": listener[" + std::to_string(index) + "]: " + side;
+  } else {
+    if (at->line > 0) where += ":" + std::to_string(at->line);
+    where += ": " + at->path;
+  }
+  return Error(error.code(), where + ": " + message);
+}
+
+// With backend TLS and no backend_sni, a host name is the engine's to send
+// and verify (BackendOptions::sni empty); a literal's IP is verified against
+// the certificate's IP SANs (and never sent as SNI).
+std::string BackendName(const ListenerConfig& listener, const BackendConfig& backend) {
+  if (!listener.backend_tls) return "";
+  if (!listener.backend_tls->sni.empty()) return listener.backend_tls->sni;
+  if (!backend.literal || backend.literal->is_unix()) return "";
+  return HostOf(backend.literal->ToString());
+}
+
+BackendOptions BackendFor(const ListenerConfig& listener, const BackendConfig& backend) {
+  BackendOptions options;
+  if (backend.literal) {
+    options.address = *backend.literal;
+  } else {
+    options.host = backend.host;
+    options.port = backend.port;
+  }
+  options.weight = backend.weight;
+  options.sni = BackendName(listener, backend);
+  return options;
+}
+
+// One line per closed pair. The command line's unnamed listener keeps the
+// line it always had; a named one says which listener, and which backend
+// when the pair got as far as picking one.
+OnClose LogCloses(const std::string& name) {
+  return [name](const PairStats& s) {
+    std::string where, backend;
+    if (!name.empty()) where = "listener " + name + ": ";
+    if (!name.empty() && s.backend.family() != AF_UNSPEC) {
+      backend = " (backend " + s.backend.ToString() + ")";
+    }
+    std::fprintf(stderr,
+                 "zrelayd: %spair closed on worker %zu%s: %s, %llu bytes up, %llu down%s%s\n",
+                 where.c_str(), s.worker, backend.c_str(), CloseCauseName(s.cause),
+                 (unsigned long long)s.a_to_b, (unsigned long long)s.b_to_a,
+                 s.detail.empty() ? "" : ": ", s.detail.c_str());
+  };
+}
+
+ListenOptions OptionsFor(const ListenerConfig& listener, const EngineOptions& engine,
+                         bool log_closes) {
+  ListenOptions options;
+  options.name = listener.name;
+  options.address = listener.listen.front();
+  options.extra_addresses.assign(listener.listen.begin() + 1, listener.listen.end());
+  for (const BackendConfig& backend : listener.backends) {
+    options.backends.push_back(BackendFor(listener, backend));
+  }
+  options.balance = listener.balance;
+  options.retries = listener.retries;
+  options.connect_timeout = listener.connect_timeout;
+  options.backlog = listener.backlog;
+  options.max_connections = static_cast<size_t>(listener.max_connections);
+  options.resolve_interval = listener.resolve_interval;
+  if (listener.idle_timeout != engine.idle_timeout) options.idle_timeout = listener.idle_timeout;
+  if (listener.handshake_timeout != engine.handshake_timeout) {
+    options.handshake_timeout = listener.handshake_timeout;
+  }
+  if (listener.health) {
+    const HealthConfig& health = *listener.health;
+    options.health = HealthCheckOptions{health.interval, health.timeout, health.fall, health.rise};
+  }
+  options.on_event = [](const std::string& line) {
+    std::fprintf(stderr, "zrelayd: %s\n", line.c_str());
+  };
+  if (log_closes) options.on_close = LogCloses(listener.name);
+  return options;
+}
+
+}  // namespace
+
+FileConfig FileConfigFromFlags(const ZrelaydConfig& flags) {
+  FileConfig config;
+  const EngineOptions& engine = flags.engine;
+  config.workers = engine.workers;
+  config.mode = engine.mode;
+  config.pin = engine.pin_cpus;
+  config.pipe_size = engine.pipe_size;
+  config.pipe_pool = engine.pipe_pool_cap;
+  config.buffer_size = engine.buffer_size;
+  config.budget = engine.budget_per_event;
+  config.drain_grace = flags.drain_grace;
+  config.user = flags.user;
+  config.log_closes = flags.log_closes;
+  ListenerConfig& listener = config.listeners.emplace_back();
+  listener.listen = {flags.listen};
+  listener.connect_timeout = flags.connect_timeout;
+  listener.idle_timeout = engine.idle_timeout;
+  listener.handshake_timeout = engine.handshake_timeout;
+  listener.max_connections = flags.max_connections;
+  if (flags.tls) listener.tls = flags.tls_server;
+  if (flags.backend_tls) listener.backend_tls = flags.tls_backend;
+  BackendConfig& backend = listener.backends.emplace_back();
+  backend.address = flags.backend.ToString();
+  backend.literal = flags.backend;
+  return config;
+}
+
+EngineOptions EngineOptionsFor(const FileConfig& config) {
+  EngineOptions engine;
+  engine.workers = config.workers;
+  engine.pin_cpus = config.pin;
+  engine.mode = config.mode;
+  engine.pipe_size = static_cast<size_t>(config.pipe_size);
+  engine.pipe_pool_cap = static_cast<size_t>(config.pipe_pool);
+  engine.buffer_size = static_cast<size_t>(config.buffer_size);
+  engine.budget_per_event = static_cast<size_t>(config.budget);
+  if (!config.listeners.empty()) {
+    engine.idle_timeout = config.listeners.front().idle_timeout;
+    engine.handshake_timeout = config.listeners.front().handshake_timeout;
+  }
+  return engine;
+}
+
+Result<std::vector<ListenerSetup>> SetUpListeners(const FileConfig& config,
+                                                  const EngineOptions& engine,
+                                                  std::string_view file) {
+  std::vector<ListenerSetup> setups;
+  setups.reserve(config.listeners.size());
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    const ListenerConfig& listener = config.listeners[i];
+    ListenerSetup& setup = setups.emplace_back();
+    if (listener.tls) {
+      auto ctx = BuildServerContext(*listener.tls);
+      if (!ctx.ok()) return TlsError(file, i, listener, "TLS", ctx.error());
+      setup.client_tls = std::move(ctx.value());
+    }
+    if (listener.backend_tls) {
+      auto ctx = BuildClientContext(*listener.backend_tls);
+      if (!ctx.ok()) return TlsError(file, i, listener, "backend TLS", ctx.error());
+      setup.backend_tls = std::move(ctx.value());
+    }
+    setup.options = OptionsFor(listener, engine, config.log_closes);
+    setup.options.tls = setup.client_tls.get();
+    for (BackendOptions& backend : setup.options.backends) backend.tls = setup.backend_tls.get();
+  }
+  return setups;
+}
+
+}  // namespace zrelay

@@ -1,0 +1,86 @@
+#include "tools/zrelayd_serve.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <thread>
+
+#include "engine/unique_fd.h"
+
+namespace zrelay {
+namespace {
+
+const char* SignalName(int signo) {
+  switch (signo) {
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
+  }
+  return "signal";
+}
+
+}  // namespace
+
+sigset_t HandledSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+Result<StopSignals> StopSignals::Open() {
+  sigset_t handled = HandledSignals();
+  UniqueFd signals(::signalfd(-1, &handled, SFD_CLOEXEC));
+  if (!signals) return Error::FromErrno(errno, "signalfd");
+  UniqueFd drained(::eventfd(0, EFD_CLOEXEC));
+  if (!drained) return Error::FromErrno(errno, "eventfd");
+  return StopSignals(std::move(signals), std::move(drained));
+}
+
+void StopSignals::ServeUntilStopped(Engine& engine, Duration grace,
+                                    const std::string& on_sighup) {
+  std::thread drainer;
+  bool cut = false;
+  for (;;) {
+    pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {drained_.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      std::perror("zrelayd: poll");
+      break;
+    }
+    if (fds[1].revents != 0) break;  // the drain is over
+    signalfd_siginfo info{};
+    if (::read(signals_.get(), &info, sizeof(info)) != sizeof(info)) continue;
+    int signo = static_cast<int>(info.ssi_signo);
+    if (signo == SIGHUP) {
+      std::fprintf(stderr, "zrelayd: SIGHUP: %s\n", on_sighup.c_str());
+    } else if (!drainer.joinable()) {
+      std::fprintf(stderr, "zrelayd: %s: draining (grace %lld ms; send it again to stop at once)\n",
+                   SignalName(signo),
+                   static_cast<long long>(std::chrono::duration_cast<milliseconds>(grace).count()));
+      drainer = std::thread([&engine, grace, fd = drained_.get()] {
+        engine.Drain(grace);
+        uint64_t one = 1;
+        (void)!::write(fd, &one, sizeof(one));
+      });
+    } else if (!cut) {
+      cut = true;
+      std::fprintf(stderr, "zrelayd: second %s: closing the remaining pairs now\n",
+                   SignalName(signo));
+      engine.Drain(Duration::zero());
+    }
+    std::fflush(stderr);
+  }
+  if (drainer.joinable()) drainer.join();
+}
+
+}  // namespace zrelay
