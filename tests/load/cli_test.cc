@@ -173,7 +173,7 @@ TEST(CliTest, UsageErrorsExitTwoNamingTheFlag) {
       {{}, "missing mode"},
       {{"bulk", "--target", "127.0.0.1:1", "--chunk", "12x"}, "--chunk: bad size '12x'"},
       {{"bulk", "--target", "nowhere"}, "--target: bad address"},
-      {{"rr", "--target", "127.0.0.1:1", "--conns"}, "--conns: needs a value"},
+      {{"rr", "--target", "127.0.0.1:1", "--conns"}, "--conns: 1 required N missing"},
       {{"connect", "--target", "127.0.0.1:1", "--verify"}, "--verify: not a flag of 'connect'"},
       {{"idle", "--target", "127.0.0.1:1", "--pairs", "1", "--relay-pid", "4194303"},
        "--relay-pid 4194303"},
