@@ -175,6 +175,11 @@ TEST(CliTest, UsageErrorsExitTwoNamingTheFlag) {
       {{"bulk", "--target", "nowhere"}, "--target: bad address"},
       {{"rr", "--target", "127.0.0.1:1", "--conns"}, "--conns: 1 required N missing"},
       {{"connect", "--target", "127.0.0.1:1", "--verify"}, "--verify: not a flag of 'connect'"},
+      {{"backend", "--listen", ":0", "--streams=2"}, "--streams: not a flag of 'backend'"},
+      {{"rr", "--target", "127.0.0.1:1", "--frobnicate"}, "unknown flag '--frobnicate'"},
+      {{"rr", "--target", "127.0.0.1:1", "--json=maybe"}, "--json: 'maybe' is not a boolean"},
+      {{"rr", "--target", "127.0.0.1:1", "--json", "no"}, "unexpected argument 'no'"},
+      {{"rr", "--target", "127.0.0.1:1", "--conns=2", "--conns=3"}, "--conns: given twice"},
       {{"idle", "--target", "127.0.0.1:1", "--pairs", "1", "--relay-pid", "4194303"},
        "--relay-pid 4194303"},
   };
