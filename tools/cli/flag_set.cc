@@ -17,8 +17,9 @@ CLI::Option* FlagSet::Value(const std::string& name, const std::string& type,
       name,
       [&flag, set](const std::string& text) {
         Status s = set(text);
-        if (!s.ok())
+        if (!s.ok()) {
           flag.error = Error::Invalid(flag.option->get_name() + ": " + s.error().message());
+        }
       },
       help);
   // Repeats are checked by Parse; each occurrence is in app_.parse_order().

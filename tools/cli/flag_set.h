@@ -44,9 +44,11 @@ class FlagSet {
   CLI::Option* Bool(const std::string& name, bool* field, const std::string& help,
                     bool inverted = false);
 
-  // Parses `args` (without the program name). Errors, in this order: a value
-  // CLI11 found missing; the first unknown flag or stray argument; with
-  // Repeats::kRefused, the first flag given twice; the first bad value.
+  // Parses `args` (without the program name). Errors, in this order: an
+  // empty boolean ("--json="); a value CLI11 found missing ("--conns: 1
+  // required N missing"); the first unknown flag or stray argument; with
+  // Repeats::kRefused, the first flag given twice; the first bad value on
+  // the command line.
   Status Parse(const std::vector<std::string>& args, const UnknownFlag& unknown_flag = nullptr);
 
  private:
