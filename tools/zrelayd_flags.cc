@@ -2,10 +2,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <deque>
-#include <functional>
 #include <utility>
 
+#include "tools/cli/flag_set.h"
 #include "tools/cli/values.h"
 
 namespace zrelay {
@@ -24,8 +23,8 @@ constexpr char kFooter[] =
 
 Error Usage(const std::string& message) { return Error::Invalid(message); }
 
-// CLI11 splits the command line; the values are converted here, by the
-// parsers of tools/cli, so every error names the flag and quotes the value.
+// The flags and the rules between them; FlagSet (tools/cli) splits the
+// command line and converts each value.
 class FlagTable {
  public:
   explicit FlagTable(ZrelaydConfig& config);
@@ -34,13 +33,15 @@ class FlagTable {
   std::string Help() const { return app_.help(); }
 
  private:
-  using Setter = std::function<Status(const std::string&)>;
-  // A flag with a value. `set` stores it or says what is wrong with it; the
-  // last of repeated flags wins.
-  void Value(const std::string& name, const std::string& type, const std::string& help, Setter set);
-  // A boolean flag: bare means true, --name=VALUE goes through ParseBool.
+  // Shorthands for the table in the constructor.
+  void Value(const std::string& name, const std::string& type, const std::string& help,
+             FlagSet::Setter set) {
+    flags_.Value(name, type, help, std::move(set));
+  }
   // `inverted`: the field holds the opposite (--backend-insecure clears verify).
-  void Bool(const std::string& name, bool* field, const std::string& help, bool inverted = false);
+  void Bool(const std::string& name, bool* field, const std::string& help, bool inverted = false) {
+    flags_.Bool(name, field, help, inverted);
+  }
   Status Finish();
   Status CheckFileForm() const;
   Status PairCertsAndKeys();
@@ -48,41 +49,12 @@ class FlagTable {
   ZrelaydConfig& config_;
   CLI::App app_{"Relays every client accepted on --listen to --backend, zero-copy where it can.",
                 "zrelayd"};
-  Status error_;  // the first value a setter refused
-  struct BoolFlag {
-    std::string text;  // as given; empty when absent (CLI11 turns a bare flag into "true")
-    const CLI::Option* option = nullptr;
-    bool* field = nullptr;
-    bool inverted = false;
-  };
-  std::deque<BoolFlag> bools_;  // a deque: CLI11 keeps pointers to each text
+  FlagSet flags_{app_, FlagSet::Repeats::kLastWins};  // the last of repeated flags wins
   std::vector<std::string> certs_, keys_;
 };
 
-void FlagTable::Value(const std::string& name, const std::string& type, const std::string& help,
-                      Setter set) {
-  app_.add_option_function<std::string>(
-          name,
-          [this, name, set](const std::string& text) {
-            Status s = set(text);
-            if (!s.ok() && error_.ok()) error_ = Usage(name + ": " + s.error().message());
-          },
-          help)
-      ->type_name(type)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-}
-
-void FlagTable::Bool(const std::string& name, bool* field, const std::string& help, bool inverted) {
-  BoolFlag& flag = bools_.emplace_back();
-  flag.field = field;
-  flag.inverted = inverted;
-  flag.option =
-      app_.add_flag(name, flag.text, help)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-}
-
 FlagTable::FlagTable(ZrelaydConfig& config) : config_(config) {
   app_.set_help_flag();  // ours below: --help is a config field, not an exception
-  app_.allow_extras();   // leftovers are reported by Finish, with our wording
   app_.footer(kFooter);
   app_.get_formatter()->column_width(32);
   app_.get_formatter()->label("Usage", "usage");
@@ -235,38 +207,11 @@ FlagTable::FlagTable(ZrelaydConfig& config) : config_(config) {
 }
 
 Status FlagTable::Parse(const std::vector<std::string>& args) {
-  // CLI11 reads "--pin=" as a bare "--pin"; an empty value is as wrong as
-  // any other that is not a boolean.
-  for (const std::string& arg : args) {
-    if (arg.size() <= 3 || arg.rfind("--", 0) != 0 || arg.back() != '=') continue;
-    std::string name = arg.substr(2, arg.size() - 3);
-    for (const BoolFlag& flag : bools_) {
-      if (flag.option->check_lname(name))
-        return Usage("--" + name + ": " + ParseBool("").error().message());
-    }
-  }
-  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 pops from the back
-  try {
-    app_.parse(reversed);
-  } catch (const CLI::ParseError& e) {
-    return Usage(e.what());
-  }
+  if (Status s = flags_.Parse(args); !s.ok()) return s;
   return Finish();
 }
 
 Status FlagTable::Finish() {
-  for (const BoolFlag& flag : bools_) {
-    if (flag.text.empty()) continue;
-    auto value = ParseBool(flag.text);
-    if (!value.ok()) return Usage(flag.option->get_name() + ": " + value.error().message());
-    *flag.field = value.value() != flag.inverted;
-  }
-  if (!error_.ok()) return error_;
-  if (std::vector<std::string> left = app_.remaining(); !left.empty()) {
-    if (left[0].rfind("-", 0) == 0) return Usage("unknown flag '" + left[0] + "'");
-    return Usage("unexpected argument '" + left[0] +
-                 "' (a boolean flag takes its value as --flag=VALUE)");
-  }
   if (Status s = PairCertsAndKeys(); !s.ok()) return s;
   if (config_.help) return Status::Ok();
   if (!config_.config_file.empty() || !config_.check_file.empty()) return CheckFileForm();

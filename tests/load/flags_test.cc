@@ -3,17 +3,21 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <initializer_list>
+#include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "tools/load/config.h"
 #include "tools/cli/values.h"
+#include "tools/load/config.h"
 
 namespace zrelay::load {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 Result<Config> Parse(std::initializer_list<const char*> args) {
   std::vector<const char*> argv = {"zrelay-load"};
@@ -149,7 +153,7 @@ TEST(ParseArgsTest, ErrorsNameTheFlag) {
   EXPECT_THAT(ErrorOf({"bulk"}), HasSubstr("--target ADDR is required"));
   EXPECT_THAT(ErrorOf({"bulk", "--target", "1.2.3.4"}), HasSubstr("--target: bad address"));
   EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:99999"}), HasSubstr("--target"));
-  EXPECT_THAT(ErrorOf({"bulk", "--target"}), HasSubstr("--target: needs a value"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target"}), HasSubstr("--target: 1 required ADDR missing"));
   EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--chunk", "64q"}),
               HasSubstr("--chunk: bad size '64q'"));
   EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--chunk", "1G"}),
@@ -167,7 +171,7 @@ TEST(ParseArgsTest, ErrorsNameTheFlag) {
   EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--json="}),
               HasSubstr("--json: '' is not a boolean"));
   EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--frobnicate"}),
-              HasSubstr("--frobnicate: unknown flag"));
+              HasSubstr("unknown flag '--frobnicate'"));
   EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "streams"}),
               HasSubstr("unexpected argument 'streams'"));
   EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--streams", "2"}),
@@ -278,6 +282,183 @@ TEST(ParseArgsTest, BooleanFlagsBothWays) {
           .ok());
   EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--tls-insecure"}),
               HasSubstr("--tls-insecure: needs --tls"));
+}
+
+// Every flag, the modes that take it and a good value (nullptr: a boolean).
+// The help text documents each one.
+struct FlagCase {
+  const char* flag;
+  std::vector<const char*> modes;
+  const char* value;
+};
+const std::vector<FlagCase>& AllFlags() {
+  static const std::vector<FlagCase> flags = {
+      {"--target", {"bulk", "rr", "connect", "idle"}, "127.0.0.1:2"},
+      {"--listen", {"backend"}, ":0"},
+      {"--mode", {"backend"}, "echo"},
+      {"--workers", {"bulk", "rr", "connect", "idle", "backend"}, "2"},
+      {"--streams", {"bulk"}, "2"},
+      {"--bytes", {"bulk"}, "1M"},
+      {"--chunk", {"bulk"}, "4k"},
+      {"--verify", {"bulk"}, nullptr},
+      {"--direction", {"bulk"}, "down"},
+      {"--conns", {"rr", "connect"}, "3"},
+      {"--req", {"rr", "connect", "idle", "backend"}, "1"},
+      {"--resp", {"rr", "connect", "idle", "backend"}, "1"},
+      {"--requests", {"rr"}, "10"},
+      {"--count", {"connect"}, "10"},
+      {"--pairs", {"idle"}, "2"},
+      {"--hold", {"idle"}, "1s"},
+      {"--relay-pid", {"idle"}, "1"},
+      {"--duration", {"bulk", "rr", "connect", "idle", "backend"}, "1s"},
+      {"--timeout", {"bulk", "rr", "connect", "idle"}, "5s"},
+      {"--connect-timeout", {"bulk", "rr", "connect", "idle"}, "1s"},
+      {"--io-timeout", {"bulk", "rr", "connect", "idle"}, "1s"},
+      {"--tls", {"bulk", "rr", "connect", "idle"}, nullptr},
+      {"--tls-ca", {"bulk", "rr", "connect", "idle"}, "ca.pem"},
+      {"--tls-insecure", {"bulk", "rr", "connect", "idle"}, nullptr},
+      {"--sni", {"bulk", "rr", "connect", "idle"}, "example.test"},
+      {"--json", {"bulk", "rr", "connect", "idle", "backend"}, nullptr},
+      {"--quiet", {"bulk", "rr", "connect", "idle", "backend"}, nullptr},
+  };
+  return flags;
+}
+
+// "ok", or the error message.
+std::string Outcome(const std::vector<std::string>& args) {
+  std::vector<const char*> argv = {"zrelay-load"};
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  auto r = ParseArgs(static_cast<int>(argv.size()), argv.data());
+  return r.ok() ? "ok" : r.error().message();
+}
+
+// A flag given to a mode that does not take it is refused, naming both, in
+// either form and wherever it stands; in a mode that takes it, both forms
+// ("--flag VALUE", "--flag=VALUE"; a boolean bare or "=yes") come out the same.
+TEST(ParseArgsTest, EveryFlagInEveryMode) {
+  const std::vector<std::pair<const char*, std::vector<std::string>>> modes = {
+      {"bulk", {"--target", "127.0.0.1:1"}},
+      {"rr", {"--target", "127.0.0.1:1"}},
+      {"connect", {"--target", "127.0.0.1:1"}},
+      {"idle", {"--target", "127.0.0.1:1", "--pairs", "1"}},
+      {"backend", {"--listen", ":0"}},
+  };
+  for (const FlagCase& f : AllFlags()) {
+    const std::string flag = f.flag;
+    std::vector<std::string> spaced = {flag}, joined = {flag + "=yes"};
+    if (f.value != nullptr) {
+      spaced.push_back(f.value);
+      joined = {flag + "=" + f.value};
+    }
+    for (const auto& [mode, base] : modes) {
+      std::vector<std::string> head = {mode};
+      for (size_t i = 0; i < base.size(); i += 2) {
+        if (base[i] == flag) continue;  // the flag under test stands in for it
+        head.push_back(base[i]);
+        head.push_back(base[i + 1]);
+      }
+      auto with = [&](const std::vector<std::string>& tail, bool first) {
+        std::vector<std::string> args = {mode};
+        if (first) args.insert(args.end(), tail.begin(), tail.end());
+        args.insert(args.end(), head.begin() + 1, head.end());
+        if (!first) args.insert(args.end(), tail.begin(), tail.end());
+        return Outcome(args);
+      };
+      bool takes = std::find(f.modes.begin(), f.modes.end(), std::string(mode)) != f.modes.end();
+      if (takes) {
+        std::string outcome = with(spaced, false);
+        EXPECT_THAT(outcome, Not(HasSubstr("not a flag"))) << flag << " " << mode;
+        EXPECT_THAT(outcome, Not(HasSubstr("unknown flag"))) << flag << " " << mode;
+        EXPECT_EQ(with(joined, false), outcome) << flag << " " << mode;
+        EXPECT_EQ(with(spaced, true), outcome) << flag << " " << mode;
+      } else {
+        const std::string refused = flag + ": not a flag of '" + mode + "' mode";
+        EXPECT_EQ(with(spaced, false), refused);
+        EXPECT_EQ(with(joined, false), refused);
+        EXPECT_EQ(with(spaced, true), refused);
+      }
+    }
+  }
+}
+
+TEST(ParseArgsTest, HelpTextNamesEveryFlag) {
+  const std::string help = HelpText();
+  for (const FlagCase& f : AllFlags()) {
+    EXPECT_NE(help.find(std::string(f.flag) + (f.value ? " " : "")), std::string::npos) << f.flag;
+  }
+}
+
+TEST(ParseArgsTest, RepeatedFlagsAreRefused) {
+  const char* const rr[] = {"rr", "--target", "127.0.0.1:1"};
+  auto error = [&](std::initializer_list<const char*> tail) {
+    std::vector<std::string> args(std::begin(rr), std::end(rr));
+    args.insert(args.end(), tail.begin(), tail.end());
+    return Outcome(args);
+  };
+  EXPECT_EQ(error({"--conns=5", "--conns", "6"}), "--conns: given twice");
+  EXPECT_EQ(error({"--conns", "5", "--conns=5"}), "--conns: given twice");
+  EXPECT_EQ(error({"--json", "--json"}), "--json: given twice");
+  EXPECT_EQ(error({"--json=no", "--json"}), "--json: given twice");
+  EXPECT_EQ(error({"--tls", "--tls-ca", "a.pem", "--tls-ca=b.pem"}), "--tls-ca: given twice");
+  EXPECT_EQ(Outcome({"rr", "--target", "127.0.0.1:1", "--target", "127.0.0.1:2"}),
+            "--target: given twice");
+}
+
+TEST(ParseArgsTest, UnknownFlagsAndStrayArguments) {
+  auto error = [](std::initializer_list<const char*> tail) {
+    std::vector<std::string> args = {"bulk", "--target", "127.0.0.1:1"};
+    args.insert(args.end(), tail.begin(), tail.end());
+    return Outcome(args);
+  };
+  EXPECT_EQ(error({"--frobnicate"}), "unknown flag '--frobnicate'");
+  EXPECT_EQ(error({"--frobnicate=3"}), "unknown flag '--frobnicate'");
+  EXPECT_EQ(error({"--STREAMS", "2"}), "unknown flag '--STREAMS'");  // names are case-sensitive
+  EXPECT_EQ(error({"---streams", "2"}), "unknown flag '---streams'");
+  EXPECT_EQ(error({"-s", "2"}), "unknown flag '-s'");
+  EXPECT_THAT(error({"--"}), HasSubstr("unexpected argument '--'"));
+  EXPECT_THAT(error({"-"}), HasSubstr("unexpected argument '-'"));
+  EXPECT_THAT(error({"--streams", "2", "3"}), HasSubstr("unexpected argument '3'"));
+  // A boolean never takes the next argument as its value.
+  EXPECT_THAT(error({"--verify", "false"}), HasSubstr("unexpected argument 'false'"));
+  EXPECT_THAT(error({"--json", "yes"}), HasSubstr("unexpected argument 'yes'"));
+  // The first mistake on the line is the one reported.
+  EXPECT_EQ(error({"--frobnicate", "--chunk", "64q"}), "unknown flag '--frobnicate'");
+}
+
+// Values are taken as typed: after '=', or the next argument even when it
+// starts with '-' (a flag that needs a value always takes one).
+TEST(ParseArgsTest, ValuesAsTyped) {
+  auto sni = [](const char* arg, const char* next) {
+    std::vector<const char*> argv = {"zrelay-load", "rr", "--target", "127.0.0.1:1", "--tls", arg};
+    if (next != nullptr) argv.push_back(next);
+    auto r = ParseArgs(static_cast<int>(argv.size()), argv.data());
+    return r.ok() ? r->sni : "error: " + r.error().message();
+  };
+  EXPECT_EQ(sni("--sni=a=b", nullptr), "a=b");
+  EXPECT_EQ(sni("--sni=-x", nullptr), "-x");
+  EXPECT_EQ(sni("--sni", "-x"), "-x");
+  EXPECT_EQ(sni("--sni", ""), "error: --sni: empty name");
+  EXPECT_THAT(sni("--sni=", nullptr), HasSubstr("error: --sni: "));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "127.0.0.1:1", "--streams", "-1"}),
+              HasSubstr("--streams: bad number '-1'"));
+  EXPECT_THAT(ErrorOf({"bulk", "--target", "--json"}), HasSubstr("--target: bad address '--json'"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--tls", "--tls-ca="}),
+              HasSubstr("--tls-ca: "));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--tls", "--tls-ca", ""}),
+              HasSubstr("--tls-ca: empty file name"));
+}
+
+// Of several bad values, the first on the command line is reported, whatever
+// order the flags are declared in.
+TEST(ParseArgsTest, FirstBadValueWins) {
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--resp", "1q", "--conns", "0"}),
+              HasSubstr("--resp: bad size '1q'"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--conns", "0", "--resp", "1q"}),
+              HasSubstr("--conns: bad number '0'"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--json=maybe", "--conns", "0"}),
+              HasSubstr("--json: 'maybe' is not a boolean"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", "127.0.0.1:1", "--conns", "0", "--json=maybe"}),
+              HasSubstr("--conns: bad number '0'"));
 }
 
 TEST(FormatBytesTest, Units) {

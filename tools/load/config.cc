@@ -2,12 +2,17 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <functional>
+#include <iterator>
 #include <set>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
+#include "tools/cli/flag_set.h"
 #include "tools/cli/values.h"
 
 namespace zrelay::load {
@@ -21,27 +26,27 @@ constexpr unsigned kIdle = Bit(Mode::kIdle);
 constexpr unsigned kBackend = Bit(Mode::kBackend);
 constexpr unsigned kClients = kBulk | kRr | kConnect | kIdle;
 constexpr unsigned kAll = kClients | kBackend;
+constexpr Mode kModes[] = {Mode::kBulk, Mode::kRr, Mode::kConnect, Mode::kIdle, Mode::kBackend};
 
-using Setter = std::function<Status(Config&, std::string_view)>;
+// Stores a flag's value or says what is wrong with it; FlagSet puts the
+// flag's name in front.
+using Setter = std::function<Status(Config&, const std::string&)>;
 
 struct Flag {
-  const char* name;  // without the leading "--"
-  unsigned modes;
-  bool takes_value;  // false: a boolean, bare ("--json") or with a value ("--json=no")
-  Setter set;
+  const char* name;
+  unsigned modes;    // the modes that take it; any other mode refuses it
+  const char* type;  // the value's name in CLI11's messages ("--conns: 1 required N missing")
+  // A flag with a value, or a boolean: bare ("--json") or with a value ("--json=no").
+  std::variant<Setter, bool Config::*> target;
 };
 
-Status Fail(const std::string& flag, const Error& error) {
-  return Error::Invalid("--" + flag + ": " + error.message());
-}
-
-Setter SizeInto(uint64_t Config::*field, const char* flag, uint64_t min, uint64_t max) {
-  return [=](Config& c, std::string_view v) -> Status {
+Setter SizeInto(uint64_t Config::*field, uint64_t min, uint64_t max) {
+  return [=](Config& c, const std::string& v) -> Status {
     auto size = ParseSize(v);
-    if (!size.ok()) return Fail(flag, size.error());
+    if (!size.ok()) return size.error();
     if (*size < min || *size > max) {
-      return Error::Invalid(std::string("--") + flag + ": '" + std::string(v) +
-                            "' is out of range [" + FormatBytes(static_cast<double>(min)) + ", " +
+      return Error::Invalid("'" + v + "' is out of range [" +
+                            FormatBytes(static_cast<double>(min)) + ", " +
                             FormatBytes(static_cast<double>(max)) + "]");
     }
     c.*field = *size;
@@ -49,155 +54,110 @@ Setter SizeInto(uint64_t Config::*field, const char* flag, uint64_t min, uint64_
   };
 }
 
-Setter CountInto(uint64_t Config::*field, const char* flag, uint64_t min, uint64_t max) {
-  return [=](Config& c, std::string_view v) -> Status {
+// `T`: a whole number, or an optional one (a count that also says "given").
+template <typename T>
+Setter CountInto(T Config::*field, uint64_t min, uint64_t max) {
+  return [=](Config& c, const std::string& v) -> Status {
     auto n = ParseCount(v, min, max);
-    if (!n.ok()) return Fail(flag, n.error());
-    c.*field = *n;
+    if (!n.ok()) return n.error();
+    c.*field = static_cast<T>(*n);
     return Status::Ok();
   };
 }
 
-Setter DurationInto(Duration Config::*field, const char* flag) {
-  return [=](Config& c, std::string_view v) -> Status {
+Setter DurationInto(Duration Config::*field) {
+  return [=](Config& c, const std::string& v) -> Status {
     auto d = ParseDuration(v);
-    if (!d.ok()) return Fail(flag, d.error());
-    if (*d > kMaxDuration) return Error::Invalid(std::string("--") + flag + ": at most 24 h");
+    if (!d.ok()) return d.error();
+    if (*d > kMaxDuration) return Error::Invalid("at most 24 h");
     c.*field = *d;
     return Status::Ok();
   };
 }
 
-// A boolean flag: ParseArgs hands a bare "--flag" over as "true".
-Setter BoolInto(bool Config::*field, const char* flag) {
-  return [=](Config& c, std::string_view v) -> Status {
-    auto b = ParseBool(v);
-    if (!b.ok()) return Fail(flag, b.error());
-    c.*field = *b;
+Setter AddressInto(Address Config::*field) {
+  return [=](Config& c, const std::string& v) -> Status {
+    auto a = Address::Parse(v);
+    if (!a.ok()) return a.error();
+    c.*field = *a;
     return Status::Ok();
   };
 }
 
-Setter AddressInto(Address Config::*field, const char* flag) {
-  return [=](Config& c, std::string_view v) -> Status {
-    auto a = Address::Parse(v);
-    if (!a.ok()) return Fail(flag, a.error());
-    c.*field = *a;
+Setter NameInto(std::string Config::*field, const char* what) {
+  return [=](Config& c, const std::string& v) -> Status {
+    if (v.empty()) return Error::Invalid(std::string("empty ") + what);
+    c.*field = v;
     return Status::Ok();
   };
 }
 
 const std::vector<Flag>& Flags() {
   static const std::vector<Flag> flags = {
-      {"target", kClients, true,
-       [](Config& c, std::string_view v) -> Status {
-         if (Status s = AddressInto(&Config::target, "target")(c, v); !s.ok()) return s;
+      {"--target", kClients, "ADDR",
+       [](Config& c, const std::string& v) -> Status {
+         if (Status s = AddressInto(&Config::target)(c, v); !s.ok()) return s;
          c.target_host = HostOf(v);
          return Status::Ok();
        }},
-      {"listen", kBackend, true, AddressInto(&Config::listen, "listen")},
-      {"mode", kBackend, true,
-       [](Config& c, std::string_view v) -> Status {
-         if (v == "sink")
-           c.backend_mode = BackendMode::kSink;
-         else if (v == "verify")
-           c.backend_mode = BackendMode::kVerify;
-         else if (v == "echo")
-           c.backend_mode = BackendMode::kEcho;
-         else if (v == "fixed")
-           c.backend_mode = BackendMode::kFixed;
-         else if (v == "source")
-           c.backend_mode = BackendMode::kSource;
-         else
-           return Error::Invalid("--mode: '" + std::string(v) +
-                                 "' is not one of sink, verify, echo, fixed, source");
-         return Status::Ok();
+      {"--listen", kBackend, "ADDR", AddressInto(&Config::listen)},
+      {"--mode", kBackend, "MODE",
+       [](Config& c, const std::string& v) -> Status {
+         for (BackendMode m : {BackendMode::kSink, BackendMode::kVerify, BackendMode::kEcho,
+                               BackendMode::kFixed, BackendMode::kSource}) {
+           if (v == BackendModeName(m)) {
+             c.backend_mode = m;
+             return Status::Ok();
+           }
+         }
+         return Error::Invalid("'" + v + "' is not one of sink, verify, echo, fixed, source");
        }},
-      {"workers", kAll, true,
-       [](Config& c, std::string_view v) -> Status {
-         auto n = ParseCount(v, 1, kMaxWorkers);
-         if (!n.ok()) return Fail("workers", n.error());
-         c.workers = static_cast<int>(*n);
-         return Status::Ok();
-       }},
-      {"streams", kBulk, true, CountInto(&Config::streams, "streams", 1, kMaxConns)},
-      {"bytes", kBulk, true,
-       [](Config& c, std::string_view v) -> Status {
+      {"--workers", kAll, "N", CountInto(&Config::workers, 1, kMaxWorkers)},
+      {"--streams", kBulk, "N", CountInto(&Config::streams, 1, kMaxConns)},
+      {"--bytes", kBulk, "SIZE",
+       [](Config& c, const std::string& v) -> Status {
          auto size = ParseSize(v);
-         if (!size.ok()) return Fail("bytes", size.error());
-         if (*size == 0) return Error::Invalid("--bytes: must be greater than 0");
+         if (!size.ok()) return size.error();
+         if (*size == 0) return Error::Invalid("must be greater than 0");
          c.bytes = *size;
          return Status::Ok();
        }},
-      {"chunk", kBulk, true, SizeInto(&Config::chunk, "chunk", 1, kMaxChunk)},
-      {"verify", kBulk, false, BoolInto(&Config::verify, "verify")},
-      {"direction", kBulk, true,
-       [](Config& c, std::string_view v) -> Status {
-         if (v == "up")
-           c.direction = Direction::kUp;
-         else if (v == "down")
-           c.direction = Direction::kDown;
-         else if (v == "both")
-           c.direction = Direction::kBoth;
-         else
-           return Error::Invalid("--direction: '" + std::string(v) +
-                                 "' is not one of up, down, both");
-         return Status::Ok();
+      {"--chunk", kBulk, "SIZE", SizeInto(&Config::chunk, 1, kMaxChunk)},
+      {"--verify", kBulk, "", &Config::verify},
+      {"--direction", kBulk, "DIR",
+       [](Config& c, const std::string& v) -> Status {
+         for (Direction d : {Direction::kUp, Direction::kDown, Direction::kBoth}) {
+           if (v == DirectionName(d)) {
+             c.direction = d;
+             return Status::Ok();
+           }
+         }
+         return Error::Invalid("'" + v + "' is not one of up, down, both");
        }},
-      {"conns", kRr | kConnect, true, CountInto(&Config::conns, "conns", 1, kMaxConns)},
-      {"req", kRr | kConnect | kIdle | kBackend, true,
-       SizeInto(&Config::req, "req", 0, kMaxMessage)},
-      {"resp", kRr | kConnect | kIdle | kBackend, true,
-       SizeInto(&Config::resp, "resp", 0, kMaxMessage)},
-      {"requests", kRr, true,
-       [](Config& c, std::string_view v) -> Status {
-         auto n = ParseCount(v, 1, uint64_t{1} << 40);
-         if (!n.ok()) return Fail("requests", n.error());
-         c.requests = *n;
-         return Status::Ok();
-       }},
-      {"count", kConnect, true,
-       [](Config& c, std::string_view v) -> Status {
-         auto n = ParseCount(v, 1, uint64_t{1} << 40);
-         if (!n.ok()) return Fail("count", n.error());
-         c.count = *n;
-         return Status::Ok();
-       }},
-      {"pairs", kIdle, true, CountInto(&Config::pairs, "pairs", 1, kMaxConns)},
-      {"hold", kIdle, true, DurationInto(&Config::hold, "hold")},
-      {"relay-pid", kIdle, true,
-       [](Config& c, std::string_view v) -> Status {
-         auto n = ParseCount(v, 1, 1u << 22);
-         if (!n.ok()) return Fail("relay-pid", n.error());
-         c.relay_pid = static_cast<int>(*n);
-         return Status::Ok();
-       }},
-      {"duration", kAll, true,
-       [](Config& c, std::string_view v) -> Status {
-         auto s = DurationInto(&Config::duration, "duration")(c, v);
+      {"--conns", kRr | kConnect, "N", CountInto(&Config::conns, 1, kMaxConns)},
+      {"--req", kRr | kConnect | kIdle | kBackend, "SIZE", SizeInto(&Config::req, 0, kMaxMessage)},
+      {"--resp", kRr | kConnect | kIdle | kBackend, "SIZE",
+       SizeInto(&Config::resp, 0, kMaxMessage)},
+      {"--requests", kRr, "N", CountInto(&Config::requests, 1, uint64_t{1} << 40)},
+      {"--count", kConnect, "N", CountInto(&Config::count, 1, uint64_t{1} << 40)},
+      {"--pairs", kIdle, "N", CountInto(&Config::pairs, 1, kMaxConns)},
+      {"--hold", kIdle, "S", DurationInto(&Config::hold)},
+      {"--relay-pid", kIdle, "PID", CountInto(&Config::relay_pid, 1, 1u << 22)},
+      {"--duration", kAll, "S",
+       [](Config& c, const std::string& v) -> Status {
+         Status s = DurationInto(&Config::duration)(c, v);
          if (s.ok()) c.duration_set = true;
          return s;
        }},
-      {"timeout", kClients, true, DurationInto(&Config::cap, "timeout")},
-      {"connect-timeout", kClients, true,
-       DurationInto(&Config::connect_timeout, "connect-timeout")},
-      {"io-timeout", kClients, true, DurationInto(&Config::io_timeout, "io-timeout")},
-      {"tls", kClients, false, BoolInto(&Config::tls, "tls")},
-      {"tls-ca", kClients, true,
-       [](Config& c, std::string_view v) -> Status {
-         if (v.empty()) return Error::Invalid("--tls-ca: empty file name");
-         c.tls_ca = std::string(v);
-         return Status::Ok();
-       }},
-      {"tls-insecure", kClients, false, BoolInto(&Config::tls_insecure, "tls-insecure")},
-      {"sni", kClients, true,
-       [](Config& c, std::string_view v) -> Status {
-         if (v.empty()) return Error::Invalid("--sni: empty name");
-         c.sni = std::string(v);
-         return Status::Ok();
-       }},
-      {"json", kAll, false, BoolInto(&Config::json, "json")},
-      {"quiet", kAll, false, BoolInto(&Config::quiet, "quiet")},
+      {"--timeout", kClients, "S", DurationInto(&Config::cap)},
+      {"--connect-timeout", kClients, "S", DurationInto(&Config::connect_timeout)},
+      {"--io-timeout", kClients, "S", DurationInto(&Config::io_timeout)},
+      {"--tls", kClients, "", &Config::tls},
+      {"--tls-ca", kClients, "FILE", NameInto(&Config::tls_ca, "file name")},
+      {"--tls-insecure", kClients, "", &Config::tls_insecure},
+      {"--sni", kClients, "NAME", NameInto(&Config::sni, "name")},
+      {"--json", kAll, "", &Config::json},
+      {"--quiet", kAll, "", &Config::quiet},
   };
   return flags;
 }
@@ -319,51 +279,42 @@ Result<Config> ParseArgs(int argc, const char* const* argv) {
       return c;
     }
   }
-  std::string_view first = argv[1];
-  if (first == "bulk")
-    c.mode = Mode::kBulk;
-  else if (first == "rr")
-    c.mode = Mode::kRr;
-  else if (first == "connect")
-    c.mode = Mode::kConnect;
-  else if (first == "idle")
-    c.mode = Mode::kIdle;
-  else if (first == "backend")
-    c.mode = Mode::kBackend;
-  else
-    return Error::Invalid("unknown mode '" + std::string(first) +
-                          "': use bulk, rr, connect, idle or backend");
-
-  std::set<std::string> seen;
-  for (int i = 2; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg.size() < 3 || arg.substr(0, 2) != "--") {
-      return Error::Invalid("unexpected argument '" + std::string(arg) + "' (flags start with --)");
-    }
-    std::string name(arg.substr(2));
-    std::optional<std::string> value;
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name.resize(eq);
-    }
-    const Flag* flag = nullptr;
-    for (const Flag& f : Flags()) {
-      if (name == f.name) flag = &f;
-    }
-    if (flag == nullptr) return Error::Invalid("--" + name + ": unknown flag (see --help)");
-    if ((flag->modes & Bit(c.mode)) == 0) {
-      return Error::Invalid("--" + name + ": not a flag of '" + ModeName(c.mode) + "' mode");
-    }
-    if (!seen.insert(name).second) return Error::Invalid("--" + name + ": given twice");
-    if (flag->takes_value && !value) {
-      if (i + 1 >= argc) return Error::Invalid("--" + name + ": needs a value");
-      value = argv[++i];
-    }
-    Status s = flag->set(c, value.value_or("true"));
-    if (!s.ok()) return s.error();
+  const std::string first = argv[1];
+  const Mode* mode = std::find_if(std::begin(kModes), std::end(kModes),
+                                  [&](Mode m) { return first == ModeName(m); });
+  if (mode == std::end(kModes)) {
+    return Error::Invalid("unknown mode '" + first + "': use bulk, rr, connect, idle or backend");
   }
-  Status s = Finish(c, seen);
-  if (!s.ok()) return s.error();
+  c.mode = *mode;
+
+  // Only the mode's own flags go into the app; another mode's flag is then
+  // unknown to CLI11, and named as such below.
+  CLI::App app;
+  app.set_help_flag();  // --help was found above
+  FlagSet flags(app, FlagSet::Repeats::kRefused);
+  for (const Flag& flag : Flags()) {
+    if ((flag.modes & Bit(c.mode)) == 0) continue;
+    if (const auto* field = std::get_if<bool Config::*>(&flag.target)) {
+      flags.Bool(flag.name, &(c.*(*field)), "");
+    } else {
+      flags.Value(
+          flag.name, flag.type, "",
+          [&c, set = std::get<Setter>(flag.target)](const std::string& v) { return set(c, v); });
+    }
+  }
+  auto other_mode = [&c](const std::string& name) -> std::string {
+    for (const Flag& flag : Flags()) {
+      if (name == flag.name) return name + ": not a flag of '" + ModeName(c.mode) + "' mode";
+    }
+    return "";
+  };
+  if (Status s = flags.Parse(std::vector<std::string>(argv + 2, argv + argc), other_mode);
+      !s.ok()) {
+    return s.error();
+  }
+  std::set<std::string> seen;
+  for (const CLI::Option* option : app.parse_order()) seen.insert(option->get_name().substr(2));
+  if (Status s = Finish(c, seen); !s.ok()) return s.error();
   return c;
 }
 

@@ -1,5 +1,7 @@
 // Config: what one zrelay-load run does, parsed from its command line.
 //
+// The first argument is the mode; CLI11 (through tools/cli/flag_set.h) splits
+// the flags after it, and a table in config.cc says which modes take each.
 // ParseArgs never exits or prints: a usage error comes back as an Error whose
 // message names the flag ("--chunk: bad size '64q': ..."), and main() turns it
 // into exit status 2.
