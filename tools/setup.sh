@@ -27,7 +27,7 @@ readonly BUILD_PKGS=(
   libgtest-dev libgmock-dev  # @system_gtest
   libbenchmark-dev           # @system_benchmark
   libssl-dev                 # @system_openssl
-  libcli11-dev               # @system_cli11 (header-only): zrelayd's command line
+  libcli11-dev               # @system_cli11 (header-only): zrelayd and zrelay-load command lines
   libtomlplusplus-dev        # @system_tomlplusplus (header-only): zrelayd's config file
   openssl                    # tests make certificates and talk to s_client/s_server
 )
