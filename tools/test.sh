@@ -22,6 +22,16 @@ for arg in "$@"; do
   esac
 done
 
+# Under ThreadSanitizer, tests (and the zrelayd processes they start) read
+# tests/tsan.supp: races inside OpenSSL, which is not built with TSan, are
+# not zrelay's. The path must be absolute: tests run in their own directory.
+extra=()
+for arg in "$@"; do
+  if [[ "$arg" == --config=tsan ]]; then
+    extra=(--test_env="TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp")
+  fi
+done
+
 # exec: bazel's exit code is ours, and a signal sent to this script (Ctrl-C,
 # CI's timeout) reaches the bazel client, which then cancels cleanly.
-exec bazel test "$@" "${targets[@]}"
+exec bazel test "$@" ${extra[@]+"${extra[@]}"} "${targets[@]}"
