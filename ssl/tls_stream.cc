@@ -193,11 +193,25 @@ TlsResult TlsStream::Shutdown() {
   // 0: our close_notify is sent, the peer's not yet received; 1: both. We do
   // not wait for the peer's: the other direction may still carry data.
   const int ret = SSL_shutdown(ssl_);
+  const int saved_errno = errno;
   if (ret >= 0) {
     close_notify_sent_ = true;
     return Make(TlsIo::kOk);
   }
-  return Fail(ret, /*handshake=*/false);
+  TlsResult r = Fail(ret, /*handshake=*/false);
+  if (r.status == TlsIo::kEof) {
+    // SSL_get_error says ZERO_RETURN whenever the peer's close_notify has
+    // come in, even when it is our own close_notify that could not be
+    // written (EPIPE once the peer is gone). That is a failed write, not an
+    // EOF: reported as one, a caller would wait for a writable socket that
+    // never comes (pairs stayed open until a drain).
+    r.status = TlsIo::kError;
+    r.sys_errno = saved_errno != 0 ? saved_errno : EPIPE;
+    r.detail = std::string("close_notify not sent: ") + std::strerror(r.sys_errno);
+    AppendDetail(r.detail, TakeOpenSslErrors());
+    failure_ = r.detail;
+  }
+  return r;
 }
 
 size_t TlsStream::pending() const {

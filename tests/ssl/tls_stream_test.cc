@@ -282,6 +282,28 @@ TEST_P(TlsVersionTest, WriteToResetPeerIsError) {
   EXPECT_TRUE(r.sys_errno == EPIPE || r.sys_errno == ECONNRESET) << Describe(r);
 }
 
+// Regression: once the peer's close_notify had come in, a close_notify of
+// ours that could not be written (the peer gone: EPIPE) came back as kEof,
+// because SSL_get_error answers ZERO_RETURN whenever the peer's close_notify
+// was received. A relay then waited for a writable socket that never came,
+// and the pair stayed open until a drain.
+TEST_P(TlsVersionTest, ShutdownToAGonePeerAfterItsCloseNotifyIsError) {
+  Conn c = Ready();
+  ASSERT_TRUE(c.server.Shutdown().ok());
+  std::string got;
+  TlsResult r = ReadUntilEnd(c.client, c.cfd(), &got);
+  ASSERT_EQ(r.status, TlsIo::kEof) << Describe(r);
+  const linger abort_close{1, 0};
+  ASSERT_EQ(setsockopt(c.sfd(), SOL_SOCKET, SO_LINGER, &abort_close, sizeof abort_close), 0);
+  c.fds.server.Reset();
+  pollfd p{c.cfd(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 2000), 1);  // the RST has arrived
+  r = c.client.Shutdown();
+  EXPECT_EQ(r.status, TlsIo::kError) << Describe(r);
+  EXPECT_TRUE(r.sys_errno == EPIPE || r.sys_errno == ECONNRESET) << Describe(r);
+  EXPECT_EQ(c.client.Shutdown().status, TlsIo::kError);  // and it stays failed
+}
+
 TEST_P(TlsVersionTest, PendingBytesAreInvisibleToPoll) {
   // The edge-triggered trap: after a short Read, the rest of the record is
   // inside OpenSSL, and the socket itself has nothing to report.
