@@ -122,7 +122,13 @@ Relay StartRelay(const std::string& mode, int backend_port) {
   ::close(out[1]);
   std::string banner;
   char c;
-  while (banner.find('\n') == std::string::npos && ::read(out[0], &c, 1) == 1) banner += c;
+  // zrelayd logs a line or two (its fd limit) before the one that says where
+  // it listens: read up to the end of that one, or to EOF if it failed.
+  auto has_banner = [&] {
+    size_t at = banner.find("listening on ");
+    return at != std::string::npos && banner.find('\n', at) != std::string::npos;
+  };
+  while (!has_banner() && ::read(out[0], &c, 1) == 1) banner += c;
   ::close(out[0]);
   size_t at = banner.find("listening on 127.0.0.1:");
   if (at == std::string::npos) Die("zrelayd did not start: " + banner);
