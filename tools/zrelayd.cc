@@ -135,10 +135,14 @@ int Main(int argc, char** argv) {
   }
   std::fflush(stderr);
 
-  const std::string on_sighup =
-      from_file ? "reloading the configuration is not supported yet; still running"
-                : "no configuration file to reload; ignored";
-  stop_signals->ServeUntilStopped(*engine.value(), config.drain_grace, on_sighup);
+  SignalActions actions;
+  actions.reload = [from_file] {
+    std::fprintf(stderr, "zrelayd: SIGHUP: %s\n",
+                 from_file ? "reloading the configuration is not supported yet; still running"
+                           : "no configuration file to reload; ignored");
+  };
+  actions.reopen_logs = [] { std::fprintf(stderr, "zrelayd: SIGUSR1: no log file to reopen\n"); };
+  stop_signals->ServeUntilStopped(*engine.value(), config.drain_grace, actions);
   PrintTotals(engine.value()->Stats());
   return 0;
 }

@@ -22,6 +22,8 @@ const char* SignalName(int signo) {
       return "SIGINT";
     case SIGHUP:
       return "SIGHUP";
+    case SIGUSR1:
+      return "SIGUSR1";
   }
   return "signal";
 }
@@ -34,6 +36,7 @@ sigset_t HandledSignals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
   return set;
 }
 
@@ -47,7 +50,7 @@ Result<StopSignals> StopSignals::Open() {
 }
 
 void StopSignals::ServeUntilStopped(Engine& engine, Duration grace,
-                                    const std::string& on_sighup) {
+                                    const SignalActions& actions) {
   std::thread drainer;
   bool cut = false;
   for (;;) {
@@ -62,7 +65,9 @@ void StopSignals::ServeUntilStopped(Engine& engine, Duration grace,
     if (::read(signals_.get(), &info, sizeof(info)) != sizeof(info)) continue;
     int signo = static_cast<int>(info.ssi_signo);
     if (signo == SIGHUP) {
-      std::fprintf(stderr, "zrelayd: SIGHUP: %s\n", on_sighup.c_str());
+      if (actions.reload) actions.reload();
+    } else if (signo == SIGUSR1) {
+      if (actions.reopen_logs) actions.reopen_logs();
     } else if (!drainer.joinable()) {
       std::fprintf(stderr, "zrelayd: %s: draining (grace %lld ms; send it again to stop at once)\n",
                    SignalName(signo),

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <functional>
 #include <string>
 
 #include "engine/result.h"
@@ -12,7 +13,7 @@
 
 namespace zrelay {
 
-// The signals zrelayd handles (SIGTERM, SIGINT, SIGHUP). Block them before
+// The signals zrelayd handles (SIGTERM, SIGINT, SIGHUP, SIGUSR1). Block them before
 // any thread starts, so every worker inherits the mask and only
 // ServeUntilStopped's signalfd sees them.
 sigset_t HandledSignals();
@@ -20,6 +21,12 @@ sigset_t HandledSignals();
 // zrelayd's stop signals, read from a signalfd on the main thread. Open it
 // before zrelayd says it is listening, so the descriptors it holds are part
 // of what it starts with (tests compare zrelayd's fds with that baseline).
+// What SIGHUP and SIGUSR1 do, on the main thread, between two signals.
+struct SignalActions {
+  std::function<void()> reload;        // SIGHUP
+  std::function<void()> reopen_logs;   // SIGUSR1
+};
+
 class StopSignals {
  public:
   // Needs HandledSignals() blocked already.
@@ -28,9 +35,9 @@ class StopSignals {
   // Serves until stopped. The first SIGTERM/SIGINT drains on a thread for
   // `grace`; a second one cuts the drain short with Drain(0) from here, which
   // closes the remaining pairs (cause drained) and makes the first Drain
-  // return. SIGHUP logs `on_sighup` and changes nothing. Returns once the
-  // drain is over.
-  void ServeUntilStopped(Engine& engine, Duration grace, const std::string& on_sighup);
+  // return. SIGHUP and SIGUSR1 run `actions` (while draining too). Returns
+  // once the drain is over.
+  void ServeUntilStopped(Engine& engine, Duration grace, const SignalActions& actions);
 
  private:
   StopSignals(UniqueFd signals, UniqueFd drained)

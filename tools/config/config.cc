@@ -47,6 +47,9 @@ class Parser {
   Result<FileConfig> Parse(const toml::table& root);
 
  private:
+  void ReadUpgradeSocket(TableReader& reader, FileConfig& config);
+  void ReadAdmin(TableReader& reader, FileConfig& config);
+  void ReadLog(TableReader& reader, FileConfig& config);
   void ReadListener(TableReader& reader, ListenerConfig& listener);
   void ReadListens(TableReader& reader, ListenerConfig& listener);
   void ReadTls(TableReader& reader, ListenerConfig& listener);
@@ -72,6 +75,9 @@ Result<FileConfig> Parser::Parse(const toml::table& root) {
   reader.Duration("drain_grace", /*allow_zero=*/true, &config.drain_grace);
   reader.String("user", &config.user);
   reader.Bool("log_closes", &config.log_closes);
+  ReadUpgradeSocket(reader, config);
+  ReadAdmin(reader, config);
+  ReadLog(reader, config);
 
   std::vector<TableReader::SubTable> listeners = reader.Tables("listener");
   if (!reader.Has("listener")) reader.Missing("listener", "at least one [[listener]]");
@@ -91,6 +97,45 @@ Result<FileConfig> Parser::Parse(const toml::table& root) {
   reader.Finish();
   if (!errors_.ok()) return errors_.error();
   return config;
+}
+
+void Parser::ReadUpgradeSocket(TableReader& reader, FileConfig& config) {
+  if (!reader.String("upgrade_socket", &config.upgrade_socket)) return;
+  if (config.upgrade_socket.front() != '/') {
+    reader.Fail(*reader.Get("upgrade_socket"), reader.PathOf("upgrade_socket"),
+                "expected an absolute path, got " + QuoteString(config.upgrade_socket));
+  }
+}
+
+void Parser::ReadAdmin(TableReader& reader, FileConfig& config) {
+  const toml::table* table = reader.Table("admin");
+  if (table == nullptr) return;
+  TableReader admin(*table, reader.PathOf("admin"), errors_);
+  std::string text;
+  if (admin.String("listen", &text)) {
+    Result<Address> address = ParseListenAddress(text);
+    if (address.ok()) {
+      config.admin_listen = *address;
+      // A listener on the same address would take the admin's clients.
+      if (address->is_unix() || address->port() != 0) {
+        listens_seen_.push_back({address->ToString(), admin.PathOf("listen")});
+      }
+    } else {
+      admin.Fail(*admin.Get("listen"), admin.PathOf("listen"), address.error().message());
+    }
+  } else if (!admin.Has("listen")) {
+    admin.Missing("listen", "an address such as \"127.0.0.1:9901\" or \"unix:/run/zrelayd.sock\"");
+  }
+  admin.Finish();
+}
+
+void Parser::ReadLog(TableReader& reader, FileConfig& config) {
+  const toml::table* table = reader.Table("log");
+  if (table == nullptr) return;
+  TableReader log(*table, reader.PathOf("log"), errors_);
+  log.String("file", &config.log_file);
+  log.String("access_log", &config.access_log);
+  log.Finish();
 }
 
 void Parser::ReadListener(TableReader& reader, ListenerConfig& listener) {

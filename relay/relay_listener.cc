@@ -1,0 +1,133 @@
+#include "relay/relay_listener.h"
+
+#include <cerrno>
+#include <utility>
+
+namespace zrelay {
+
+RelayListener::RelayListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOptions options,
+                             const EngineOptions& engine)
+    : workers_(workers), options_(std::move(options)) {
+  route_.connect_timeout = options_.connect_timeout;
+  route_.retries = options_.retries;
+  route_.idle_timeout = options_.idle_timeout.value_or(engine.idle_timeout);
+  route_.handshake_timeout = options_.handshake_timeout.value_or(engine.handshake_timeout);
+  if (!options_.name.empty()) route_.detail_prefix = "listener " + options_.name + ": ";
+}
+
+Status RelayListener::Start(WorkerPool& pool) {
+  resolver_ = std::make_unique<Resolver>(options_.backends, options_.resolve);
+  Status resolved = resolver_->ResolveAll();
+  if (!resolved.ok()) return resolved;
+  auto generation = PoolGeneration::Create(resolver_->Endpoints(), options_.balance);
+  if (!generation.ok()) return generation.error();
+
+  // Bound first and stored, then accepting: OnPairClosed needs each
+  // address's listener from the first client on.
+  std::vector<Address> addresses{options_.address};
+  addresses.insert(addresses.end(), options_.extra_addresses.begin(),
+                   options_.extra_addresses.end());
+  for (const Address& address : addresses) {
+    ListenerOptions lo;
+    lo.address = address;
+    lo.backlog = options_.backlog;
+    lo.tcp_nodelay = true;  // accepted legs inherit it (Pair skips the setsockopt)
+    lo.max_connections = options_.max_connections;
+    lo.fd_exhausted_retry = options_.fd_exhausted_retry;
+    auto acceptor = std::make_unique<AddressAcceptor>(this);
+    auto listener = Listener::Bind(pool, lo, acceptor.get());
+    if (!listener.ok()) return listener.error();
+    acceptor->listener = std::move(listener.value());
+    acceptors_.push_back(std::move(acceptor));
+  }
+
+  PoolOptions po;
+  po.label = options_.name.empty() ? address().ToString() : options_.name;
+  po.policy = options_.balance;
+  po.eject_after = options_.eject_after;
+  po.eject_for = options_.eject_for;
+  po.health = options_.health;
+  po.on_event = options_.on_event;
+  pool_ = std::make_unique<BackendPool>(pool, std::move(po), std::move(generation.value()));
+  route_.pool = pool_.get();
+
+  for (auto& acceptor : acceptors_) {
+    Status st = acceptor->listener->Accept();
+    if (!st.ok()) return st;
+  }
+  resolver_->Start(options_.resolve_interval,
+                   [this](const std::vector<std::string>& lines,
+                          std::optional<std::vector<Endpoint>> endpoints) {
+                     OnResolved(lines, std::move(endpoints));
+                   });
+  return Status::Ok();
+}
+
+void RelayListener::Stop() {
+  for (auto& acceptor : acceptors_) acceptor->listener->Stop();
+  if (resolver_) resolver_->Stop();
+}
+
+void RelayListener::Shutdown(WorkerPool& pool) {
+  Stop();
+  if (!pool_) return;
+  pool.RunOnEach([this](size_t i) {
+    if (i == 0) pool_->StopOnLoop();
+  });
+}
+
+std::vector<Address> RelayListener::addresses() const {
+  std::vector<Address> out;
+  for (const auto& acceptor : acceptors_) out.push_back(acceptor->listener->local_address());
+  return out;
+}
+
+ListenerStats RelayListener::Stats(size_t worker) const {
+  ListenerStats total;
+  for (const auto& acceptor : acceptors_) {
+    const ListenerStats s = acceptor->listener->Stats(worker);
+    total.accepted += s.accepted;
+    total.fd_exhausted += s.fd_exhausted;
+    total.accept_errors += s.accept_errors;
+    total.paused_max_connections += s.paused_max_connections;
+  }
+  return total;
+}
+
+void RelayListener::OnAccept(AddressAcceptor& acceptor, size_t worker, UniqueFd fd,
+                             const Address& peer) {
+  Worker& w = *workers_[worker];
+  ++w.stats().accepted;
+  // Holding two pointers, the callback fits std::function's inline
+  // buffer: no allocation per client.
+  Pair::StartWithBackend(
+      w, Leg{std::move(fd), nullptr}, peer, options_.tls, route_,
+      [this, a = &acceptor](const PairStats& stats) { OnPairClosed(*a, stats); });
+}
+
+void RelayListener::OnPairClosed(AddressAcceptor& acceptor, const PairStats& stats) {
+  // EMFILE/ENFILE can only come from the backend's socket(): this worker
+  // is out of fds. Accepting more now would reset them one by one, so it
+  // backs off like an accept that ran out of fds.
+  if (stats.cause == CloseCause::kConnectFailed &&
+      (stats.error == EMFILE || stats.error == ENFILE)) {
+    ++workers_[stats.worker]->stats().backend_fd_exhausted;
+    acceptor.listener->BackOff(stats.worker);
+  }
+  acceptor.listener->Release();
+  if (options_.on_close) options_.on_close(stats);
+}
+
+void RelayListener::OnResolved(const std::vector<std::string>& lines,
+                               std::optional<std::vector<Endpoint>> endpoints) {
+  for (const std::string& line : lines) pool_->Event(line);
+  if (!endpoints) return;
+  auto generation = PoolGeneration::Create(std::move(*endpoints), options_.balance);
+  if (!generation.ok()) {
+    pool_->Event("new addresses not used: " + generation.error().message());
+    return;
+  }
+  pool_->Install(std::move(generation.value()));
+}
+
+}  // namespace zrelay

@@ -1,0 +1,84 @@
+// The operations keys of zrelayd's file: [admin], [log] and upgrade_socket.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tools/config/config.h"
+
+namespace zrelay {
+namespace {
+
+constexpr char kListener[] = R"(
+[[listener]]
+name = "web"
+listen = "127.0.0.1:8080"
+
+[[listener.backend]]
+address = "10.0.0.1:9000"
+)";
+
+Result<FileConfig> Parse(const std::string& text) { return ParseConfig(text, "zrelayd.toml"); }
+
+std::string ErrorOf(const std::string& text) {
+  Result<FileConfig> config = Parse(text);
+  return config.ok() ? "(parsed)" : config.error().message();
+}
+
+TEST(OperationsConfig, AbsentKeysMeanNoAdminStderrNoAccessLogNoUpgrades) {
+  Result<FileConfig> config = Parse(kListener);
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  EXPECT_FALSE(config->admin_listen.has_value());
+  EXPECT_EQ(config->log_file, "");
+  EXPECT_EQ(config->access_log, "");
+  EXPECT_EQ(config->upgrade_socket, "");
+}
+
+TEST(OperationsConfig, EveryKey) {
+  Result<FileConfig> config = Parse(R"(
+upgrade_socket = "/run/zrelayd/upgrade.sock"
+
+[admin]
+listen = "127.0.0.1:9901"
+
+[log]
+file = "/var/log/zrelayd.log"
+access_log = "stderr"
+)" + std::string(kListener));
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  ASSERT_TRUE(config->admin_listen.has_value());
+  EXPECT_EQ(config->admin_listen->ToString(), "127.0.0.1:9901");
+  EXPECT_EQ(config->log_file, "/var/log/zrelayd.log");
+  EXPECT_EQ(config->access_log, "stderr");
+  EXPECT_EQ(config->upgrade_socket, "/run/zrelayd/upgrade.sock");
+
+  Result<FileConfig> unix_admin = Parse("[admin]\nlisten = \"unix:/run/zrelayd/admin.sock\"\n" +
+                                        std::string(kListener));
+  ASSERT_TRUE(unix_admin.ok()) << unix_admin.error().message();
+  EXPECT_TRUE(unix_admin->admin_listen->is_unix());
+}
+
+TEST(OperationsConfig, ErrorsNameTheKey) {
+  EXPECT_EQ(ErrorOf("upgrade_socket = \"run/up.sock\"\n" + std::string(kListener)),
+            "zrelayd.toml:1: upgrade_socket: expected an absolute path, got \"run/up.sock\"");
+  EXPECT_NE(ErrorOf("[admin]\nlisten = \"localhost:9901\"\n" + std::string(kListener))
+                .find("zrelayd.toml:2: admin.listen: "),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("[admin]\n" + std::string(kListener)).find("admin.listen: missing"),
+            std::string::npos);
+  EXPECT_EQ(ErrorOf("[admin]\nlisten = \"127.0.0.1:9901\"\nport = 1\n" + std::string(kListener)),
+            "zrelayd.toml:3: admin.port: unknown key");
+  EXPECT_EQ(ErrorOf("[log]\nacces_log = \"stderr\"\n" + std::string(kListener)),
+            "zrelayd.toml:2: log.acces_log: unknown key (did you mean \"access_log\"?)");
+  EXPECT_EQ(ErrorOf("[log]\nfile = 3\n" + std::string(kListener)),
+            "zrelayd.toml:2: log.file: expected a non-empty string, got 3");
+}
+
+TEST(OperationsConfig, AdminAddressIsNotAListenersToo) {
+  std::string message = ErrorOf("[admin]\nlisten = \"127.0.0.1:8080\"\n" + std::string(kListener));
+  EXPECT_NE(message.find("listener[0].listen: 127.0.0.1:8080 is already listened on by admin.listen"),
+            std::string::npos)
+      << message;
+}
+
+}  // namespace
+}  // namespace zrelay
