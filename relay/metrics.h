@@ -15,8 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "relay/relay.h"
-
 namespace zrelay {
 
 // Number of CloseCause values; closed_total is indexed by the cause.
@@ -44,8 +42,8 @@ struct BackendMetrics {
   // Health: up when neither an active check marked it down nor passive
   // health ejected it.
   bool up = true;
-  bool down = false;     // an active health check says down
-  bool ejected = false;  // passive health took it out for a while
+  bool down = false;                    // an active health check says down
+  bool ejected = false;                 // passive health took it out for a while
   uint64_t connections_open = 0;        // pairs connected or connecting to it now
   uint64_t connects_total = 0;          // connects that succeeded
   uint64_t connect_failures_total = 0;  // connects that failed (refused, unreachable, timed out)
@@ -72,7 +70,7 @@ struct ListenerMetrics {
   uint64_t connect_failures_total = 0;  // every failed backend connect try
   uint64_t backend_retries_total = 0;
   uint64_t no_healthy_backend_total = 0;
-  uint64_t accept_fd_exhausted_total = 0;          // accept paused: out of fds
+  uint64_t accept_fd_exhausted_total = 0;            // accept paused: out of fds
   uint64_t accept_paused_max_connections_total = 0;  // accept paused: max_connections open
   uint64_t backend_fd_exhausted_total = 0;
   std::vector<BackendMetrics> backends;  // the current endpoints of its pool

@@ -24,6 +24,7 @@
 #include "engine/unique_fd.h"
 #include "relay/balancer.h"        // BalancePolicy, kMaxBackendWeight
 #include "relay/health_options.h"  // HealthCheckOptions
+#include "relay/metrics.h"
 
 typedef struct ssl_st SSL;        // NOLINT: OpenSSL's own forward declaration
 typedef struct ssl_ctx_st SSL_CTX;  // NOLINT
@@ -71,6 +72,13 @@ struct PairStats {
   size_t worker = 0;
   // The endpoint the pair connected to (or tried last); empty for Pipe().
   Address backend{};
+  // Listener pairs: the client's address; empty for Pipe().
+  Address client{};
+  // Leg A's TLS, when it is a TLS leg that finished its handshake: the
+  // version ("TLSv1.3") and the server name the client asked for (SNI;
+  // empty without one). Both empty for a plain leg.
+  std::string tls_version{};
+  std::string sni{};
 };
 
 using OnClose = std::function<void(const PairStats&)>;
@@ -171,6 +179,18 @@ struct ListenOptions {
   OnListenerEvent on_event{};
   // How host backends are resolved; unset: getaddrinfo.
   ResolveFunction resolve{};
+  // Listening sockets to take over instead of binding (a zero-downtime
+  // upgrade: the sockets a running process handed over). Each of the
+  // listener's addresses uses the sockets here bound to it (getsockname),
+  // dup()ed, and binds only when none is; the rest are ignored. Not owned:
+  // the caller closes its own copies.
+  std::vector<int> inherited_sockets{};
+};
+
+// A listener's listening socket, for handing to another process.
+struct ListeningSocket {
+  Address address;  // as bound
+  UniqueFd fd;      // a dup(): the engine keeps its own
 };
 
 using ListenerId = uint32_t;
@@ -237,8 +257,25 @@ class Engine {
   // RLIMIT_NOFILE when the options said 0.
   Result<size_t> MaxConnections(ListenerId id) const;
 
+  // Applies `options` to listener `id` for the clients it accepts from now
+  // on: backends, balancing, health, timeouts, TLS, limits, callbacks. Its
+  // listening sockets stay open throughout, so no client is refused; pairs
+  // already open keep what they started with and finish. The addresses
+  // (address, extra_addresses) must be the listener's. On error the
+  // listener runs on unchanged. Any non-worker thread.
+  Status Reconfigure(ListenerId id, const ListenOptions& options);
+  // Stops listener `id` accepting and closes its sockets. Its open pairs
+  // finish as usual (their on_close still runs). Any non-worker thread.
+  Status Close(ListenerId id);
+  // dup()s of listener `id`'s listening sockets: one per worker per TCP
+  // address, one per unix address.
+  Result<std::vector<ListeningSocket>> ListeningSockets(ListenerId id) const;
+
   // Snapshot of counters, gathered from every worker. Any non-worker thread.
   EngineStats Stats() const;
+  // Live counters per listener, backend and worker (relay/metrics.h), read
+  // without stopping or waiting for any worker. Any thread.
+  MetricsSnapshot Metrics() const;
 
   // Stops accepting on every listener, waits up to `grace` for open pairs to
   // finish, then closes the rest (cause kDrained). Returns when no pair is

@@ -18,6 +18,7 @@
 
 #include "relay/relay.h"
 #include "tools/config/config.h"
+#include "tools/log/log.h"
 #include "tools/zrelayd_flags.h"
 #include "tools/zrelayd_listeners.h"
 #include "tools/zrelayd_process.h"
@@ -31,15 +32,15 @@ namespace {
 int Check(const std::string& path) {
   auto config = LoadConfigFile(path);
   if (!config.ok()) {
-    std::fprintf(stderr, "zrelayd: %s\n", config.error().message().c_str());
+    Logf("%s", config.error().message().c_str());
     return 2;
   }
   auto listeners = SetUpListeners(config.value(), EngineOptionsFor(config.value()), path);
   if (!listeners.ok()) {
-    std::fprintf(stderr, "zrelayd: %s\n", listeners.error().message().c_str());
+    Logf("%s", listeners.error().message().c_str());
     return 2;
   }
-  std::printf("%s\n", CheckSummary(path, config.value()).c_str());
+  std::printf("%s", CheckSummary(path, config.value()).c_str());
   return 0;
 }
 
@@ -47,8 +48,7 @@ int Main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = ParseZrelaydFlags(args);
   if (!parsed.ok()) {
-    std::fprintf(stderr, "zrelayd: %s\n(run 'zrelayd --help' for usage)\n",
-                 parsed.error().message().c_str());
+    Logf("%s\n(run 'zrelayd --help' for usage)", parsed.error().message().c_str());
     return 2;
   }
   const ZrelaydConfig& flags = parsed.value();
@@ -62,7 +62,7 @@ int Main(int argc, char** argv) {
   if (from_file) {
     auto loaded = LoadConfigFile(flags.config_file);
     if (!loaded.ok()) {
-      std::fprintf(stderr, "zrelayd: %s\n", loaded.error().message().c_str());
+      Logf("%s", loaded.error().message().c_str());
       return 2;
     }
     config = std::move(loaded.value());
@@ -79,7 +79,7 @@ int Main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   auto stop_signals = StopSignals::Open();
   if (!stop_signals.ok()) {
-    std::fprintf(stderr, "zrelayd: %s\n", stop_signals.error().message().c_str());
+    Logf("%s", stop_signals.error().message().c_str());
     return 1;
   }
   PrintFdLimit(RaiseFdLimit());
@@ -89,12 +89,12 @@ int Main(int argc, char** argv) {
   const EngineOptions engine_options = EngineOptionsFor(config);
   auto listeners = SetUpListeners(config, engine_options, flags.config_file);
   if (!listeners.ok()) {
-    std::fprintf(stderr, "zrelayd: %s\n", listeners.error().message().c_str());
+    Logf("%s", listeners.error().message().c_str());
     return from_file ? 2 : 1;  // as --check says of the same file
   }
   auto engine = Engine::Start(engine_options);
   if (!engine.ok()) {
-    std::fprintf(stderr, "zrelayd: %s\n", engine.error().message().c_str());
+    Logf("%s", engine.error().message().c_str());
     return 1;
   }
   std::vector<ListenerId> ids;
@@ -102,7 +102,7 @@ int Main(int argc, char** argv) {
     auto id = engine.value()->Listen((*listeners)[i].options);
     if (!id.ok()) {
       std::string where = from_file ? "listener " + config.listeners[i].name + ": " : "";
-      std::fprintf(stderr, "zrelayd: %s%s\n", where.c_str(), id.error().message().c_str());
+      Logf("%s%s", where.c_str(), id.error().message().c_str());
       return 1;
     }
     ids.push_back(id.value());
@@ -111,37 +111,34 @@ int Main(int argc, char** argv) {
   if (!config.user.empty()) {
     Status dropped = DropPrivileges(config.user);
     if (!dropped.ok()) {
-      std::fprintf(stderr, "zrelayd: %s\n", dropped.error().message().c_str());
+      Logf("%s", dropped.error().message().c_str());
       return 1;
     }
-    std::fprintf(stderr, "zrelayd: running as user '%s' (uid %u, gid %u)\n", config.user.c_str(),
-                 static_cast<unsigned>(::getuid()), static_cast<unsigned>(::getgid()));
+    Logf("running as user '%s' (uid %u, gid %u)", config.user.c_str(),
+         static_cast<unsigned>(::getuid()), static_cast<unsigned>(::getgid()));
   }
   if (from_file) {
     for (size_t i = 0; i < ids.size(); ++i) {
       PrintListener(config.listeners[i], engine.value()->ListenAddress(ids[i]));
     }
-    std::fprintf(stderr, "zrelayd: %zu listener%s, mode %s, %zu workers\n", ids.size(),
-                 ids.size() == 1 ? "" : "s", ModeName(config.mode), engine.value()->workers());
+    Logf("%zu listener%s, mode %s, %zu workers", ids.size(), ids.size() == 1 ? "" : "s",
+         ModeName(config.mode), engine.value()->workers());
   } else {
     auto bound = engine.value()->ListenAddress(ids[0]);
     auto limit = engine.value()->MaxConnections(ids[0]);
-    std::fprintf(stderr,
-                 "zrelayd: listening on %s, backend %s, mode %s, at most %zu connections, %zu "
-                 "workers\n",
-                 bound.ok() ? bound->ToString().c_str() : "?", flags.backend.ToString().c_str(),
-                 ModeName(config.mode), limit.ok() ? limit.value() : size_t{0},
-                 engine.value()->workers());
+    Logf(
+        "listening on %s, backend %s, mode %s, at most %zu connections, %zu "
+        "workers",
+        bound.ok() ? bound->ToString().c_str() : "?", flags.backend.ToString().c_str(),
+        ModeName(config.mode), limit.ok() ? limit.value() : size_t{0}, engine.value()->workers());
   }
-  std::fflush(stderr);
 
   SignalActions actions;
   actions.reload = [from_file] {
-    std::fprintf(stderr, "zrelayd: SIGHUP: %s\n",
-                 from_file ? "reloading the configuration is not supported yet; still running"
-                           : "no configuration file to reload; ignored");
+    Logf("SIGHUP: %s", from_file ? "reloading the configuration is not supported yet; still running"
+                                 : "no configuration file to reload; ignored");
   };
-  actions.reopen_logs = [] { std::fprintf(stderr, "zrelayd: SIGUSR1: no log file to reopen\n"); };
+  actions.reopen_logs = [] { Logf("SIGUSR1: no log file to reopen"); };
   stop_signals->ServeUntilStopped(*engine.value(), config.drain_grace, actions);
   PrintTotals(engine.value()->Stats());
   return 0;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "tools/cli/values.h"
+#include "tools/log/log.h"
 
 namespace zrelay {
 namespace {
@@ -69,11 +70,9 @@ OnClose LogCloses(const std::string& name) {
     if (!name.empty() && s.backend.family() != AF_UNSPEC) {
       backend = " (backend " + s.backend.ToString() + ")";
     }
-    std::fprintf(stderr,
-                 "zrelayd: %spair closed on worker %zu%s: %s, %llu bytes up, %llu down%s%s\n",
-                 where.c_str(), s.worker, backend.c_str(), CloseCauseName(s.cause),
-                 (unsigned long long)s.a_to_b, (unsigned long long)s.b_to_a,
-                 s.detail.empty() ? "" : ": ", s.detail.c_str());
+    Logf("%spair closed on worker %zu%s: %s, %llu bytes up, %llu down%s%s", where.c_str(), s.worker,
+         backend.c_str(), CloseCauseName(s.cause), (unsigned long long)s.a_to_b,
+         (unsigned long long)s.b_to_a, s.detail.empty() ? "" : ": ", s.detail.c_str());
   };
 }
 
@@ -100,9 +99,7 @@ ListenOptions OptionsFor(const ListenerConfig& listener, const EngineOptions& en
     const HealthConfig& health = *listener.health;
     options.health = HealthCheckOptions{health.interval, health.timeout, health.fall, health.rise};
   }
-  options.on_event = [](const std::string& line) {
-    std::fprintf(stderr, "zrelayd: %s\n", line.c_str());
-  };
+  options.on_event = [](const std::string& line) { Logf("%s", line.c_str()); };
   if (log_closes) options.on_close = LogCloses(listener.name);
   return options;
 }

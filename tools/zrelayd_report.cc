@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "tools/log/log.h"
+
 namespace zrelay {
 
 const char* ModeName(RelayMode mode) {
@@ -18,22 +20,22 @@ const char* ModeName(RelayMode mode) {
 
 void PrintTotals(const EngineStats& s) {
   const WorkerStats& t = s.total;
-  std::fprintf(stderr,
-               "zrelayd: totals: accepted %llu, pairs closed %llu, connect failures %llu, "
-               "bytes client->backend %llu, backend->client %llu (spliced %llu, copied %llu), "
-               "pipes in use %llu, buffers in use %llu, pipe pool exhausted %llu, "
-               "accept fd exhausted %llu, accept paused at max connections %llu, "
-               "backend fds exhausted %llu, backend retries %llu, no healthy backend %llu, "
-               "auto splice switches %llu\n",
-               (unsigned long long)t.accepted, (unsigned long long)t.pairs_closed,
-               (unsigned long long)t.connect_failures, (unsigned long long)t.bytes_a_to_b,
-               (unsigned long long)t.bytes_b_to_a, (unsigned long long)t.bytes_spliced,
-               (unsigned long long)t.bytes_copied, (unsigned long long)t.pipes_in_use,
-               (unsigned long long)t.buffers_in_use, (unsigned long long)t.pipe_pool_exhausted,
-               (unsigned long long)t.accept_fd_exhausted,
-               (unsigned long long)t.accept_paused_max_connections,
-               (unsigned long long)t.backend_fd_exhausted, (unsigned long long)t.backend_retries,
-               (unsigned long long)t.no_healthy_backend, (unsigned long long)t.splice_switches);
+  Logf(
+      "totals: accepted %llu, pairs closed %llu, connect failures %llu, "
+      "bytes client->backend %llu, backend->client %llu (spliced %llu, copied %llu), "
+      "pipes in use %llu, buffers in use %llu, pipe pool exhausted %llu, "
+      "accept fd exhausted %llu, accept paused at max connections %llu, "
+      "backend fds exhausted %llu, backend retries %llu, no healthy backend %llu, "
+      "auto splice switches %llu",
+      (unsigned long long)t.accepted, (unsigned long long)t.pairs_closed,
+      (unsigned long long)t.connect_failures, (unsigned long long)t.bytes_a_to_b,
+      (unsigned long long)t.bytes_b_to_a, (unsigned long long)t.bytes_spliced,
+      (unsigned long long)t.bytes_copied, (unsigned long long)t.pipes_in_use,
+      (unsigned long long)t.buffers_in_use, (unsigned long long)t.pipe_pool_exhausted,
+      (unsigned long long)t.accept_fd_exhausted,
+      (unsigned long long)t.accept_paused_max_connections,
+      (unsigned long long)t.backend_fd_exhausted, (unsigned long long)t.backend_retries,
+      (unsigned long long)t.no_healthy_backend, (unsigned long long)t.splice_switches);
 }
 
 std::string CheckSummary(const std::string& path, const FileConfig& config) {
@@ -46,14 +48,13 @@ std::string CheckSummary(const std::string& path, const FileConfig& config) {
 
 void PrintFdLimit(const Result<FdLimit>& fd_limit) {
   if (fd_limit.ok() && fd_limit->before == fd_limit->after) {
-    std::fprintf(stderr, "zrelayd: fd limit %llu (the hard limit already)\n",
-                 static_cast<unsigned long long>(fd_limit->after));
+    Logf("fd limit %llu (the hard limit already)",
+         static_cast<unsigned long long>(fd_limit->after));
   } else if (fd_limit.ok()) {
-    std::fprintf(stderr, "zrelayd: fd limit raised from %llu to %llu\n",
-                 static_cast<unsigned long long>(fd_limit->before),
-                 static_cast<unsigned long long>(fd_limit->after));
+    Logf("fd limit raised from %llu to %llu", static_cast<unsigned long long>(fd_limit->before),
+         static_cast<unsigned long long>(fd_limit->after));
   } else {
-    std::fprintf(stderr, "zrelayd: warning: %s\n", fd_limit.error().message().c_str());
+    Logf("warning: %s", fd_limit.error().message().c_str());
   }
 }
 
@@ -63,9 +64,9 @@ void PrintListener(const ListenerConfig& listener, const Result<Address>& bound)
   for (size_t i = 1; i < listener.listen.size(); ++i) {
     addresses += ", " + listener.listen[i].ToString();
   }
-  std::fprintf(stderr, "zrelayd: listener %s: listening on %s; %zu backend%s, %s\n",
-               listener.name.c_str(), addresses.c_str(), listener.backends.size(),
-               listener.backends.size() == 1 ? "" : "s", BalancePolicyName(listener.balance));
+  Logf("listener %s: listening on %s; %zu backend%s, %s", listener.name.c_str(), addresses.c_str(),
+       listener.backends.size(), listener.backends.size() == 1 ? "" : "s",
+       BalancePolicyName(listener.balance));
 }
 
 }  // namespace zrelay

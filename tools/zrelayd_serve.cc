@@ -7,9 +7,11 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "engine/unique_fd.h"
+#include "tools/log/log.h"
 
 namespace zrelay {
 namespace {
@@ -49,15 +51,14 @@ Result<StopSignals> StopSignals::Open() {
   return StopSignals(std::move(signals), std::move(drained));
 }
 
-void StopSignals::ServeUntilStopped(Engine& engine, Duration grace,
-                                    const SignalActions& actions) {
+void StopSignals::ServeUntilStopped(Engine& engine, Duration grace, const SignalActions& actions) {
   std::thread drainer;
   bool cut = false;
   for (;;) {
     pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {drained_.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
-      std::perror("zrelayd: poll");
+      Logf("poll: %s", std::strerror(errno));
       break;
     }
     if (fds[1].revents != 0) break;  // the drain is over
@@ -69,9 +70,8 @@ void StopSignals::ServeUntilStopped(Engine& engine, Duration grace,
     } else if (signo == SIGUSR1) {
       if (actions.reopen_logs) actions.reopen_logs();
     } else if (!drainer.joinable()) {
-      std::fprintf(stderr, "zrelayd: %s: draining (grace %lld ms; send it again to stop at once)\n",
-                   SignalName(signo),
-                   static_cast<long long>(std::chrono::duration_cast<milliseconds>(grace).count()));
+      Logf("%s: draining (grace %lld ms; send it again to stop at once)", SignalName(signo),
+           static_cast<long long>(std::chrono::duration_cast<milliseconds>(grace).count()));
       drainer = std::thread([&engine, grace, fd = drained_.get()] {
         engine.Drain(grace);
         uint64_t one = 1;
@@ -79,11 +79,9 @@ void StopSignals::ServeUntilStopped(Engine& engine, Duration grace,
       });
     } else if (!cut) {
       cut = true;
-      std::fprintf(stderr, "zrelayd: second %s: closing the remaining pairs now\n",
-                   SignalName(signo));
+      Logf("second %s: closing the remaining pairs now", SignalName(signo));
       engine.Drain(Duration::zero());
     }
-    std::fflush(stderr);
   }
   if (drainer.joinable()) drainer.join();
 }
