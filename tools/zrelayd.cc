@@ -81,7 +81,7 @@ int Check(const std::string& path) {
     Logf("%s", listeners.error().message().c_str());
     return 2;
   }
-  std::printf("%s", CheckSummary(path, config.value()).c_str());
+  std::printf("%s\n", CheckSummary(path, config.value()).c_str());
   return 0;
 }
 

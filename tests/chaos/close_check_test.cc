@@ -51,13 +51,11 @@ TEST(TotalsTest, ParsesEveryCounter) {
 TEST(CloseCheckTest, DoneLinesMustMatchCleanPairsExactly) {
   std::vector<CloseExpectation> pairs = {{kDone, true, 10, 20}, {kDone, true, 30, 40}};
   EXPECT_TRUE(
-      CheckCloseLines(pairs, {Line(CloseCause::kDone, 30, 40),
-                              Line(CloseCause::kDone, 10, 20)})
+      CheckCloseLines(pairs, {Line(CloseCause::kDone, 30, 40), Line(CloseCause::kDone, 10, 20)})
           .empty());
   // Right cause, wrong bytes: both the stray line and the missing pair show.
-  auto problems = CheckCloseLines(
-      pairs, {Line(CloseCause::kDone, 30, 41),
-              Line(CloseCause::kDone, 10, 20)});
+  auto problems =
+      CheckCloseLines(pairs, {Line(CloseCause::kDone, 30, 41), Line(CloseCause::kDone, 10, 20)});
   ASSERT_GE(problems.size(), 2u);
   EXPECT_NE(problems[0].find("bytes_down=41"), std::string::npos) << problems[0];
   EXPECT_NE(problems[1].find("30 bytes up, 40 down"), std::string::npos) << problems[1];
@@ -67,8 +65,7 @@ TEST(CloseCheckTest, EveryOtherLineNeedsAPairThatAllowsItsCause) {
   std::vector<CloseExpectation> pairs = {
       {kReset, true}, {kReset | kConnectFailed, true}, {kNotDone, false}};
   const CloseLine reset = Line(CloseCause::kReset, 1, 0);
-  const CloseLine failed =
-      Line(CloseCause::kConnectFailed, 0, 0);
+  const CloseLine failed = Line(CloseCause::kConnectFailed, 0, 0);
   const CloseLine error = Line(CloseCause::kError, 0, 0);
   const CloseLine drained = Line(CloseCause::kDrained, 0, 0);
   EXPECT_TRUE(CheckCloseLines(pairs, {reset, failed}).empty());

@@ -62,10 +62,10 @@ access_log = "stderr"
 TEST(OperationsConfig, LogClosesMeansAnAccessLogOnStderr) {
   EXPECT_EQ(Parse("log_closes = true\n" + std::string(kListener))->access_log, "stderr");
   EXPECT_EQ(Parse("log_closes = false\n" + std::string(kListener))->access_log, "");
-  EXPECT_EQ(Parse("log_closes = true\n[log]\naccess_log = \"/var/log/a.log\"\n" +
-                  std::string(kListener))
-                ->access_log,
-            "/var/log/a.log");
+  EXPECT_EQ(
+      Parse("log_closes = true\n[log]\naccess_log = \"/var/log/a.log\"\n" + std::string(kListener))
+          ->access_log,
+      "/var/log/a.log");
 }
 
 TEST(OperationsConfig, ErrorsNameTheKey) {

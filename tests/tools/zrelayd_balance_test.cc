@@ -179,7 +179,8 @@ TEST(ZrelaydBalance, BackendDownWithOneRetryFailsNoClient) {
   std::string log = ReadUntil(p.err_fd, "auto splice switches");
   EXPECT_EQ(WaitExit(p.pid), 0);
   // Every client's access line names the live backend.
-  const std::string relayed = " backend=" + backends.address(0) + " bytes_up=16384 bytes_down=16384 ";
+  const std::string relayed =
+      " backend=" + backends.address(0) + " bytes_up=16384 bytes_down=16384 ";
   const std::string web = "zrelayd: listener=web client=";
   int lines = 0;
   for (size_t at = log.find(relayed); at != std::string::npos; at = log.find(relayed, at + 1)) {

@@ -19,11 +19,21 @@ void AppendQuoted(std::string* out, std::string_view value) {
   out->push_back('"');
   for (unsigned char c : value) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < ' ' || c >= 0x7f) {
           char hex[5];
@@ -67,9 +77,9 @@ std::string AccessLine(std::string_view listener, const PairStats& stats) {
   AppendField(&line, "backend", AddressOrDash(stats.backend));
   AppendNumber(&line, "bytes_up", stats.a_to_b);
   AppendNumber(&line, "bytes_down", stats.b_to_a);
-  AppendNumber(&line, "duration_ms",
-               static_cast<unsigned long long>(
-                   std::chrono::duration_cast<milliseconds>(stats.age).count()));
+  AppendNumber(
+      &line, "duration_ms",
+      static_cast<unsigned long long>(std::chrono::duration_cast<milliseconds>(stats.age).count()));
   AppendField(&line, "cause", CloseCauseName(stats.cause));
   if (!stats.tls_version.empty()) AppendField(&line, "tls", stats.tls_version);
   if (!stats.sni.empty()) AppendField(&line, "sni", stats.sni);
