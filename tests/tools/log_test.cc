@@ -9,50 +9,22 @@
 
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <ctime>
 #include <fstream>
-#include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "engine/clock.h"
+#include "tests/tools/log_test_util.h"
 #include "tools/log/log.h"
 
 namespace zrelay {
 namespace {
 
-// A fresh directory for one test's files.
-std::string TestDir(const std::string& name) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/" + name + ".XXXXXX";
-  EXPECT_NE(::mkdtemp(dir.data()), nullptr) << dir;
-  return dir;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-const std::regex kStamped(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (.*))");
-
-// The text after a file line's timestamp; "" when the line has none.
-std::string Unstamped(const std::string& line) {
-  std::smatch match;
-  return std::regex_match(line, match, kStamped) ? match[1].str() : "";
-}
+using testing::Lines;
+using testing::ReadFile;
+using testing::Unstamped;
 
 // Writer `t`'s line `m`: its length varies, so lines of every size race.
 std::string Payload(int t, int m) {
@@ -92,7 +64,7 @@ TEST(Iso8601Utc, MillisecondsAndZ) {
 }
 
 TEST(LogSink, FileLinesAreAppendedWithTheTimeTheyWereWritten) {
-  const std::string path = TestDir("append") + "/zrelayd.log";
+  const std::string path = testing::LogTestDir("append") + "/zrelayd.log";
   std::ofstream(path) << "a line from before\n";
   auto sink = LogSink::OpenFile(path, "log file");
   ASSERT_TRUE(sink.ok()) << sink.error().message();
@@ -114,7 +86,7 @@ TEST(LogSink, FileLinesAreAppendedWithTheTimeTheyWereWritten) {
 
 // Client addresses and server names: a new file is 0640 (less the umask).
 TEST(LogSink, ANewFileIsNotForOtherUsers) {
-  const std::string path = TestDir("mode") + "/access.log";
+  const std::string path = testing::LogTestDir("mode") + "/access.log";
   auto sink = LogSink::OpenFile(path, "access log");
   ASSERT_TRUE(sink.ok()) << sink.error().message();
   struct stat st {};
@@ -141,7 +113,7 @@ TEST(LogSink, StderrLinesSayZrelaydAndHaveNoTimestamp) {
 }
 
 TEST(LogSink, AFileThatCannotBeOpenedIsNamed) {
-  const std::string path = TestDir("missing") + "/no/such/dir/zrelayd.log";
+  const std::string path = testing::LogTestDir("missing") + "/no/such/dir/zrelayd.log";
   auto sink = LogSink::OpenFile(path, "access log");
   ASSERT_FALSE(sink.ok());
   EXPECT_EQ(sink.error().message(), "access log '" + path + "': No such file or directory");
@@ -152,7 +124,7 @@ TEST(LogSink, AFileThatCannotBeOpenedIsNamed) {
 TEST(LogSink, ConcurrentWritersNeverInterleave) {
   constexpr int kWriters = 8;
   constexpr int kLines = 2000;
-  const std::string path = TestDir("concurrent") + "/zrelayd.log";
+  const std::string path = testing::LogTestDir("concurrent") + "/zrelayd.log";
   auto sink = LogSink::OpenFile(path, "log file");
   ASSERT_TRUE(sink.ok()) << sink.error().message();
   std::vector<std::thread> writers;
@@ -174,7 +146,7 @@ TEST(LogSink, ReopenAfterRenameLosesAndSplitsNoLine) {
   constexpr int kWriters = 4;
   constexpr int kLines = 3000;
   constexpr int kRotations = 5;
-  const std::string dir = TestDir("rotate");
+  const std::string dir = testing::LogTestDir("rotate");
   const std::string path = dir + "/zrelayd.log";
   auto sink = LogSink::OpenFile(path, "log file");
   ASSERT_TRUE(sink.ok()) << sink.error().message();
@@ -217,7 +189,7 @@ TEST(LogSink, ReopenAfterRenameLosesAndSplitsNoLine) {
 // The directory is gone (renamed away): the reopen fails, says which file,
 // and the lines keep going to the file the sink had.
 TEST(LogSink, FailedReopenKeepsWritingToTheOldFile) {
-  const std::string dir = TestDir("reopen_fails");
+  const std::string dir = testing::LogTestDir("reopen_fails");
   const std::string logs = dir + "/logs";
   ASSERT_EQ(::mkdir(logs.c_str(), 0700), 0);
   auto sink = LogSink::OpenFile(logs + "/zrelayd.log", "log file");
@@ -240,7 +212,7 @@ TEST(LogSink, StderrHasNothingToReopen) { EXPECT_TRUE(LogSink::Stderr()->Reopen(
 // zrelayd's own log, Log(): to the file once LogToFile() opened it, and to
 // the new file after ReopenLogFile().
 TEST(OwnLog, GoesToTheFileAndIsReopened) {
-  const std::string dir = TestDir("own");
+  const std::string dir = testing::LogTestDir("own");
   const std::string path = dir + "/zrelayd.log";
   Status opened = LogToFile(path);
   ASSERT_TRUE(opened.ok()) << opened.error().message();

@@ -11,8 +11,7 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <regex>
-#include <sstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,38 +20,20 @@
 #include "engine/unique_fd.h"
 #include "tests/relay/relay_test_util.h"
 #include "tests/support/loop_test_util.h"
+#include "tests/tools/log_test_util.h"
 #include "tests/tools/zrelayd_process_util.h"
 
 namespace zrelay {
 namespace {
 
+using testing::Lines;
 using testing::Process;
+using testing::ReadFile;
+using testing::Unstamped;
 using testing::ReadUntil;
 using testing::WaitExit;
 
 constexpr uint64_t kBytes = 64 << 10;
-
-// A fresh directory for one test's files.
-std::string TestDir(const std::string& name) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/" + name + ".XXXXXX";
-  EXPECT_NE(::mkdtemp(dir.data()), nullptr) << dir;
-  return dir;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
 
 // The file's text once `done` holds for it, or as it is after 10 s.
 std::string WaitForFile(const std::string& path,
@@ -123,8 +104,6 @@ void Transfer(const Address& front, uint64_t seed) {
   EXPECT_EQ(back.first_mismatch, -1);
 }
 
-const std::regex kStamp(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z )");
-
 // Every line of an access log file: timestamped, the listener's, through
 // `backend`, every byte each way, done.
 void ExpectAccessLines(const std::vector<std::string>& lines, const std::string& backend) {
@@ -132,9 +111,7 @@ void ExpectAccessLines(const std::vector<std::string>& lines, const std::string&
                               " bytes_down=" + std::to_string(kBytes - sizeof(uint64_t)) +
                               " duration_ms=";
   for (const std::string& line : lines) {
-    std::smatch stamp;
-    EXPECT_TRUE(std::regex_search(line, stamp, kStamp) && stamp.position(0) == 0) << line;
-    EXPECT_EQ(line.find("listener=web client="), 25u) << line;
+    EXPECT_EQ(Unstamped(line).rfind("listener=web client=", 0), 0u) << line;
     EXPECT_NE(line.find(relayed), std::string::npos) << line;
     EXPECT_EQ(line.substr(line.size() - 11), " cause=done") << line;
   }
@@ -156,7 +133,7 @@ std::string Config(const std::string& dir, const std::string& backend) {
 // new files, the old ones keep theirs.
 TEST(ZrelaydLog, FilesAreTimestampedAndReopenedOnSigusr1) {
   Backend backend(5);
-  const std::string dir = TestDir("log");
+  const std::string dir = testing::LogTestDir("log");
   const std::string log = dir + "/zrelayd.log", access = dir + "/access.log";
   Process p = testing::SpawnZrelayd({"--config", Config(dir, backend.address())});
   std::string err = ReadUntil(p.err_fd, "logging to " + log + "\n");
@@ -165,7 +142,7 @@ TEST(ZrelaydLog, FilesAreTimestampedAndReopenedOnSigusr1) {
   auto front = testing::ListenerAddress(own, "web");
   ASSERT_TRUE(front.ok()) << front.error().message();
   for (const std::string& line : Lines(own)) {
-    EXPECT_TRUE(std::regex_search(line, kStamp)) << line;
+    EXPECT_TRUE(testing::Stamped(line)) << line;
     EXPECT_EQ(line.find("zrelayd: "), std::string::npos) << line;
   }
 
@@ -201,7 +178,7 @@ TEST(ZrelaydLog, FilesAreTimestampedAndReopenedOnSigusr1) {
 // has, and keeps writing there.
 TEST(ZrelaydLog, FailedReopenKeepsTheOldFiles) {
   Backend backend(1);
-  const std::string dir = TestDir("log_gone");
+  const std::string dir = testing::LogTestDir("log_gone");
   const std::string logs = dir + "/logs", moved = dir + "/moved";
   ASSERT_EQ(::mkdir(logs.c_str(), 0700), 0);
   Process p = testing::SpawnZrelayd({"--config", Config(logs, backend.address())});
@@ -232,7 +209,7 @@ TEST(ZrelaydLog, FailedReopenKeepsTheOldFiles) {
 // A file zrelayd cannot open is a setup error naming it, before any
 // listener binds.
 TEST(ZrelaydLog, AFileThatCannotBeOpenedStopsTheStart) {
-  const std::string dir = TestDir("log_missing");
+  const std::string dir = testing::LogTestDir("log_missing");
   for (const char* key : {"file", "access_log"}) {
     const std::string path = dir + "/none/" + key + ".log";
     const std::string config = dir + "/" + key + ".toml";
