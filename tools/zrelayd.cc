@@ -7,26 +7,67 @@
 // Runs in the foreground. SIGTERM or SIGINT: stop accepting, let open pairs
 // finish for the drain grace, close the rest, print the totals, exit 0; a
 // second SIGTERM or SIGINT closes the remaining pairs at once. SIGHUP is
-// logged and ignored. Usage errors and files --check refuses exit 2; a setup
-// failure (bind, certificates named by flags, --user) exits 1.
+// logged and ignored. SIGUSR1 reopens the [log] files (logrotate). Usage
+// errors and files --check refuses exit 2; a setup failure (a log file,
+// bind, certificates named by flags, --user) exits 1. Under systemd
+// (tools/zrelayd.service) it reports READY=1 once every listener is bound
+// and STOPPING=1 when the drain starts.
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "relay/relay.h"
 #include "tools/config/config.h"
 #include "tools/log/log.h"
+#include "tools/log/log_sink.h"
 #include "tools/zrelayd_flags.h"
 #include "tools/zrelayd_listeners.h"
+#include "tools/zrelayd_notify.h"
 #include "tools/zrelayd_process.h"
 #include "tools/zrelayd_report.h"
 #include "tools/zrelayd_serve.h"
 
 namespace zrelay {
 namespace {
+
+// [log]: zrelayd's own lines to the file, if one is named, and the access
+// log's sink (null: none). Each file is opened here, before anything binds,
+// so a path zrelayd cannot write to stops the start instead of losing lines.
+Result<std::shared_ptr<LogSink>> OpenLogs(const FileConfig& config) {
+  if (!config.log_file.empty()) {
+    Logf("logging to %s", config.log_file.c_str());  // the last line stderr gets
+    Status opened = LogToFile(config.log_file);
+    if (!opened.ok()) return opened.error();
+  }
+  if (config.access_log.empty()) return std::shared_ptr<LogSink>();
+  if (config.access_log == "stderr") return std::shared_ptr<LogSink>(LogSink::Stderr());
+  auto file = LogSink::OpenFile(config.access_log, "access log");
+  if (!file.ok()) return file.error();
+  return std::shared_ptr<LogSink>(std::move(file.value()));
+}
+
+// SIGUSR1, after logrotate moved the files away: each file is opened anew.
+// One that will not reopen (its directory gone, no permission) keeps the
+// file it had, and the error goes where zrelayd's own lines go.
+void ReopenLogs(const FileConfig& config, LogSink* access_log) {
+  const bool access_file = access_log != nullptr && !access_log->is_stderr();
+  if (config.log_file.empty() && !access_file) {
+    Logf("SIGUSR1: no log file to reopen");
+    return;
+  }
+  bool all = true;
+  for (const Status& reopened :
+       {ReopenLogFile(), access_file ? access_log->Reopen() : Status::Ok()}) {
+    if (reopened.ok()) continue;
+    all = false;
+    Logf("SIGUSR1: %s; still writing to the file as it was", reopened.error().message().c_str());
+  }
+  if (all) Logf("SIGUSR1: log files reopened");
+}
 
 // --check: everything a start would read and build, nothing it would bind.
 int Check(const std::string& path) {
@@ -70,6 +111,12 @@ int Main(int argc, char** argv) {
     config = FileConfigFromFlags(flags);
   }
 
+  auto access_log = OpenLogs(config);
+  if (!access_log.ok()) {
+    Logf("%s", access_log.error().message().c_str());
+    return 1;
+  }
+
   // Block the handled signals before any thread starts, so every worker
   // inherits the mask and only StopSignals' signalfd sees them.
   // A daemon owns its process: ignoring SIGPIPE here is ours to decide (the
@@ -87,7 +134,7 @@ int Main(int argc, char** argv) {
   // Certificates and keys are checked before any thread starts. Every SSL
   // holds its own reference to its context, so pairs never outlive these.
   const EngineOptions engine_options = EngineOptionsFor(config);
-  auto listeners = SetUpListeners(config, engine_options, flags.config_file);
+  auto listeners = SetUpListeners(config, engine_options, flags.config_file, access_log.value());
   if (!listeners.ok()) {
     Logf("%s", listeners.error().message().c_str());
     return from_file ? 2 : 1;  // as --check says of the same file
@@ -117,12 +164,15 @@ int Main(int argc, char** argv) {
     Logf("running as user '%s' (uid %u, gid %u)", config.user.c_str(),
          static_cast<unsigned>(::getuid()), static_cast<unsigned>(::getgid()));
   }
+  // systemd's STATUS= line, and the file form's last start-up line.
+  const std::string status = std::to_string(ids.size()) + " listener" +
+                             (ids.size() == 1 ? "" : "s") + ", mode " + ModeName(config.mode) +
+                             ", " + std::to_string(engine.value()->workers()) + " workers";
   if (from_file) {
     for (size_t i = 0; i < ids.size(); ++i) {
       PrintListener(config.listeners[i], engine.value()->ListenAddress(ids[i]));
     }
-    Logf("%zu listener%s, mode %s, %zu workers", ids.size(), ids.size() == 1 ? "" : "s",
-         ModeName(config.mode), engine.value()->workers());
+    Logf("%s", status.c_str());
   } else {
     auto bound = engine.value()->ListenAddress(ids[0]);
     auto limit = engine.value()->MaxConnections(ids[0]);
@@ -138,7 +188,8 @@ int Main(int argc, char** argv) {
     Logf("SIGHUP: %s", from_file ? "reloading the configuration is not supported yet; still running"
                                  : "no configuration file to reload; ignored");
   };
-  actions.reopen_logs = [] { Logf("SIGUSR1: no log file to reopen"); };
+  actions.reopen_logs = [&config, sink = access_log.value().get()] { ReopenLogs(config, sink); };
+  NotifyReady(status);
   stop_signals->ServeUntilStopped(*engine.value(), config.drain_grace, actions);
   PrintTotals(engine.value()->Stats());
   return 0;

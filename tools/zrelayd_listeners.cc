@@ -1,11 +1,9 @@
 #include "tools/zrelayd_listeners.h"
 
-#include <sys/socket.h>
-
-#include <cstdio>
 #include <utility>
 
 #include "tools/cli/values.h"
+#include "tools/log/access_log.h"
 #include "tools/log/log.h"
 
 namespace zrelay {
@@ -60,24 +58,8 @@ BackendOptions BackendFor(const ListenerConfig& listener, const BackendConfig& b
   return options;
 }
 
-// One line per closed pair. The command line's unnamed listener keeps the
-// line it always had; a named one says which listener, and which backend
-// when the pair got as far as picking one.
-OnClose LogCloses(const std::string& name) {
-  return [name](const PairStats& s) {
-    std::string where, backend;
-    if (!name.empty()) where = "listener " + name + ": ";
-    if (!name.empty() && s.backend.family() != AF_UNSPEC) {
-      backend = " (backend " + s.backend.ToString() + ")";
-    }
-    Logf("%spair closed on worker %zu%s: %s, %llu bytes up, %llu down%s%s", where.c_str(), s.worker,
-         backend.c_str(), CloseCauseName(s.cause), (unsigned long long)s.a_to_b,
-         (unsigned long long)s.b_to_a, s.detail.empty() ? "" : ": ", s.detail.c_str());
-  };
-}
-
 ListenOptions OptionsFor(const ListenerConfig& listener, const EngineOptions& engine,
-                         bool log_closes) {
+                         const std::shared_ptr<const LogSink>& access_log) {
   ListenOptions options;
   options.name = listener.name;
   options.address = listener.listen.front();
@@ -100,7 +82,7 @@ ListenOptions OptionsFor(const ListenerConfig& listener, const EngineOptions& en
     options.health = HealthCheckOptions{health.interval, health.timeout, health.fall, health.rise};
   }
   options.on_event = [](const std::string& line) { Logf("%s", line.c_str()); };
-  if (log_closes) options.on_close = LogCloses(listener.name);
+  if (access_log) options.on_close = AccessLogger(access_log, listener.name);
   return options;
 }
 
@@ -119,6 +101,7 @@ FileConfig FileConfigFromFlags(const ZrelaydConfig& flags) {
   config.drain_grace = flags.drain_grace;
   config.user = flags.user;
   config.log_closes = flags.log_closes;
+  if (flags.log_closes) config.access_log = "stderr";
   ListenerConfig& listener = config.listeners.emplace_back();
   listener.listen = {flags.listen};
   listener.connect_timeout = flags.connect_timeout;
@@ -151,7 +134,8 @@ EngineOptions EngineOptionsFor(const FileConfig& config) {
 
 Result<std::vector<ListenerSetup>> SetUpListeners(const FileConfig& config,
                                                   const EngineOptions& engine,
-                                                  std::string_view file) {
+                                                  std::string_view file,
+                                                  std::shared_ptr<const LogSink> access_log) {
   std::vector<ListenerSetup> setups;
   setups.reserve(config.listeners.size());
   for (size_t i = 0; i < config.listeners.size(); ++i) {
@@ -167,7 +151,7 @@ Result<std::vector<ListenerSetup>> SetUpListeners(const FileConfig& config,
       if (!ctx.ok()) return TlsError(file, i, listener, "backend TLS", ctx.error());
       setup.backend_tls = std::move(ctx.value());
     }
-    setup.options = OptionsFor(listener, engine, config.log_closes);
+    setup.options = OptionsFor(listener, engine, access_log);
     setup.options.tls = setup.client_tls.get();
     for (BackendOptions& backend : setup.options.backends) backend.tls = setup.backend_tls.get();
   }

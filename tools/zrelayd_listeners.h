@@ -10,6 +10,7 @@
 // here, and --check builds exactly what a start would.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "relay/relay.h"
 #include "ssl/tls_context.h"
 #include "tools/config/config.h"
+#include "tools/log/log_sink.h"
 #include "tools/zrelayd_flags.h"
 
 namespace zrelay {
@@ -38,14 +40,15 @@ EngineOptions EngineOptionsFor(const FileConfig& config);
 
 // Builds every listener's TLS contexts (opening each certificate, key and CA
 // file) and its ListenOptions; a listener's timeouts override `engine`'s only
-// where they differ. With log_closes each closed pair is one line on stderr,
-// and every listener's events are. An error names `file`, and the line and
-// key of the TLS file at fault:
+// where they differ. With `access_log` each closed pair is one line there
+// (tools/log/access_log.h); every listener's events go to Log(). An error
+// names `file`, and the line and key of the TLS file at fault:
 //   zrelayd.toml:41: listener[1].tls_cert[1]: certificate file '/etc/zrelay/api.pem': No such
 //   file or directory
 // (`file` empty, for the command line: "TLS: ..." or "backend TLS: ...").
 Result<std::vector<ListenerSetup>> SetUpListeners(const FileConfig& config,
                                                   const EngineOptions& engine,
-                                                  std::string_view file);
+                                                  std::string_view file,
+                                                  std::shared_ptr<const LogSink> access_log = {});
 
 }  // namespace zrelay

@@ -12,6 +12,7 @@
 
 #include "engine/unique_fd.h"
 #include "tools/log/log.h"
+#include "tools/zrelayd_notify.h"
 
 namespace zrelay {
 namespace {
@@ -70,6 +71,7 @@ void StopSignals::ServeUntilStopped(Engine& engine, Duration grace, const Signal
     } else if (signo == SIGUSR1) {
       if (actions.reopen_logs) actions.reopen_logs();
     } else if (!drainer.joinable()) {
+      NotifyStopping();
       Logf("%s: draining (grace %lld ms; send it again to stop at once)", SignalName(signo),
            static_cast<long long>(std::chrono::duration_cast<milliseconds>(grace).count()));
       drainer = std::thread([&engine, grace, fd = drained_.get()] {

@@ -4,20 +4,27 @@
 
 #include "tests/chaos/plan.h"
 #include "tests/chaos/zrelayd_process.h"
+#include "tools/log/access_log.h"
 
 namespace zrelay::chaos {
 namespace {
 
-CloseLine Line(const std::string& text) {
+// The line zrelayd writes on stderr for such a pair.
+CloseLine Line(CloseCause cause, uint64_t up, uint64_t down, std::string detail = "") {
+  PairStats stats;
+  stats.cause = cause;
+  stats.a_to_b = up;
+  stats.b_to_a = down;
+  stats.detail = std::move(detail);
+  stats.backend = Address::Parse("127.0.0.1:9").value();
+  const std::string text = "zrelayd: " + AccessLine("", stats);
   CloseLine l;
   EXPECT_TRUE(ParseCloseLine(text, &l)) << text;
   return l;
 }
 
 TEST(CloseLineTest, ParsesCauseAndBytes) {
-  CloseLine l = Line(
-      "zrelayd: pair closed on worker 1: connect-failed, 12 bytes up, 0 down: "
-      "connect 127.0.0.1:9: timed out");
+  CloseLine l = Line(CloseCause::kConnectFailed, 12, 0, "connect 127.0.0.1:9: timed out");
   EXPECT_EQ(l.cause, "connect-failed");
   EXPECT_EQ(l.up, 12u);
   EXPECT_EQ(l.down, 0u);
@@ -44,26 +51,23 @@ TEST(TotalsTest, ParsesEveryCounter) {
 TEST(CloseCheckTest, DoneLinesMustMatchCleanPairsExactly) {
   std::vector<CloseExpectation> pairs = {{kDone, true, 10, 20}, {kDone, true, 30, 40}};
   EXPECT_TRUE(
-      CheckCloseLines(pairs, {Line("zrelayd: pair closed on worker 0: done, 30 bytes up, 40 down"),
-                              Line("zrelayd: pair closed on worker 1: done, 10 bytes up, 20 down")})
+      CheckCloseLines(pairs, {Line(CloseCause::kDone, 30, 40), Line(CloseCause::kDone, 10, 20)})
           .empty());
   // Right cause, wrong bytes: both the stray line and the missing pair show.
-  auto problems = CheckCloseLines(
-      pairs, {Line("zrelayd: pair closed on worker 0: done, 30 bytes up, 41 down"),
-              Line("zrelayd: pair closed on worker 1: done, 10 bytes up, 20 down")});
+  auto problems =
+      CheckCloseLines(pairs, {Line(CloseCause::kDone, 30, 41), Line(CloseCause::kDone, 10, 20)});
   ASSERT_GE(problems.size(), 2u);
-  EXPECT_NE(problems[0].find("41 down"), std::string::npos) << problems[0];
+  EXPECT_NE(problems[0].find("bytes_down=41"), std::string::npos) << problems[0];
   EXPECT_NE(problems[1].find("30 bytes up, 40 down"), std::string::npos) << problems[1];
 }
 
 TEST(CloseCheckTest, EveryOtherLineNeedsAPairThatAllowsItsCause) {
   std::vector<CloseExpectation> pairs = {
       {kReset, true}, {kReset | kConnectFailed, true}, {kNotDone, false}};
-  const CloseLine reset = Line("zrelayd: pair closed on worker 0: reset, 1 bytes up, 0 down");
-  const CloseLine failed =
-      Line("zrelayd: pair closed on worker 0: connect-failed, 0 bytes up, 0 down");
-  const CloseLine error = Line("zrelayd: pair closed on worker 0: error, 0 bytes up, 0 down");
-  const CloseLine drained = Line("zrelayd: pair closed on worker 0: drained, 0 bytes up, 0 down");
+  const CloseLine reset = Line(CloseCause::kReset, 1, 0);
+  const CloseLine failed = Line(CloseCause::kConnectFailed, 0, 0);
+  const CloseLine error = Line(CloseCause::kError, 0, 0);
+  const CloseLine drained = Line(CloseCause::kDrained, 0, 0);
   EXPECT_TRUE(CheckCloseLines(pairs, {reset, failed}).empty());
   EXPECT_TRUE(CheckCloseLines(pairs, {reset, reset, error}).empty());
   // Two connect failures, but only one pair may end that way (the third

@@ -73,11 +73,14 @@ std::string NonPipeDifference(const FdCensus& baseline, const FdCensus& now) {
 }
 
 bool ParseCloseLine(const std::string& line, CloseLine* out) {
+  if (line.rfind("zrelayd: ", 0) != 0) return false;
+  size_t counts = line.find(" bytes_up=");
+  size_t cause_at = line.find(" cause=");
+  if (counts == std::string::npos || cause_at == std::string::npos) return false;
   char cause[32];
   unsigned long long up = 0, down = 0;
-  if (std::sscanf(line.c_str(),
-                  "zrelayd: pair closed on worker %*u: %31[a-z-], %llu bytes up, %llu down", cause,
-                  &up, &down) != 3) {
+  if (std::sscanf(line.c_str() + counts, " bytes_up=%llu bytes_down=%llu", &up, &down) != 2 ||
+      std::sscanf(line.c_str() + cause_at, " cause=%31[a-z-]", cause) != 1) {
     return false;
   }
   out->cause = cause;

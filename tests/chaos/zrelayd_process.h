@@ -47,7 +47,8 @@ struct CloseLine {
   uint64_t down = 0;  // backend -> client bytes
   std::string text;
 };
-// Parses "zrelayd: pair closed on worker W: CAUSE, U bytes up, D down[: detail]".
+// Parses an access line on stderr (tools/log/access_log.h):
+// "zrelayd: ... bytes_up=U bytes_down=D duration_ms=T cause=CAUSE ...".
 bool ParseCloseLine(const std::string& line, CloseLine* out);
 // Parses the "zrelayd: totals: name N, name N (name N, ...)" line into
 // name -> N ("accepted", "pipe pool exhausted", "bytes client->backend", ...).

@@ -57,6 +57,17 @@ access_log = "stderr"
   EXPECT_TRUE(unix_admin->admin_listen->is_unix());
 }
 
+// log_closes is the older way to say access_log = "stderr"; a destination
+// [log] names wins over it.
+TEST(OperationsConfig, LogClosesMeansAnAccessLogOnStderr) {
+  EXPECT_EQ(Parse("log_closes = true\n" + std::string(kListener))->access_log, "stderr");
+  EXPECT_EQ(Parse("log_closes = false\n" + std::string(kListener))->access_log, "");
+  EXPECT_EQ(
+      Parse("log_closes = true\n[log]\naccess_log = \"/var/log/a.log\"\n" + std::string(kListener))
+          ->access_log,
+      "/var/log/a.log");
+}
+
 TEST(OperationsConfig, ErrorsNameTheKey) {
   EXPECT_EQ(ErrorOf("upgrade_socket = \"run/up.sock\"\n" + std::string(kListener)),
             "zrelayd.toml:1: upgrade_socket: expected an absolute path, got \"run/up.sock\"");

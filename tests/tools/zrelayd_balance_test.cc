@@ -178,10 +178,16 @@ TEST(ZrelaydBalance, BackendDownWithOneRetryFailsNoClient) {
   ::kill(p.pid, SIGTERM);
   std::string log = ReadUntil(p.err_fd, "auto splice switches");
   EXPECT_EQ(WaitExit(p.pid), 0);
-  EXPECT_NE(
-      log.find("listener web: pair closed on worker 0 (backend " + backends.address(0) + "): done"),
-      std::string::npos)
-      << log;
+  // Every client's access line names the live backend.
+  const std::string relayed =
+      " backend=" + backends.address(0) + " bytes_up=16384 bytes_down=16384 ";
+  const std::string web = "zrelayd: listener=web client=";
+  int lines = 0;
+  for (size_t at = log.find(relayed); at != std::string::npos; at = log.find(relayed, at + 1)) {
+    size_t start = log.rfind('\n', at) + 1;  // npos + 1 == 0 for the first line
+    if (log.compare(start, web.size(), web) == 0) ++lines;
+  }
+  EXPECT_EQ(lines, kClients) << log;
   EXPECT_NE(log.find("accepted 10,"), std::string::npos) << log;
   ::close(p.err_fd);
   ::unlink(path.c_str());

@@ -254,8 +254,8 @@ TEST(ZrelaydConfig, ServesEveryListenerOfTheFile) {
   ::kill(p.pid, SIGTERM);
   log += ReadUntil(p.err_fd, "auto splice switches");
   EXPECT_EQ(WaitExit(p.pid), 0);
-  EXPECT_NE(log.find("listener plain: pair closed on worker"), std::string::npos) << log;
-  EXPECT_NE(log.find("listener to-tls: pair closed on worker"), std::string::npos) << log;
+  EXPECT_NE(log.find("zrelayd: listener=plain client="), std::string::npos) << log;
+  EXPECT_NE(log.find("zrelayd: listener=to-tls client="), std::string::npos) << log;
   EXPECT_NE(log.find("accepted 2,"), std::string::npos) << log;
   ::kill(s_server, SIGTERM);
   ::waitpid(s_server, nullptr, 0);

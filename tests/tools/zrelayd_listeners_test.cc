@@ -78,7 +78,10 @@ TEST(ZrelaydListeners, EveryKeyReachesItsOption) {
   EXPECT_EQ(engine.idle_timeout, std::chrono::minutes(5));
   EXPECT_EQ(engine.handshake_timeout, seconds(3));
 
-  auto listeners = SetUpListeners(config, engine, "zrelayd.toml");
+  // log_closes: an access log on stderr, which zrelayd hands in.
+  EXPECT_EQ(config.access_log, "stderr");
+  auto listeners =
+      SetUpListeners(config, engine, "zrelayd.toml", std::shared_ptr<LogSink>(LogSink::Stderr()));
   ASSERT_TRUE(listeners.ok()) << listeners.error().message();
   ASSERT_EQ(listeners->size(), 2u);
   const ListenOptions& web = (*listeners)[0].options;
@@ -177,6 +180,11 @@ TEST(ZrelaydListeners, FlagsAreAFileWithOneListener) {
   ASSERT_TRUE(flags.ok()) << flags.error().message();
   FileConfig config = FileConfigFromFlags(flags.value());
   EXPECT_EQ(config.drain_grace, seconds(1));
+  EXPECT_EQ(config.access_log, "");
+  auto log_closes =
+      ParseZrelaydFlags({"--listen", ":1", "--backend", "127.0.0.1:2", "--log-closes"});
+  ASSERT_TRUE(log_closes.ok()) << log_closes.error().message();
+  EXPECT_EQ(FileConfigFromFlags(log_closes.value()).access_log, "stderr");
   EngineOptions engine = EngineOptionsFor(config);
   EXPECT_EQ(engine.workers, 2);
   EXPECT_EQ(engine.idle_timeout, seconds(7));

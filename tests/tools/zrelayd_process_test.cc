@@ -196,8 +196,8 @@ TEST(ZrelaydTls, BackendHostNameIsSentAsSniAndVerified) {
   for (int i = 0; i < 2000; ++i) line += static_cast<char>('a' + (i * 7) % 26);
   std::string reversed(line.rbegin(), line.rend());
   EXPECT_EQ(ExchangeLine(front.value(), line + "\n"), reversed + "\n");
-  std::string closed = ReadUntil(p.err_fd, "pair closed");
-  EXPECT_EQ(closed.find("error"), std::string::npos) << closed;
+  std::string closed = ReadUntil(p.err_fd, " cause=");
+  EXPECT_EQ(closed.find("cause=error"), std::string::npos) << closed;
   ::kill(p.pid, SIGTERM);
   EXPECT_EQ(WaitExit(p.pid), 0);
   ::kill(s_server, SIGTERM);
@@ -231,9 +231,8 @@ TEST(ZrelaydTls, BackendCertificateForAnotherNameIsRefused) {
   char buf[64];
   EXPECT_LE(::recv(client->get(), buf, sizeof(buf), 0), 0);
   client->Reset();
-  std::string closed = ReadUntil(p.err_fd, "pair closed");
-  EXPECT_NE(closed.find("pair closed"), std::string::npos) << closed;
-  EXPECT_NE(closed.find("error"), std::string::npos) << closed;
+  std::string closed = ReadUntil(p.err_fd, " cause=");
+  EXPECT_NE(closed.find(" cause=error detail=\""), std::string::npos) << closed;
   EXPECT_NE(closed.find("certificate verify failed"), std::string::npos) << closed;
   ::kill(p.pid, SIGTERM);
   EXPECT_EQ(WaitExit(p.pid), 0);

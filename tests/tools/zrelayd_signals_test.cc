@@ -112,8 +112,8 @@ TEST(ZrelaydSignals, SecondSigtermEndsTheDrainAtOnce) {
   log = ReadUntil(p.err_fd, "auto splice switches");
   EXPECT_EQ(WaitExit(p.pid), 0);
   EXPECT_NE(log.find("second SIGTERM: closing the remaining pairs now"), std::string::npos) << log;
-  EXPECT_NE(log.find("pair closed on worker"), std::string::npos) << log;
-  EXPECT_NE(log.find("drained, 4 bytes up, 0 down"), std::string::npos) << log;
+  EXPECT_NE(log.find(" bytes_up=4 bytes_down=0 duration_ms="), std::string::npos) << log;
+  EXPECT_NE(log.find(" cause=drained"), std::string::npos) << log;
   EXPECT_NE(log.find("pairs closed 1"), std::string::npos) << log;
   // Both legs were closed: the client and the backend see EOF.
   EXPECT_LE(::recv(client->get(), buf, sizeof(buf), 0), 0);

@@ -78,6 +78,8 @@ Result<FileConfig> Parser::Parse(const toml::table& root) {
   ReadUpgradeSocket(reader, config);
   ReadAdmin(reader, config);
   ReadLog(reader, config);
+  // The older spelling of an access log on stderr; [log] access_log wins.
+  if (config.log_closes && config.access_log.empty()) config.access_log = "stderr";
 
   std::vector<TableReader::SubTable> listeners = reader.Tables("listener");
   if (!reader.Has("listener")) reader.Missing("listener", "at least one [[listener]]");

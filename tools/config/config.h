@@ -109,15 +109,19 @@ struct FileConfig {
   uint64_t budget = 256 << 10;            // bytes per direction per event
   Duration drain_grace = seconds(10);     // on SIGTERM/SIGINT, wait this long for pairs
   std::string user;                       // switch to this user after binding; empty: stay
-  bool log_closes = false;                // access log on stderr (as [log] access_log = "stderr")
+  // Sets access_log to "stderr" unless [log] access_log names a destination
+  // (the parser and FileConfigFromFlags do it), so --log-closes and this key
+  // keep working as they did; only access_log is read after parsing.
+  bool log_closes = false;
   // [admin] listen: the HTTP endpoint for /metrics and /healthz ("127.0.0.1:9901"
   // or "unix:/run/zrelayd/admin.sock"); unset: none.
   std::optional<Address> admin_listen;
   // [log] file: where zrelayd's own lines go (start, stop, reload, state
   // changes, errors); empty: stderr. Reopened on SIGUSR1.
   std::string log_file;
-  // [log] access_log: one line per closed pair: "stderr" or a file path
-  // (reopened on SIGUSR1); empty: none.
+  // [log] access_log: one line per closed pair (tools/log/access_log.h):
+  // "stderr" or a file path (reopened on SIGUSR1); empty: none. log_closes
+  // = true (or --log-closes) without it means "stderr".
   std::string access_log;
   // A unix socket path where this zrelayd hands its listening sockets to a
   // new zrelayd started with --upgrade (a zero-downtime binary upgrade);

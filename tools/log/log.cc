@@ -1,26 +1,24 @@
 #include "tools/log/log.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <memory>
 #include <string>
 
-namespace zrelay {
+#include "tools/log/log_sink.h"
 
-void Log(std::string_view line) {
-  std::string text = "zrelayd: ";
-  text.append(line);
-  text.push_back('\n');
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(STDERR_FILENO, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // nowhere left to say it
-    done += static_cast<size_t>(n);
-  }
+namespace zrelay {
+namespace {
+
+// Never destroyed: a worker may still log while the process exits.
+std::unique_ptr<LogSink>& OwnLog() {
+  static auto* sink = new std::unique_ptr<LogSink>(LogSink::Stderr());
+  return *sink;
 }
+
+}  // namespace
+
+void Log(std::string_view line) { OwnLog()->Write(line); }
 
 void Logf(const char* format, ...) {
   va_list args;
@@ -34,5 +32,14 @@ void Logf(const char* format, ...) {
   va_end(again);
   Log(line);
 }
+
+Status LogToFile(const std::string& path) {
+  auto file = LogSink::OpenFile(path, "log file");
+  if (!file.ok()) return file.error();
+  OwnLog() = std::move(file.value());
+  return Status::Ok();
+}
+
+Status ReopenLogFile() { return OwnLog()->Reopen(); }
 
 }  // namespace zrelay
