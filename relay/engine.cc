@@ -170,7 +170,12 @@ class Engine::Impl {
   Result<ListenerId> Listen(const ListenOptions& options) {
     Result<std::unique_ptr<RelayListener>> listener = StartListener(options);
     if (!listener) return listener.error();
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (draining_) {
+      lock.unlock();
+      (*listener)->Shutdown(*pool_);
+      return Error::Invalid(Label(options) + "the engine is draining");
+    }
     ListenerId id = next_listener_id_++;
     listeners_.emplace(id, std::move(listener).value());
     return id;
@@ -215,7 +220,12 @@ class Engine::Impl {
     if (!fresh) return fresh.error();
     std::unique_ptr<RelayListener> old;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::unique_lock<std::mutex> lock(mu_);
+      if (draining_) {  // began meanwhile: the new listener must not accept
+        lock.unlock();
+        (*fresh)->Shutdown(*pool_);
+        return Error::Invalid(Label(options) + "the engine is draining");
+      }
       old = std::exchange(listeners_[id], std::move(fresh).value());
     }
     Retire(std::move(old));
@@ -389,7 +399,7 @@ class Engine::Impl {
   mutable std::mutex mu_;
   std::map<ListenerId, std::unique_ptr<RelayListener>> listeners_;
   ListenerId next_listener_id_ = 1;
-  bool draining_ = false;  // guarded by mu_: Reconfigure would accept again
+  bool draining_ = false;  // guarded by mu_: Listen and Reconfigure would accept again
   // Accept counters of the listeners retired so far, per worker (mu_).
   std::vector<ListenerStats> retired_stats_;
   // Reconfigure and Close, one at a time (taken before mu_).

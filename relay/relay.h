@@ -257,8 +257,9 @@ class Engine {
   // (or stay on the caller's worker when called from one).
   void Pipe(Leg a, Leg b, OnClose on_close = {});
 
-  // Binds the address on every worker (SO_REUSEPORT), then for each client:
-  // connect a backend, relay, report through options.on_close.
+  // Binds the address on every worker (SO_REUSEPORT), or adopts
+  // options.inherited_sockets, then for each client: connect a backend,
+  // relay, report through options.on_close.
   Result<ListenerId> Listen(const ListenOptions& options);
   // The bound address of a listener (the kernel's port when asked for 0).
   Result<Address> ListenAddress(ListenerId id) const;
@@ -301,7 +302,8 @@ class Engine {
 
   // Stops accepting on every listener, waits up to `grace` for open pairs to
   // finish, then closes the rest (cause kDrained). Returns when no pair is
-  // left. Any non-worker thread.
+  // left; Listen and Reconfigure fail from its start on. Any non-worker
+  // thread.
   //
   // Safe to call again, from another thread, while a Drain runs: drains that
   // overlap share the earliest deadline, so a second call with a shorter

@@ -6,8 +6,9 @@
 //
 // Runs in the foreground. SIGTERM or SIGINT: stop accepting, let open pairs
 // finish for the drain grace, close the rest, print the totals, exit 0; a
-// second SIGTERM or SIGINT closes the remaining pairs at once. SIGHUP is
-// logged and ignored. Usage errors and files --check refuses exit 2; a setup
+// second SIGTERM or SIGINT closes the remaining pairs at once. SIGHUP
+// reloads the --config file (tools/zrelayd_reload.h); on the command line
+// it is logged and ignored. Usage errors and files --check refuses exit 2; a setup
 // failure (bind, certificates named by flags, --user) exits 1.
 #include <signal.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "tools/zrelayd_flags.h"
 #include "tools/zrelayd_listeners.h"
 #include "tools/zrelayd_process.h"
+#include "tools/zrelayd_reload.h"
 #include "tools/zrelayd_report.h"
 #include "tools/zrelayd_serve.h"
 
@@ -134,9 +136,12 @@ int Main(int argc, char** argv) {
   }
 
   SignalActions actions;
-  actions.reload = [from_file] {
-    Logf("SIGHUP: %s", from_file ? "reloading the configuration is not supported yet; still running"
-                                 : "no configuration file to reload; ignored");
+  // The engine holds its own references to the TLS contexts: a reload may
+  // drop the setups it replaces.
+  ConfigReloader reloader(*engine.value(), flags.config_file, config, engine_options, ids);
+  actions.reload = [from_file, &reloader] {
+    if (from_file) return reloader.Reload();
+    Logf("SIGHUP: no configuration file to reload; ignored");
   };
   actions.reopen_logs = [] { Logf("SIGUSR1: no log file to reopen"); };
   stop_signals->ServeUntilStopped(*engine.value(), config.drain_grace, actions);
