@@ -183,7 +183,8 @@ Result<std::vector<UniqueFd>> AdoptSockets(const ListenerOptions& options) {
   for (int borrowed : options.adopt_sockets) {
     Result<Address> bound = LocalAddress(borrowed);
     if (!bound || bound->ToString() != wanted) continue;
-    const std::string what = "adopt the socket on " + wanted + " (fd " + std::to_string(borrowed) + ")";
+    const std::string what =
+        "adopt the socket on " + wanted + " (fd " + std::to_string(borrowed) + ")";
     UniqueFd fd(::fcntl(borrowed, F_DUPFD_CLOEXEC, 0));
     if (!fd) return Error::FromErrno(errno, what + ": dup");
     // O_NONBLOCK belongs to the open file, which the other holders share:

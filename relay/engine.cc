@@ -209,7 +209,9 @@ class Engine::Impl {
       next.address = bound.front();
       next.extra_addresses.assign(bound.begin() + 1, bound.end());
       Result<std::vector<ListeningSocket>> exported = current.ListeningSockets();
-      if (!exported) return Error(exported.error().code(), Label(options) + exported.error().message());
+      if (!exported) {
+        return Error(exported.error().code(), Label(options) + exported.error().message());
+      }
       sockets = std::move(exported).value();
     }
     // The new listener adopts the same sockets (its own dup()s): their
@@ -354,7 +356,9 @@ class Engine::Impl {
     ListenOptions resolved = options;
     if (resolved.max_connections == 0) {
       Result<size_t> derived = DerivedMaxConnections(options_, workers_.size());
-      if (!derived) return Error(derived.error().code(), Label(options) + derived.error().message());
+      if (!derived) {
+        return Error(derived.error().code(), Label(options) + derived.error().message());
+      }
       // Each address has its own slots: they share what the fds allow.
       resolved.max_connections =
           std::max<size_t>(1, *derived / (1 + options.extra_addresses.size()));

@@ -193,8 +193,7 @@ void ConfigReloader::Reload() {
   if (kept == 0) {
     Log("reload done");
   } else {
-    Logf("reload done; %zu listener%s kept the previous configuration", kept,
-         kept == 1 ? "" : "s");
+    Logf("reload done; %zu listener%s kept the previous configuration", kept, kept == 1 ? "" : "s");
   }
 }
 

@@ -113,8 +113,8 @@ HeldClient::HeldClient(const Address& front, const SeededBackend& backend) {
   fd_ = std::move(fd).value();
   const uint64_t sent =
       SendPattern(fd_.get(), kUpSeed, kHeldBytes / 2, 64 << 10, /*shut_write=*/false);
-  connected_ = sent == kHeldBytes / 2 &&
-               WaitFor([&] { return backend.accepted() > before; }, seconds(10));
+  connected_ =
+      sent == kHeldBytes / 2 && WaitFor([&] { return backend.accepted() > before; }, seconds(10));
 }
 
 uint64_t HeldClient::Finish() {
