@@ -15,7 +15,7 @@ namespace zrelay {
 class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public ReadyHandler {
  public:
   WorkerAcceptor(Listener& owner, size_t worker, EventLoop& loop, UniqueFd fd,
-                 const ListenerOptions& options, AcceptHandler* handler)
+                 const ListenerOptions& options, AcceptHandler* handler, bool exported)
       : owner_(owner),
         worker_(worker),
         loop_(loop),
@@ -23,6 +23,7 @@ class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public R
         retry_(options.fd_exhausted_retry),
         budget_(options.accepts_per_event > 0 ? options.accepts_per_event : 1),
         handler_(handler),
+        exported_(exported),
         timer_(this) {}
 
   // Worker thread.
@@ -37,6 +38,10 @@ class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public R
     stopped_ = true;
   }
   bool stopped() const { return stopped_; }
+  // Whether ExportSockets hands out this acceptor's socket: the first of
+  // the dup()s of a shared unix socket, every TCP one.
+  bool exported() const { return exported_; }
+  int fd() const { return fd_.get(); }
 
   void AddStats(ListenerStats& stats) const {
     stats.accepted += accepted_.load(std::memory_order_relaxed);
@@ -149,6 +154,7 @@ class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public R
   const Duration retry_;
   const int budget_;
   AcceptHandler* const handler_;
+  const bool exported_;
   FdWatch watch_;
   Timer timer_;
   unsigned paused_ = 0;  // kBackingOff | kWaitingForSlot
@@ -167,6 +173,36 @@ Result<std::unique_ptr<Listener>> Listener::Start(WorkerPool& pool, const Listen
   return listener;
 }
 
+namespace {
+
+// The sockets of `options.adopt_sockets` bound to options.address, dup()ed
+// and made ready to accept here.
+Result<std::vector<UniqueFd>> AdoptSockets(const ListenerOptions& options) {
+  std::vector<UniqueFd> adopted;
+  const std::string wanted = options.address.ToString();
+  for (int borrowed : options.adopt_sockets) {
+    Result<Address> bound = LocalAddress(borrowed);
+    if (!bound || bound->ToString() != wanted) continue;
+    const std::string what =
+        "adopt the socket on " + wanted + " (fd " + std::to_string(borrowed) + ")";
+    UniqueFd fd(::fcntl(borrowed, F_DUPFD_CLOEXEC, 0));
+    if (!fd) return Error::FromErrno(errno, what + ": dup");
+    // O_NONBLOCK belongs to the open file, which the other holders share:
+    // they are zrelay's too and accept non-blocking already.
+    const int flags = ::fcntl(fd.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+      return Error::FromErrno(errno, what + ": O_NONBLOCK");
+    }
+    // Also tells a listening socket from one that is only bound (EINVAL
+    // would come from a connected one): listen() again takes our backlog.
+    if (::listen(fd.get(), options.backlog) != 0) return Error::FromErrno(errno, what + ": listen");
+    adopted.push_back(std::move(fd));
+  }
+  return adopted;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Listener>> Listener::Bind(WorkerPool& pool, const ListenerOptions& options,
                                                  AcceptHandler* handler) {
   std::unique_ptr<Listener> listener(new Listener());
@@ -176,45 +212,67 @@ Result<std::unique_ptr<Listener>> Listener::Bind(WorkerPool& pool, const Listene
   socket_options.backlog = options.backlog;
   socket_options.reuse_port = true;
 
-  // Worker 0's socket settles the address (the kernel's port for port 0);
-  // the others bind that exact address. Unix sockets are bound once and
-  // shared through dup(): every worker races on accept4, losers get EAGAIN.
-  std::vector<UniqueFd> fds;
-  for (size_t i = 0; i < pool.size(); ++i) {
-    if (i > 0 && options.address.is_unix()) {
-      UniqueFd dup(::fcntl(fds[0].get(), F_DUPFD_CLOEXEC, 0));
-      if (!dup) return Error::FromErrno(errno, "listen on " + options.address.ToString() + ": dup");
-      fds.push_back(std::move(dup));
-      continue;
-    }
-    const Address& address = i == 0 ? options.address : listener->local_address_;
+  Result<std::vector<UniqueFd>> adopted = AdoptSockets(options);
+  if (!adopted) return adopted.error();
+  std::vector<UniqueFd> sockets = std::move(adopted).value();
+  // TCP: one SO_REUSEPORT socket per worker at least. The first socket
+  // settles the address (the kernel's port for port 0); the others bind
+  // that exact address. Unix sockets are bound once and shared (dup()s).
+  const bool is_unix = options.address.is_unix();
+  const size_t wanted = is_unix ? 1 : pool.size();
+  if (!sockets.empty() && !is_unix) listener->local_address_ = options.address;  // matched it
+  while (sockets.size() < wanted) {
+    const Address& address = sockets.empty() ? options.address : listener->local_address_;
     Result<UniqueFd> fd = ListenOn(address, socket_options);
     if (!fd) return fd.error();
-    if (options.tcp_nodelay) {
-      if (Status st = SetNoDelay(fd->get()); !st) return st.error();
+    sockets.push_back(std::move(fd).value());
+    if (sockets.size() == 1 && !is_unix) {
+      Result<Address> bound = LocalAddress(sockets[0].get());
+      if (!bound) return bound.error();
+      listener->local_address_ = *bound;
     }
-    if (i == 0) {
-      if (options.address.is_unix()) {
-        listener->local_address_ = options.address;
-      } else {
-        Result<Address> bound = LocalAddress(fd->get());
-        if (!bound) return bound.error();
-        listener->local_address_ = *bound;
-      }
-    }
-    fds.push_back(std::move(fd).value());
   }
-
-  for (size_t i = 0; i < pool.size(); ++i) {
-    listener->acceptors_.push_back(std::make_unique<WorkerAcceptor>(
-        *listener, i, pool.loop(i), std::move(fds[i]), options, handler));
+  if (is_unix) listener->local_address_ = options.address;
+  if (options.tcp_nodelay) {
+    for (const UniqueFd& fd : sockets) {
+      if (Status st = SetNoDelay(fd.get()); !st) return st.error();
+    }
+  }
+  if (Status st = listener->AddAcceptors(std::move(sockets), options, handler); !st) {
+    return st.error();
   }
   return listener;
 }
 
+Status Listener::AddAcceptors(std::vector<UniqueFd> sockets, const ListenerOptions& options,
+                              AcceptHandler* handler) {
+  const size_t workers = pool_->size();
+  for (UniqueFd& socket : sockets) {
+    if (!local_address_.is_unix()) {
+      const size_t worker = acceptors_.size() % workers;
+      acceptors_.push_back(std::make_unique<WorkerAcceptor>(
+          *this, worker, pool_->loop(worker), std::move(socket), options, handler, true));
+      continue;
+    }
+    // Every worker races on accept4 on its dup(); the losers get EAGAIN.
+    for (size_t worker = 0; worker < workers; ++worker) {
+      UniqueFd fd(::fcntl(socket.get(), F_DUPFD_CLOEXEC, 0));
+      if (!fd) return Error::FromErrno(errno, "listen on " + local_address_.ToString() + ": dup");
+      acceptors_.push_back(std::make_unique<WorkerAcceptor>(
+          *this, worker, pool_->loop(worker), std::move(fd), options, handler, worker == 0));
+    }
+  }
+  return Status::Ok();
+}
+
 Status Listener::Accept() {
-  std::vector<Status> registered(pool_->size());
-  pool_->RunOnEach([&](size_t worker) { registered[worker] = acceptors_[worker]->Register(); });
+  const size_t workers = pool_->size();
+  std::vector<Status> registered(acceptors_.size());
+  pool_->RunOnEach([&](size_t worker) {
+    for (size_t i = worker; i < acceptors_.size(); i += workers) {
+      registered[i] = acceptors_[i]->Register();
+    }
+  });
   for (const Status& s : registered) {
     if (!s) {
       Stop();
@@ -225,6 +283,17 @@ Status Listener::Accept() {
   return Status::Ok();
 }
 
+Result<std::vector<UniqueFd>> Listener::ExportSockets() const {
+  std::vector<UniqueFd> out;
+  for (const auto& acceptor : acceptors_) {
+    if (!acceptor->exported() || acceptor->stopped()) continue;
+    UniqueFd fd(::fcntl(acceptor->fd(), F_DUPFD_CLOEXEC, 0));
+    if (!fd) return Error::FromErrno(errno, "export the socket on " + local_address_.ToString());
+    out.push_back(std::move(fd));
+  }
+  return out;
+}
+
 Listener::~Listener() { Stop(); }
 
 void Listener::Stop() {
@@ -232,8 +301,13 @@ void Listener::Stop() {
   // Release() posts no resume from here on.
   stopping_.store(true);
   // On each worker's own thread: once RunOnEach returns, no acceptor can be
-  // inside or about to enter a handler call.
-  pool_->RunOnEach([this](size_t worker) { acceptors_[worker]->Shutdown(); });
+  // inside or about to enter a handler call. Shutdown closes this
+  // listener's descriptors only (no shutdown(), no unlink()): a socket
+  // another holder adopted keeps its queue and goes on accepting there.
+  const size_t workers = pool_->size();
+  pool_->RunOnEach([this, workers](size_t worker) {
+    for (size_t i = worker; i < acceptors_.size(); i += workers) acceptors_[i]->Shutdown();
+  });
   // A Release() that began before stopping_ was set ran on a worker thread,
   // so it finished before that worker's Shutdown, but the resume it posted
   // to another worker may still be queued: one more pass runs after it, so
@@ -241,7 +315,9 @@ void Listener::Stop() {
   pool_->RunOnEach([](size_t) {});
 }
 
-void Listener::BackOff(size_t worker) { acceptors_[worker]->BackOff(); }
+void Listener::BackOff(size_t worker) {
+  for (size_t i = worker; i < acceptors_.size(); i += pool_->size()) acceptors_[i]->BackOff();
+}
 
 bool Listener::TakeSlot(std::memory_order order) {
   size_t open = open_.load(order);
@@ -280,7 +356,7 @@ void Listener::Release() {
     WorkerAcceptor* acceptor = acceptors_[i].get();
     if (!acceptor->waiting_for_slot.exchange(false)) continue;
     waiting_workers_.fetch_sub(1);
-    pool_->loop(i).Post([acceptor] { acceptor->ResumeForSlot(); });
+    pool_->loop(i % pool_->size()).Post([acceptor] { acceptor->ResumeForSlot(); });
   }
 }
 
@@ -292,7 +368,9 @@ ListenerStats Listener::Stats() const {
 
 ListenerStats Listener::Stats(size_t worker) const {
   ListenerStats stats;
-  acceptors_[worker]->AddStats(stats);
+  for (size_t i = worker; i < acceptors_.size(); i += pool_->size()) {
+    acceptors_[i]->AddStats(stats);
+  }
   return stats;
 }
 

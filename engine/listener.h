@@ -7,6 +7,14 @@
 // just see EAGAIN (FdWatch cannot register with EPOLLEXCLUSIVE, which does
 // not combine with EPOLLRDHUP).
 //
+// Sockets can also be adopted instead of bound (ListenerOptions::adopt_sockets,
+// for a reload or an upgrade that must refuse no client): the listener
+// dup()s them, so stopping it closes only its own descriptors. A listening
+// socket is only torn down when its last holder closes it, and nothing here
+// calls shutdown() on it or unlinks a unix socket's path, so another holder
+// (a listener of the same engine, another process) keeps accepting from the
+// same queue.
+//
 // accept4 makes non-blocking, close-on-exec sockets. On EMFILE/ENFILE (and
 // ENOBUFS/ENOMEM) a worker stops accepting, counts the event, and retries on a
 // timer: no busy loop, and the listener survives. An owner that runs out of
@@ -56,6 +64,18 @@ struct ListenerOptions {
   // Accepted connections open at once, across workers; 0: no limit. Each
   // holds a slot from accept until its owner calls Listener::Release().
   size_t max_connections = 0;
+  // Listening sockets to adopt instead of binding (borrowed: each one used
+  // is dup()ed). Those bound to `address` (getsockname) are used, in the
+  // order given; the rest are ignored. They are made non-blocking, and
+  // listen() runs again with `backlog`.
+  // TCP: socket k is watched by worker k % workers, so a worker may watch
+  // several (each socket's queue is still drained: none is left
+  // unwatched). With fewer sockets than workers the missing ones are bound
+  // into the same SO_REUSEPORT group, which works when the adopted sockets
+  // have SO_REUSEPORT and belong to the same user (as zrelay's own do).
+  // Unix: every worker watches every adopted socket; without one the path
+  // is bound as usual.
+  std::vector<int> adopt_sockets;
 };
 
 struct ListenerStats {
@@ -86,6 +106,12 @@ class Listener {
   // The bound address (with the kernel's port when options asked for port 0).
   const Address& local_address() const { return local_address_; }
 
+  // dup()s of the listening sockets, for another listener or process to
+  // adopt: one per socket (TCP: one per worker, or more when more were
+  // adopted; unix: the one socket the workers share). Empty once stopped.
+  // Not concurrently with Stop(). Call from a non-worker thread.
+  Result<std::vector<UniqueFd>> ExportSockets() const;
+
   // Closes the listening sockets on every worker and waits until no worker
   // will call the handler again. Idempotent. Call from a non-worker thread.
   void Stop();
@@ -114,9 +140,15 @@ class Listener {
   bool AcquireSlot(WorkerAcceptor& acceptor);
   bool TakeSlot(std::memory_order order);
 
+  // Each socket's acceptors: TCP, one on worker k % workers for socket k;
+  // unix, one per worker (on dup()s).
+  Status AddAcceptors(std::vector<UniqueFd> sockets, const ListenerOptions& options,
+                      AcceptHandler* handler);
+
   WorkerPool* pool_ = nullptr;
   Address local_address_;
-  std::vector<std::unique_ptr<WorkerAcceptor>> acceptors_;  // one per worker
+  // At least one per worker; acceptors_[i] is on worker i % workers.
+  std::vector<std::unique_ptr<WorkerAcceptor>> acceptors_;
   size_t max_connections_ = 0;
   std::atomic<size_t> open_{0};             // slots taken
   std::atomic<size_t> waiting_workers_{0};  // workers stopped for want of a slot

@@ -7,12 +7,14 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/fd_limit.h"
 #include "engine/listener.h"
 #include "engine/worker_pool.h"
 #include "relay/backend_pool.h"
+#include "relay/listener_reaper.h"
 #include "relay/pair.h"
 #include "relay/relay.h"
 #include "relay/relay_listener.h"
@@ -95,6 +97,23 @@ Status ValidateListenOptions(const ListenOptions& o) {
   return Status::Ok();
 }
 
+// "listener web: " (or the address, for an unnamed listener).
+std::string Label(const ListenOptions& o) {
+  return "listener " + (o.name.empty() ? o.address.ToString() : o.name) + ": ";
+}
+
+// The listener's addresses as given: address, then extra_addresses.
+std::vector<Address> GivenAddresses(const ListenOptions& o) {
+  std::vector<Address> out{o.address};
+  out.insert(out.end(), o.extra_addresses.begin(), o.extra_addresses.end());
+  return out;
+}
+
+void AddListenerStats(WorkerStats& w, const ListenerStats& l) {
+  w.accept_fd_exhausted += l.fd_exhausted;
+  w.accept_paused_max_connections += l.paused_max_connections;
+}
+
 }  // namespace
 
 class Engine::Impl {
@@ -113,10 +132,13 @@ class Engine::Impl {
     pool_->RunOnEach([this](size_t i) {
       workers_[i] = std::make_unique<Worker>(i, pool_->loop(i), options_);
     });
+    reaper_ = std::make_unique<ListenerReaper>(*pool_);
+    retired_stats_.resize(workers_.size());
     return Status::Ok();
   }
 
   ~Impl() {
+    if (reaper_) reaper_->Stop();
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& [id, l] : listeners_) l->Shutdown(*pool_);
@@ -146,32 +168,91 @@ class Engine::Impl {
   }
 
   Result<ListenerId> Listen(const ListenOptions& options) {
-    const std::string label =
-        "listener " + (options.name.empty() ? options.address.ToString() : options.name) + ": ";
-    if (options.backends.empty()) return Error::Invalid(label + "no backend given");
-    Status valid = ValidateListenOptions(options);
-    if (!valid.ok()) return Error(valid.error().code(), label + valid.error().message());
-    ListenOptions resolved = options;
-    if (resolved.max_connections == 0) {
-      Result<size_t> derived = DerivedMaxConnections(options_, workers_.size());
-      if (!derived) return Error(derived.error().code(), label + derived.error().message());
-      // Each address has its own slots: they share what the fds allow.
-      resolved.max_connections =
-          std::max<size_t>(1, *derived / (1 + options.extra_addresses.size()));
+    Result<std::unique_ptr<RelayListener>> listener = StartListener(options);
+    if (!listener) return listener.error();
+    std::unique_lock<std::mutex> lock(mu_);
+    if (draining_) {
+      lock.unlock();
+      (*listener)->Shutdown(*pool_);
+      return Error::Invalid(Label(options) + "the engine is draining");
     }
-    auto listener = std::make_unique<RelayListener>(workers_, std::move(resolved), options_);
-    Status st = listener->Start(*pool_);
-    if (!st.ok()) {
-      listener->Shutdown(*pool_);
-      // Bind errors already name the address.
-      return Error(st.error().code(),
-                   (options.name.empty() ? std::string() : "listener " + options.name + ": ") +
-                       st.error().message());
-    }
-    std::lock_guard<std::mutex> lock(mu_);
     ListenerId id = next_listener_id_++;
-    listeners_.emplace(id, std::move(listener));
+    listeners_.emplace(id, std::move(listener).value());
     return id;
+  }
+
+  Status Reconfigure(ListenerId id, const ListenOptions& options) {
+    std::lock_guard<std::mutex> changing(change_mu_);
+    ListenOptions next = options;
+    std::vector<ListeningSocket> sockets;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (draining_) return Error::Invalid(Label(options) + "the engine is draining");
+      auto it = listeners_.find(id);
+      if (it == listeners_.end()) return Error::Invalid("no listener " + std::to_string(id));
+      const RelayListener& current = *it->second;
+      const std::vector<Address> given = GivenAddresses(current.options());
+      const std::vector<Address> bound = current.addresses();
+      const std::vector<Address> wanted = GivenAddresses(options);
+      // Each address as the listener was given it or as it is bound (the
+      // kernel's port for port 0); the new listener takes the bound one.
+      bool same = wanted.size() == given.size();
+      for (size_t i = 0; same && i < wanted.size(); ++i) {
+        const std::string w = wanted[i].ToString();
+        same = w == given[i].ToString() || w == bound[i].ToString();
+      }
+      if (!same) {
+        return Error::Invalid(Label(options) +
+                              "Reconfigure keeps a listener's addresses (listen on new ones "
+                              "with Listen, then Close this one)");
+      }
+      next.address = bound.front();
+      next.extra_addresses.assign(bound.begin() + 1, bound.end());
+      Result<std::vector<ListeningSocket>> exported = current.ListeningSockets();
+      if (!exported) {
+        return Error(exported.error().code(), Label(options) + exported.error().message());
+      }
+      sockets = std::move(exported).value();
+    }
+    // The new listener adopts the same sockets (its own dup()s): their
+    // queues never close, and it accepts before the old one stops.
+    next.inherited_sockets.clear();
+    for (const ListeningSocket& s : sockets) next.inherited_sockets.push_back(s.fd.get());
+    Result<std::unique_ptr<RelayListener>> fresh = StartListener(next);
+    if (!fresh) return fresh.error();
+    std::unique_ptr<RelayListener> old;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (draining_) {  // began meanwhile: the new listener must not accept
+        lock.unlock();
+        (*fresh)->Shutdown(*pool_);
+        return Error::Invalid(Label(options) + "the engine is draining");
+      }
+      old = std::exchange(listeners_[id], std::move(fresh).value());
+    }
+    Retire(std::move(old));
+    return Status::Ok();
+  }
+
+  Status Close(ListenerId id) {
+    std::lock_guard<std::mutex> changing(change_mu_);
+    std::unique_ptr<RelayListener> closing;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = listeners_.find(id);
+      if (it == listeners_.end()) return Error::Invalid("no listener " + std::to_string(id));
+      closing = std::move(it->second);
+      listeners_.erase(it);
+    }
+    Retire(std::move(closing));
+    return Status::Ok();
+  }
+
+  Result<std::vector<ListeningSocket>> ListeningSockets(ListenerId id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = listeners_.find(id);
+    if (it == listeners_.end()) return Error::Invalid("no listener " + std::to_string(id));
+    return it->second->ListeningSockets();
   }
 
   Result<Address> ListenAddress(ListenerId id) const {
@@ -203,11 +284,10 @@ class Engine::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& [id, l] : listeners_) {
         (void)id;
-        for (size_t i = 0; i < s.workers.size(); ++i) {
-          const ListenerStats ls = l->Stats(i);
-          s.workers[i].accept_fd_exhausted += ls.fd_exhausted;
-          s.workers[i].accept_paused_max_connections += ls.paused_max_connections;
-        }
+        for (size_t i = 0; i < s.workers.size(); ++i) AddListenerStats(s.workers[i], l->Stats(i));
+      }
+      for (size_t i = 0; i < s.workers.size(); ++i) {
+        AddListenerStats(s.workers[i], retired_stats_[i]);
       }
     }
     for (const WorkerStats& w : s.workers) Add(s.total, w);
@@ -228,6 +308,7 @@ class Engine::Impl {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
+      draining_ = true;
       for (auto& [id, l] : listeners_) l->Stop();
     }
     while (OpenPairs() > 0) {
@@ -266,6 +347,49 @@ class Engine::Impl {
     t.no_healthy_backend += w.no_healthy_backend;
   }
 
+  // A listener for `options`, started: bound, or adopting the
+  // inherited_sockets bound to its addresses.
+  Result<std::unique_ptr<RelayListener>> StartListener(const ListenOptions& options) {
+    if (options.backends.empty()) return Error::Invalid(Label(options) + "no backend given");
+    Status valid = ValidateListenOptions(options);
+    if (!valid.ok()) return Error(valid.error().code(), Label(options) + valid.error().message());
+    ListenOptions resolved = options;
+    if (resolved.max_connections == 0) {
+      Result<size_t> derived = DerivedMaxConnections(options_, workers_.size());
+      if (!derived) {
+        return Error(derived.error().code(), Label(options) + derived.error().message());
+      }
+      // Each address has its own slots: they share what the fds allow.
+      resolved.max_connections =
+          std::max<size_t>(1, *derived / (1 + options.extra_addresses.size()));
+    }
+    auto listener = std::make_unique<RelayListener>(workers_, std::move(resolved), options_);
+    Status st = listener->Start(*pool_);
+    if (!st.ok()) {
+      listener->Shutdown(*pool_);
+      // Bind errors already name the address.
+      return Error(st.error().code(),
+                   (options.name.empty() ? std::string() : "listener " + options.name + ": ") +
+                       st.error().message());
+    }
+    return listener;
+  }
+
+  // Stops `listener` for good; its final accept counters stay in Stats().
+  // The reaper destroys it once its last pair closed.
+  void Retire(std::unique_ptr<RelayListener> listener) {
+    listener->Shutdown(*pool_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < retired_stats_.size(); ++i) {
+        const ListenerStats ls = listener->Stats(i);
+        retired_stats_[i].fd_exhausted += ls.fd_exhausted;
+        retired_stats_[i].paused_max_connections += ls.paused_max_connections;
+      }
+    }
+    reaper_->Retire(std::move(listener));
+  }
+
   size_t OpenPairs() const {
     std::atomic<size_t> open{0};
     pool_->RunOnEach([&](size_t i) { open += workers_[i]->open_pairs(); });
@@ -279,6 +403,14 @@ class Engine::Impl {
   mutable std::mutex mu_;
   std::map<ListenerId, std::unique_ptr<RelayListener>> listeners_;
   ListenerId next_listener_id_ = 1;
+  bool draining_ = false;  // guarded by mu_: Listen and Reconfigure would accept again
+  // Accept counters of the listeners retired so far, per worker (mu_).
+  std::vector<ListenerStats> retired_stats_;
+  // Reconfigure and Close, one at a time (taken before mu_).
+  std::mutex change_mu_;
+  // Retired listeners, until their last pair closed. Destroyed with the
+  // others, after the loops stopped.
+  std::unique_ptr<ListenerReaper> reaper_;
   // Drain: how often a drain looks for open pairs, and the deadline shared
   // by the drains running now (guarded by drain_mu_).
   static constexpr Duration kDrainPoll = milliseconds(10);
@@ -311,6 +443,13 @@ Result<std::vector<Address>> Engine::ListenAddresses(ListenerId id) const {
   return impl_->ListenAddresses(id);
 }
 Result<size_t> Engine::MaxConnections(ListenerId id) const { return impl_->MaxConnections(id); }
+Status Engine::Reconfigure(ListenerId id, const ListenOptions& options) {
+  return impl_->Reconfigure(id, options);
+}
+Status Engine::Close(ListenerId id) { return impl_->Close(id); }
+Result<std::vector<ListeningSocket>> Engine::ListeningSockets(ListenerId id) const {
+  return impl_->ListeningSockets(id);
+}
 EngineStats Engine::Stats() const { return impl_->Stats(); }
 void Engine::Drain(Duration grace) { impl_->Drain(grace); }
 size_t Engine::workers() const { return impl_->workers(); }

@@ -100,7 +100,9 @@ struct EngineOptions {
 // that `BackendOptions{address, tls, sni}` stays warning-free under -Wextra.
 struct BackendOptions {
   Address address;          // an IP literal or unix path; unused when `host` is set
-  SSL_CTX* tls = nullptr;   // non-null: originate TLS to the backend (not owned)
+  // non-null: originate TLS to the backend. The engine holds its own
+  // reference (SSL_CTX_up_ref) while the listener or its pairs need it.
+  SSL_CTX* tls = nullptr;
   // Server name sent and verified (TLS only); empty with `host`: the host name.
   std::string sni;
   // A host name ("app1.internal"): resolved by the engine off its loops, at
@@ -129,7 +131,10 @@ using ResolveFunction =
 struct ListenOptions {
   Address address;
   std::vector<BackendOptions> backends;  // the pool: at least one
-  SSL_CTX* tls = nullptr;                // non-null: terminate TLS from clients (not owned)
+  // non-null: terminate TLS from clients. The engine holds its own reference
+  // while the listener or its pairs need it: the caller may free its own
+  // once Listen or Reconfigure returned.
+  SSL_CTX* tls = nullptr;
   Duration connect_timeout = seconds(5);
   int backlog = 1024;
   OnClose on_close;                      // every accepted client's pair, on its worker
@@ -180,10 +185,17 @@ struct ListenOptions {
   // How host backends are resolved; unset: getaddrinfo.
   ResolveFunction resolve{};
   // Listening sockets to take over instead of binding (a zero-downtime
-  // upgrade: the sockets a running process handed over). Each of the
-  // listener's addresses uses the sockets here bound to it (getsockname),
-  // dup()ed, and binds only when none is; the rest are ignored. Not owned:
-  // the caller closes its own copies.
+  // upgrade: the sockets a running process handed over, from
+  // Engine::ListeningSockets). Each of the listener's addresses uses the
+  // sockets here bound to it (getsockname), dup()ed, and binds only when
+  // none is; the rest are ignored. Not owned: the caller closes its own
+  // copies. TCP: socket k is watched by worker k % workers, so with more
+  // sockets than workers a worker watches several (no queue is left
+  // unwatched); with fewer, the missing ones are bound into the same
+  // SO_REUSEPORT group (the sockets need SO_REUSEPORT and the same user, as
+  // zrelay's own have). Unix: every worker watches each one. Sockets one
+  // holder closes go on accepting for the others: nothing shuts a listening
+  // socket down or unlinks its path.
   std::vector<int> inherited_sockets{};
 };
 
@@ -245,8 +257,9 @@ class Engine {
   // (or stay on the caller's worker when called from one).
   void Pipe(Leg a, Leg b, OnClose on_close = {});
 
-  // Binds the address on every worker (SO_REUSEPORT), then for each client:
-  // connect a backend, relay, report through options.on_close.
+  // Binds the address on every worker (SO_REUSEPORT), or adopts
+  // options.inherited_sockets, then for each client: connect a backend,
+  // relay, report through options.on_close.
   Result<ListenerId> Listen(const ListenOptions& options);
   // The bound address of a listener (the kernel's port when asked for 0).
   Result<Address> ListenAddress(ListenerId id) const;
@@ -258,17 +271,27 @@ class Engine {
   Result<size_t> MaxConnections(ListenerId id) const;
 
   // Applies `options` to listener `id` for the clients it accepts from now
-  // on: backends, balancing, health, timeouts, TLS, limits, callbacks. Its
-  // listening sockets stay open throughout, so no client is refused; pairs
-  // already open keep what they started with and finish. The addresses
-  // (address, extra_addresses) must be the listener's. On error the
-  // listener runs on unchanged. Any non-worker thread.
+  // on: backends, balancing, health, timeouts, TLS, limits, callbacks. A
+  // new listener with `options` adopts the old one's listening sockets
+  // (dup()s: their queues never close, so no client is refused or reset)
+  // and accepts before the old one stops; the id stays the same. Pairs
+  // already open keep what they started with (backend pool, TLS contexts,
+  // on_close) and finish; they hold slots of the old max_connections, not
+  // the new one. A derived max_connections (0) is derived again from the
+  // fds open now. The addresses (address, extra_addresses) must be the
+  // listener's, each as given to Listen or as bound (the kernel's port for
+  // port 0); options.inherited_sockets is not used. On error (other
+  // addresses, bad options, a host backend that does not resolve, a Drain
+  // begun) the listener runs on unchanged. Any non-worker thread.
   Status Reconfigure(ListenerId id, const ListenOptions& options);
-  // Stops listener `id` accepting and closes its sockets. Its open pairs
-  // finish as usual (their on_close still runs). Any non-worker thread.
+  // Stops listener `id` accepting and closes its listening sockets (its own
+  // descriptors: sockets another holder adopted go on accepting there). Its
+  // open pairs finish as usual (their on_close still runs); the id is
+  // unknown from here on. Any non-worker thread.
   Status Close(ListenerId id);
   // dup()s of listener `id`'s listening sockets: one per worker per TCP
-  // address, one per unix address.
+  // address (or as many as it adopted, when that was more), one per unix
+  // address. What ListenOptions::inherited_sockets takes.
   Result<std::vector<ListeningSocket>> ListeningSockets(ListenerId id) const;
 
   // Snapshot of counters, gathered from every worker. Any non-worker thread.
@@ -279,7 +302,8 @@ class Engine {
 
   // Stops accepting on every listener, waits up to `grace` for open pairs to
   // finish, then closes the rest (cause kDrained). Returns when no pair is
-  // left. Any non-worker thread.
+  // left; Listen and Reconfigure fail from its start on. Any non-worker
+  // thread.
   //
   // Safe to call again, from another thread, while a Drain runs: drains that
   // overlap share the earliest deadline, so a second call with a shorter

@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <utility>
 
+#include "relay/listener_reaper.h"
+
 namespace zrelay {
 
 RelayListener::RelayListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOptions options,
@@ -13,6 +15,10 @@ RelayListener::RelayListener(std::vector<std::unique_ptr<Worker>>& workers, List
   route_.idle_timeout = options_.idle_timeout.value_or(engine.idle_timeout);
   route_.handshake_timeout = options_.handshake_timeout.value_or(engine.handshake_timeout);
   if (!options_.name.empty()) route_.detail_prefix = "listener " + options_.name + ": ";
+  if (options_.tls != nullptr) tls_refs_.push_back(TlsContext::Share(options_.tls));
+  for (const BackendOptions& backend : options_.backends) {
+    if (backend.tls != nullptr) tls_refs_.push_back(TlsContext::Share(backend.tls));
+  }
 }
 
 Status RelayListener::Start(WorkerPool& pool) {
@@ -34,6 +40,7 @@ Status RelayListener::Start(WorkerPool& pool) {
     lo.tcp_nodelay = true;  // accepted legs inherit it (Pair skips the setsockopt)
     lo.max_connections = options_.max_connections;
     lo.fd_exhausted_retry = options_.fd_exhausted_retry;
+    lo.adopt_sockets = options_.inherited_sockets;  // each address picks its own
     auto acceptor = std::make_unique<AddressAcceptor>(this);
     auto listener = Listener::Bind(pool, lo, acceptor.get());
     if (!listener.ok()) return listener.error();
@@ -76,6 +83,29 @@ void RelayListener::Shutdown(WorkerPool& pool) {
   });
 }
 
+void RelayListener::Retire(ListenerReaper& reaper) {
+  reaper_ = &reaper;
+  DropHold();
+}
+
+void RelayListener::DropHold() {
+  // The last drop can only come after Retire(), which set reaper_ first;
+  // until the reaper hears of it, nothing destroys the listener.
+  if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1) reaper_->LastPairClosed(this);
+}
+
+Result<std::vector<ListeningSocket>> RelayListener::ListeningSockets() const {
+  std::vector<ListeningSocket> out;
+  for (const auto& acceptor : acceptors_) {
+    Result<std::vector<UniqueFd>> fds = acceptor->listener->ExportSockets();
+    if (!fds) return fds.error();
+    for (UniqueFd& fd : *fds) {
+      out.push_back(ListeningSocket{acceptor->listener->local_address(), std::move(fd)});
+    }
+  }
+  return out;
+}
+
 std::vector<Address> RelayListener::addresses() const {
   std::vector<Address> out;
   for (const auto& acceptor : acceptors_) out.push_back(acceptor->listener->local_address());
@@ -98,6 +128,7 @@ void RelayListener::OnAccept(AddressAcceptor& acceptor, size_t worker, UniqueFd 
                              const Address& peer) {
   Worker& w = *workers_[worker];
   ++w.stats().accepted;
+  holds_.fetch_add(1, std::memory_order_relaxed);  // the listener is not retired while accepting
   // Holding two pointers, the callback fits std::function's inline
   // buffer: no allocation per client.
   Pair::StartWithBackend(
@@ -116,6 +147,7 @@ void RelayListener::OnPairClosed(AddressAcceptor& acceptor, const PairStats& sta
   }
   acceptor.listener->Release();
   if (options_.on_close) options_.on_close(stats);
+  DropHold();  // last: the listener may be destroyed from here on
 }
 
 void RelayListener::OnResolved(const std::vector<std::string>& lines,

@@ -1,9 +1,13 @@
 // RelayListener: one ListenOptions at work. Accepts clients on every worker,
 // on each of its addresses, and pairs each with a backend endpoint its pool
 // picks, connected on the same worker. Each pair holds one of its address's
-// max_connections slots until it closes. The Engine owns its listeners.
+// max_connections slots until it closes. The Engine owns its listeners;
+// once one stops taking clients (Reconfigure, Close) it is retired: it stays
+// whole until its last pair closed (its pairs use its route, pool and TLS
+// contexts), then a ListenerReaper destroys it.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,15 +20,22 @@
 #include "relay/relay.h"
 #include "relay/resolver.h"
 #include "relay/worker.h"
+#include "ssl/tls_context.h"
 
 namespace zrelay {
 
+class ListenerReaper;
+
 class RelayListener {
  public:
+  // Takes a reference to every SSL_CTX in `options` for as long as it
+  // lives, so its caller may free them as soon as Listen or Reconfigure
+  // returned.
   RelayListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOptions options,
                 const EngineOptions& engine);
 
-  // Resolves the backends, binds every address, then accepts. On failure,
+  // Resolves the backends, binds every address (or adopts the
+  // options.inherited_sockets bound to it), then accepts. On failure,
   // call Shutdown() before destroying it. Any non-worker thread.
   Status Start(WorkerPool& pool);
 
@@ -34,6 +45,16 @@ class RelayListener {
   // ejection timers), on that loop. Before the loops stop, or before a
   // listener that failed to start is destroyed.
   void Shutdown(WorkerPool& pool);
+
+  // After Shutdown(): hands the listener over to `reaper`, to be destroyed
+  // once its last pair has closed (at once when none is open). Once.
+  void Retire(ListenerReaper& reaper);
+
+  // dup()s of the listening sockets with their addresses (before Stop()).
+  Result<std::vector<ListeningSocket>> ListeningSockets() const;
+  // The options as given (addresses before binding; max_connections as
+  // resolved by the Engine).
+  const ListenOptions& options() const { return options_; }
 
   const Address& address() const { return acceptors_.front()->listener->local_address(); }
   std::vector<Address> addresses() const;
@@ -58,9 +79,17 @@ class RelayListener {
   // On the resolver's thread.
   void OnResolved(const std::vector<std::string>& lines,
                   std::optional<std::vector<Endpoint>> endpoints);
+  // Drops one hold; the last one hands the listener to the reaper.
+  void DropHold();
 
   std::vector<std::unique_ptr<Worker>>& workers_;
   const ListenOptions options_;
+  // Our references to the SSL_CTXs options_ points at (client and backends).
+  std::vector<TlsContext> tls_refs_;
+  // Open pairs, plus one until Retire(): the listener is done with when it
+  // drops to 0. The pairs' worker threads and the retiring thread share it.
+  std::atomic<size_t> holds_{1};
+  ListenerReaper* reaper_ = nullptr;  // set by Retire(), before its drop
   BackendRoute route_;
   std::vector<std::unique_ptr<AddressAcceptor>> acceptors_;
   std::unique_ptr<BackendPool> pool_;

@@ -431,6 +431,11 @@ TlsContext& TlsContext::operator=(TlsContext&& other) noexcept {
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
+TlsContext TlsContext::Share(SSL_CTX* ctx) {
+  if (ctx != nullptr) SSL_CTX_up_ref(ctx);
+  return TlsContext(ctx);
+}
+
 size_t TlsContext::server_cert_count() const {
   if (ctx_ == nullptr) return 0;
   const CtxExtras* extras = GetExtras(ctx_);

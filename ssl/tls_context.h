@@ -73,6 +73,9 @@ class TlsContext {
   TlsContext() = default;
   // Adopts one reference to `ctx`.
   explicit TlsContext(SSL_CTX* ctx) : ctx_(ctx) {}
+  // Takes a reference of its own to `ctx` (SSL_CTX_up_ref), for a holder
+  // that must keep a context its creator may free first; null: empty.
+  static TlsContext Share(SSL_CTX* ctx);
   TlsContext(TlsContext&& other) noexcept : ctx_(std::exchange(other.ctx_, nullptr)) {}
   TlsContext& operator=(TlsContext&& other) noexcept;
   TlsContext(const TlsContext&) = delete;

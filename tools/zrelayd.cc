@@ -6,12 +6,14 @@
 //
 // Runs in the foreground. SIGTERM or SIGINT: stop accepting, let open pairs
 // finish for the drain grace, close the rest, print the totals, exit 0; a
-// second SIGTERM or SIGINT closes the remaining pairs at once. SIGHUP is
-// logged and ignored. SIGUSR1 reopens the [log] files (logrotate). Usage
-// errors and files --check refuses exit 2; a setup failure (a log file,
-// bind, certificates named by flags, --user) exits 1. Under systemd
-// (tools/zrelayd.service) it reports READY=1 once every listener is bound
-// and STOPPING=1 when the drain starts.
+// second SIGTERM or SIGINT closes the remaining pairs at once. SIGHUP
+// reloads the --config file (tools/zrelayd_reload.h); on the command line
+// it is logged and ignored. SIGUSR1 reopens the [log] files (logrotate).
+// Usage errors and files --check refuses exit 2; a setup failure (a log
+// file, bind, certificates named by flags, --user) exits 1. Under systemd
+// (tools/zrelayd.service) it reports READY=1 once every listener is bound,
+// RELOADING=1 then READY=1 around a reload, and STOPPING=1 when the drain
+// starts.
 #include <signal.h>
 #include <unistd.h>
 
@@ -28,6 +30,7 @@
 #include "tools/zrelayd_listeners.h"
 #include "tools/zrelayd_notify.h"
 #include "tools/zrelayd_process.h"
+#include "tools/zrelayd_reload.h"
 #include "tools/zrelayd_report.h"
 #include "tools/zrelayd_serve.h"
 
@@ -184,9 +187,15 @@ int Main(int argc, char** argv) {
   }
 
   SignalActions actions;
-  actions.reload = [from_file] {
-    Logf("SIGHUP: %s", from_file ? "reloading the configuration is not supported yet; still running"
-                                 : "no configuration file to reload; ignored");
+  // The engine holds its own references to the TLS contexts: a reload may
+  // drop the setups it replaces.
+  ConfigReloader reloader(*engine.value(), flags.config_file, config, engine_options, ids,
+                          access_log.value());
+  actions.reload = [from_file, &reloader] {
+    if (!from_file) return Logf("SIGHUP: no configuration file to reload; ignored");
+    NotifyReloading();
+    reloader.Reload();
+    NotifyReady("configuration reloaded");
   };
   actions.reopen_logs = [&config, sink = access_log.value().get()] { ReopenLogs(config, sink); };
   NotifyReady(status);

@@ -17,9 +17,10 @@ constexpr char kFooter[] =
     "A bare boolean flag means true; --flag=VALUE takes true, false, yes, no, on, off, 1, 0.\n"
     "--backend-tls verifies the certificate against --backend-sni, else the --backend host\n"
     "name (also sent as SNI), else the backend's IP.\n"
-    "Signals: SIGTERM/SIGINT drain (a second one closes the rest at once); SIGHUP is\n"
-    "logged and ignored. Exit status: 0 after a drain, 1 on a setup failure (bind,\n"
-    "certificates, --user), 2 on a usage error or a file that --check refuses.";
+    "Signals: SIGTERM/SIGINT drain (a second one closes the rest at once); SIGHUP\n"
+    "reloads the --config file (else it is logged and ignored). Exit status: 0 after\n"
+    "a drain, 1 on a setup failure (bind, certificates, --user), 2 on a usage error or\n"
+    "a file that --check refuses.";
 
 Error Usage(const std::string& message) { return Error::Invalid(message); }
 
