@@ -3,6 +3,7 @@
 //   zrelayd --listen ADDR --backend ADDR [flags]   one listener, one backend
 //   zrelayd --config FILE                          every listener of a TOML file
 //   zrelayd --check FILE                           check the file and its certificates
+//   zrelayd --config FILE --upgrade                take over from the running zrelayd
 //
 // Runs in the foreground. SIGTERM or SIGINT: stop accepting, let open pairs
 // finish for the drain grace, close the rest, print the totals, exit 0; a
@@ -13,6 +14,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,8 @@
 #include "tools/zrelayd_process.h"
 #include "tools/zrelayd_report.h"
 #include "tools/zrelayd_serve.h"
+#include "tools/upgrade/upgrade_path.h"
+#include "tools/zrelayd_upgrade.h"
 
 namespace zrelay {
 namespace {
@@ -69,6 +74,10 @@ int Main(int argc, char** argv) {
   } else {
     config = FileConfigFromFlags(flags);
   }
+  if (flags.upgrade && config.upgrade_socket.empty()) {
+    Logf("--upgrade: %s sets no upgrade_socket", flags.config_file.c_str());
+    return 2;
+  }
 
   // Block the handled signals before any thread starts, so every worker
   // inherits the mask and only StopSignals' signalfd sees them.
@@ -91,6 +100,25 @@ int Main(int argc, char** argv) {
   if (!listeners.ok()) {
     Logf("%s", listeners.error().message().c_str());
     return from_file ? 2 : 1;  // as --check says of the same file
+  }
+  // --upgrade: the running zrelayd's listening sockets, adopted by Listen()
+  // below. Any failure up to Finish() leaves that process serving unchanged.
+  std::optional<Takeover> takeover;
+  if (flags.upgrade) {
+    auto begun = Takeover::Begin(config.upgrade_socket, listeners.value());
+    if (!begun.ok()) {
+      Logf("%s", begun.error().message().c_str());
+      return 1;
+    }
+    takeover.emplace(std::move(begun.value()));
+  } else if (!config.upgrade_socket.empty()) {
+    // Before binding anything: a live zrelayd there means this start would
+    // listen beside it (SO_REUSEPORT) instead of taking over.
+    Status free = upgrade::ReplaceStalePath(config.upgrade_socket);
+    if (!free.ok()) {
+      Logf("%s", free.error().message().c_str());
+      return 1;
+    }
   }
   auto engine = Engine::Start(engine_options);
   if (!engine.ok()) {
@@ -131,6 +159,23 @@ int Main(int argc, char** argv) {
         "workers",
         bound.ok() ? bound->ToString().c_str() : "?", flags.backend.ToString().c_str(),
         ModeName(config.mode), limit.ok() ? limit.value() : size_t{0}, engine.value()->workers());
+  }
+
+  if (takeover) takeover->Finish(*engine.value(), ids);
+  // Declared after the engine, so it stops before the engine goes.
+  std::unique_ptr<upgrade::UpgradeServer> upgrades;
+  if (!config.upgrade_socket.empty()) {
+    std::vector<std::string> names;
+    for (const ListenerConfig& listener : config.listeners) names.push_back(listener.name);
+    auto served = ServeUpgrades(config.upgrade_socket, *engine.value(), ids, std::move(names));
+    if (!served.ok()) {
+      Logf("%s", served.error().message().c_str());
+      // After a takeover the old process drains already: serve on, without
+      // upgrades, rather than leave nobody serving.
+      if (!takeover) return 1;
+    } else {
+      upgrades = std::move(served.value());
+    }
   }
 
   SignalActions actions;

@@ -24,9 +24,9 @@ Result<sockaddr_un> UnixAddress(const std::string& path) {
   return address;
 }
 
-// Ok when nothing is at `path` (any more): absent, or a stale socket file
-// now unlinked.
-Status ClearStalePath(const std::string& path) {
+}  // namespace
+
+Status ReplaceStalePath(const std::string& path) {
   Result<UniqueFd> probe = ConnectToPath(path);
   if (probe.ok() || probe.error().code().value() == EAGAIN) {
     return CodedError(EADDRINUSE, "upgrade socket '" + path +
@@ -50,8 +50,6 @@ Status ClearStalePath(const std::string& path) {
   return Status::Ok();
 }
 
-}  // namespace
-
 Result<UniqueFd> ConnectToPath(const std::string& path) {
   Result<sockaddr_un> address = UnixAddress(path);
   if (!address.ok()) return address.error();
@@ -68,7 +66,7 @@ Result<UniqueFd> ConnectToPath(const std::string& path) {
 Result<BoundPath> ListenOnPath(const std::string& path) {
   Result<sockaddr_un> address = UnixAddress(path);
   if (!address.ok()) return address.error();
-  if (Status s = ClearStalePath(path); !s.ok()) return s.error();
+  if (Status s = ReplaceStalePath(path); !s.ok()) return s.error();
   BoundPath bound;
   bound.fd.Reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!bound.fd) return Error::FromErrno(errno, "socket");

@@ -19,6 +19,11 @@ namespace zrelay::upgrade {
 // its backlog is full (somebody does).
 Result<UniqueFd> ConnectToPath(const std::string& path);
 
+// Ok when nothing is at `path` any more: it was absent, or a stale socket
+// file that is now removed. An error names the path when a live process
+// serves it, or when it is not a socket (left alone).
+Status ReplaceStalePath(const std::string& path);
+
 // The listening socket of `path`, and the file bind() made (to remove it at
 // the end only while it is still ours).
 struct BoundPath {
@@ -28,8 +33,7 @@ struct BoundPath {
 };
 
 // Listens on `path`, created with mode 0600 so that only this user (and
-// root) can connect and take the sockets. A stale socket file is unlinked
-// first; a live one, or a path that is not a socket, is an error naming it.
+// root) can connect and take the sockets, after ReplaceStalePath.
 Result<BoundPath> ListenOnPath(const std::string& path);
 
 // Unlinks `path` if it is still the file `bound` created: after an upgrade

@@ -1,0 +1,55 @@
+// zrelayd's zero-downtime upgrade (tools/upgrade), in terms of its engine
+// and listeners:
+//
+//   old zrelayd:  ServeUpgrades(path, engine, ...)    hands its sockets to the
+//                                                     next zrelayd, then drains
+//   new zrelayd:  auto takeover = Takeover::Begin(path, listeners);
+//                 engine->Listen(...) for each listener  (on the old sockets)
+//                 takeover->Finish(engine, ids);          the old one drains
+//                 ServeUpgrades(path, engine, ...)        for the next upgrade
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/result.h"
+#include "relay/relay.h"
+#include "tools/upgrade/upgrade_client.h"
+#include "tools/upgrade/upgrade_server.h"
+#include "tools/zrelayd_listeners.h"
+
+namespace zrelay {
+
+// The new process's side, from the sockets taken to the old one told to drain.
+class Takeover {
+ public:
+  // Takes the listening sockets of the zrelayd serving `path` and offers
+  // them to every listener (ListenOptions::inherited_sockets: each adopts
+  // those bound to its addresses). Errors: nobody serves `path`, or it
+  // refused or failed; the old process then serves on unchanged.
+  static Result<Takeover> Begin(const std::string& path, std::vector<ListenerSetup>& listeners);
+
+  // Once every listener accepts: logs the sockets no listener took (closed
+  // here), and tells the old process this one is ready, which makes it
+  // drain. A failure is logged: this process serves on either way.
+  void Finish(const Engine& engine, const std::vector<ListenerId>& ids);
+
+ private:
+  Takeover(upgrade::UpgradeClient client, upgrade::Handover handover)
+      : client_(std::move(client)), handover_(std::move(handover)) {}
+
+  upgrade::UpgradeClient client_;
+  upgrade::Handover handover_;  // owns the received sockets until Finish
+};
+
+// Serves `path` for the next upgrade: hands over the listening sockets of
+// `ids` (named `names` in the log of the process that takes them) and, once
+// the new process is ready, logs it and raises SIGTERM: this process drains
+// exactly as on SIGTERM. `engine` must outlive the server.
+Result<std::unique_ptr<upgrade::UpgradeServer>> ServeUpgrades(const std::string& path,
+                                                              const Engine& engine,
+                                                              std::vector<ListenerId> ids,
+                                                              std::vector<std::string> names);
+
+}  // namespace zrelay
