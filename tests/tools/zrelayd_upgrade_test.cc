@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -214,6 +216,29 @@ class LongStream {
   std::thread reader_, writer_;
 };
 
+// The kernel's listening TCP sockets on `port` (IPv4 and IPv6), by inode:
+// the same set before and after an upgrade means the new process accepts on
+// the very sockets the old one had, not on new ones bound beside them.
+std::set<std::string> ListeningSocketInodes(int port) {
+  std::set<std::string> inodes;
+  char hex_port[8];
+  std::snprintf(hex_port, sizeof(hex_port), ":%04X", port);
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode;
+      const bool on_port = local.size() > 5 && local.compare(local.size() - 5, 5, hex_port) == 0;
+      if (on_port && state == "0A") inodes.insert(inode);  // 0A: LISTEN
+    }
+  }
+  return inodes;
+}
+
 class ZrelaydUpgrade : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -279,6 +304,14 @@ TEST_F(ZrelaydUpgrade, HandsOverTwiceUnderLoadWithoutLosingAConnection) {
   std::string log;
   Process a = Start({"--config", config}, &log);
   ASSERT_NE(log.find("upgrade: serving " + socket_path_), std::string::npos) << log;
+  std::set<std::string> sockets = ListeningSocketInodes(port4_);
+  sockets.merge(ListeningSocketInodes(port6_));
+  ASSERT_EQ(sockets.size(), 4u) << "2 workers, 2 addresses";
+  auto same_sockets = [&] {
+    std::set<std::string> now = ListeningSocketInodes(port4_);
+    now.merge(ListeningSocketInodes(port6_));
+    return now == sockets;
+  };
 
   ConnectionLoad load(addresses_);
   // Two streams on A that are still sending when B takes over.
@@ -291,6 +324,7 @@ TEST_F(ZrelaydUpgrade, HandsOverTwiceUnderLoadWithoutLosingAConnection) {
             std::string::npos)
       << log;
   ExpectHandedOverAndExits(a, b.pid);  // once a4 and a6 are done
+  EXPECT_TRUE(same_sockets());
   EXPECT_EQ(a4.Finish(), "");
   EXPECT_EQ(a6.Finish(), "");
 
@@ -300,6 +334,7 @@ TEST_F(ZrelaydUpgrade, HandsOverTwiceUnderLoadWithoutLosingAConnection) {
   Process c = Start({"--config", config, "--upgrade"}, &log);
   EXPECT_NE(log.find("from process " + std::to_string(b.pid)), std::string::npos) << log;
   ExpectHandedOverAndExits(b, c.pid);
+  EXPECT_TRUE(same_sockets());
   EXPECT_EQ(b4.Finish(), "");
   EXPECT_EQ(b6.Finish(), "");
 
