@@ -3,6 +3,7 @@
 //   zrelayd --listen ADDR --backend ADDR [flags]   one listener, one backend
 //   zrelayd --config FILE                          every listener of a TOML file
 //   zrelayd --check FILE                           check the file and its certificates
+//   zrelayd --config FILE --upgrade                take over from the running zrelayd
 //
 // Runs in the foreground. SIGTERM or SIGINT: stop accepting, let open pairs
 // finish for the drain grace, close the rest, print the totals, exit 0; a
@@ -19,6 +20,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,8 @@
 #include "tools/zrelayd_reload.h"
 #include "tools/zrelayd_report.h"
 #include "tools/zrelayd_serve.h"
+#include "tools/upgrade/upgrade_path.h"
+#include "tools/zrelayd_upgrade.h"
 
 namespace zrelay {
 namespace {
@@ -113,6 +117,10 @@ int Main(int argc, char** argv) {
   } else {
     config = FileConfigFromFlags(flags);
   }
+  if (flags.upgrade && config.upgrade_socket.empty()) {
+    Logf("--upgrade: %s sets no upgrade_socket", flags.config_file.c_str());
+    return 2;
+  }
 
   auto access_log = OpenLogs(config);
   if (!access_log.ok()) {
@@ -141,6 +149,25 @@ int Main(int argc, char** argv) {
   if (!listeners.ok()) {
     Logf("%s", listeners.error().message().c_str());
     return from_file ? 2 : 1;  // as --check says of the same file
+  }
+  // --upgrade: the running zrelayd's listening sockets, adopted by Listen()
+  // below. Any failure up to Finish() leaves that process serving unchanged.
+  std::optional<Takeover> takeover;
+  if (flags.upgrade) {
+    auto begun = Takeover::Begin(config.upgrade_socket, listeners.value());
+    if (!begun.ok()) {
+      Logf("%s", begun.error().message().c_str());
+      return 1;
+    }
+    takeover.emplace(std::move(begun.value()));
+  } else if (!config.upgrade_socket.empty()) {
+    // Before binding anything: a live zrelayd there means this start would
+    // listen beside it (SO_REUSEPORT) instead of taking over.
+    Status free = upgrade::ReplaceStalePath(config.upgrade_socket);
+    if (!free.ok()) {
+      Logf("%s", free.error().message().c_str());
+      return 1;
+    }
   }
   auto engine = Engine::Start(engine_options);
   if (!engine.ok()) {
@@ -197,6 +224,22 @@ int Main(int argc, char** argv) {
     reloader.Reload();
     NotifyReady("configuration reloaded");
   };
+
+  if (takeover) takeover->Finish(*engine.value(), ids);
+  // Declared after the engine and the reloader, so it stops before they go.
+  std::unique_ptr<upgrade::UpgradeServer> upgrades;
+  if (!config.upgrade_socket.empty()) {
+    auto served = ServeUpgrades(config.upgrade_socket, *engine.value(),
+                                [&reloader] { return reloader.Running(); });
+    if (!served.ok()) {
+      Logf("%s", served.error().message().c_str());
+      // After a takeover the old process drains already: serve on, without
+      // upgrades, rather than leave nobody serving.
+      if (!takeover) return 1;
+    } else {
+      upgrades = std::move(served.value());
+    }
+  }
   actions.reopen_logs = [&config, sink = access_log.value().get()] { ReopenLogs(config, sink); };
   NotifyReady(status);
   stop_signals->ServeUntilStopped(*engine.value(), config.drain_grace, actions);

@@ -12,6 +12,9 @@ namespace {
 
 constexpr char kFooter[] =
     "Or: zrelayd --config FILE (every listener of a TOML file), zrelayd --check FILE.\n"
+    "zrelayd --config FILE --upgrade: a zero-downtime upgrade. The new zrelayd takes the\n"
+    "listening sockets of the one serving the file's upgrade_socket, which then drains as on\n"
+    "SIGTERM. With nobody serving it, --upgrade exits 1 (it never binds beside a live one).\n"
     "ADDR: 127.0.0.1:8080, [::1]:8080, localhost:8080, :8080, unix:/path\n"
     "DUR: 500ms, 2s, 1.5s, 3m, 1h. SIZE: 65536, 64k, 1M.\n"
     "A bare boolean flag means true; --flag=VALUE takes true, false, yes, no, on, off, 1, 0.\n"
@@ -105,6 +108,8 @@ FlagTable::FlagTable(ZrelaydConfig& config) : config_(config) {
         file(&config_.config_file));
   Value("--check", "FILE", "check a configuration file and its certificates, then exit",
         file(&config_.check_file));
+  Bool("--upgrade", &config_.upgrade,
+       "with --config: take over from the zrelayd serving upgrade_socket (see below)");
   Value("--listen", "ADDR", "address to accept clients on (required)", address(&config_.listen));
   Value("--backend", "ADDR", "backend every client is relayed to (required)",
         [this, address](const std::string& text) -> Status {
@@ -216,6 +221,7 @@ Status FlagTable::Finish() {
   if (Status s = PairCertsAndKeys(); !s.ok()) return s;
   if (config_.help) return Status::Ok();
   if (!config_.config_file.empty() || !config_.check_file.empty()) return CheckFileForm();
+  if (config_.upgrade) return Usage("--upgrade needs --config (upgrade_socket is a key of the file)");
   if (app_.count("--listen") == 0) return Usage("--listen is required");
   if (app_.count("--backend") == 0) return Usage("--backend is required");
   config_.tls = !config_.tls_server.certs.empty();
@@ -236,7 +242,8 @@ Status FlagTable::CheckFileForm() const {
   const std::string form = config_.config_file.empty() ? "--check" : "--config";
   for (const CLI::Option* option : app_.parse_order()) {
     const std::string& name = option->get_name();
-    if (name != "--config" && name != "--check") {
+    const bool upgrade_with_config = name == "--upgrade" && form == "--config";
+    if (name != "--config" && name != "--check" && !upgrade_with_config) {
       return Usage(name + " cannot be combined with " + form + " (the file holds every setting)");
     }
   }

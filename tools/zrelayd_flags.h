@@ -19,6 +19,9 @@ struct ZrelaydConfig {
   // the settings).
   std::string config_file;
   std::string check_file;
+  // --upgrade, with --config only: take the listening sockets of the zrelayd
+  // serving the file's upgrade_socket, then let that one drain.
+  bool upgrade = false;
   Address listen;
   Address backend;
   // The host of --backend as typed ("localhost", "10.0.0.1"): with

@@ -190,13 +190,23 @@ void ConfigReloader::Reload() {
     if (!stays[j]) PrintListener(next.listeners[j], engine_.ListenAddress(next_ids[j]));
   }
 
-  running_ = std::move(next);
-  ids_ = std::move(next_ids);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = std::move(next);
+    ids_ = std::move(next_ids);
+  }
   if (kept == 0) {
     Log("reload done");
   } else {
     Logf("reload done; %zu listener%s kept the previous configuration", kept, kept == 1 ? "" : "s");
   }
+}
+
+std::vector<NamedListener> ConfigReloader::Running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<NamedListener> out;
+  for (size_t i = 0; i < ids_.size(); ++i) out.push_back({running_.listeners[i].name, ids_[i]});
+  return out;
 }
 
 }  // namespace zrelay

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "relay/relay.h"
 #include "tools/config/config.h"
 #include "tools/zrelayd_listeners.h"
+#include "tools/zrelayd_upgrade.h"
 
 namespace zrelay {
 
@@ -43,6 +45,10 @@ class ConfigReloader {
   // Reads the file and applies it, logging what changed. The main thread.
   void Reload();
 
+  // The listeners running now, by name. Any thread (the upgrade server
+  // hands their sockets over while a reload may be changing them).
+  std::vector<NamedListener> Running() const;
+
  private:
   // Listens every listener of `next` that does not stay (stays[j] unset),
   // adopting the sockets of the running ones that close; their ids go to
@@ -56,6 +62,9 @@ class ConfigReloader {
   FileConfig running_;
   const EngineOptions engine_options_;
   std::vector<ListenerId> ids_;  // ids_[i] runs running_.listeners[i]
+  // Guards running_ and ids_ against Running() (Reload() writes them on the
+  // main thread only).
+  mutable std::mutex mu_;
   const std::shared_ptr<const LogSink> access_log_;
 };
 

@@ -206,6 +206,16 @@ TEST(ZrelaydFlags, ConfigAndCheckTakeAFileAndNothingElse) {
   ExpectUsageError({"--config"}, "--config");
 }
 
+TEST(ZrelaydFlags, UpgradeGoesWithConfigOnly) {
+  auto upgrade = Parse({"--config", "zrelayd.toml", "--upgrade"});
+  ASSERT_TRUE(upgrade.ok()) << upgrade.error().message();
+  EXPECT_TRUE(upgrade->upgrade);
+  EXPECT_FALSE(Parse({"--config", "zrelayd.toml"})->upgrade);
+  ExpectUsageError({"--upgrade", "--listen", ":1", "--backend", ":2"},
+                   "--upgrade needs --config");
+  ExpectUsageError({"--check", "z.toml", "--upgrade"}, "--upgrade cannot be combined with --check");
+}
+
 TEST(ZrelaydFlags, HelpNeedsNothingElse) {
   auto r = Parse({"--help"});
   ASSERT_TRUE(r.ok());
@@ -213,7 +223,7 @@ TEST(ZrelaydFlags, HelpNeedsNothingElse) {
   std::string help = ZrelaydUsage();
   for (const char* flag : {"--listen", "--backend", "--handshake-timeout", "--max-connections",
                            "--backend-insecure", "--tls-min", "--user", "--config", "--check",
-                           "SIGHUP", "Exit status"}) {
+                           "--upgrade", "SIGHUP", "Exit status"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }
