@@ -10,6 +10,8 @@ import os
 import signal
 import string
 import subprocess
+import threading
+import urllib.request
 
 from procs import Proc, StartError
 
@@ -34,6 +36,7 @@ class Relay:
     direct = False   # no relay at all: the load goes straight to the backend
     family = ""      # haproxy / nginx / socat / stunnel / zrelayd / direct
     note = ""
+    groups = ()      # scenario groups it runs in; empty: all
 
     def __init__(self, name, backends=1):
         # A balancing relay (round-robin over `backends` ports) is named after
@@ -233,11 +236,79 @@ class Zrelayd(Relay):
         return argv
 
 
+class ScrapedProc(Proc):
+    """A relay whose admin endpoint a thread of the harness scrapes every
+    `interval` seconds until the relay stops (the cost of being watched)."""
+
+    def __init__(self, *args, metrics_url, interval, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.metrics_url = metrics_url
+        self.interval = interval
+        self.scrapes = 0
+        self.scrape_errors = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._scrape, daemon=True)
+
+    def start_scraping(self):
+        self._thread.start()
+
+    def _scrape(self):
+        while not self._done.wait(self.interval):
+            try:
+                with urllib.request.urlopen(self.metrics_url, timeout=2) as r:
+                    r.read()
+                self.scrapes += 1
+            except OSError:
+                self.scrape_errors += 1
+
+    def stop(self, grace=5.0):
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+            with open(self.log_path, "a") as f:
+                f.write(f"harness: {self.scrapes} scrapes of {self.metrics_url}, "
+                        f"{self.scrape_errors} failed\n")
+        super().stop(grace)
+
+
+class ZrelaydScraped(Zrelayd):
+    """zrelayd with its admin endpoint scraped every 100 ms during the load:
+    beside the same mode unscraped, what /metrics costs the data path."""
+
+    groups = ("bulk",)  # where a scrape's cost on the data path shows
+
+    def __init__(self, mode, interval=0.1):
+        super().__init__(mode)
+        self.name = self.base = f"zrelayd-{mode}-scraped"
+        self.interval = interval
+        self.note = f"--mode {mode}, GET /metrics every {interval * 1000:.0f} ms"
+
+    def available(self, ctx):
+        if ctx.zrelayd and not ctx.zrelayd_has_config:
+            return "zrelayd has no --config flag yet"
+        return super().available(ctx)
+
+    def start(self, ctx, port, backends, rundir, log_path):
+        admin_port = ctx.ports.get()
+        cfg = render("zrelayd-admin.toml.tmpl", os.path.join(rundir, "zrelayd.toml"),
+                     variant=self.name, workers=ctx.workers, mode=self.mode,
+                     listen=f"127.0.0.1:{port}", backend=backends[0], admin_port=admin_port)
+        p = ScrapedProc(self.name, [ctx.zrelayd, "--config", cfg], log_path, cpus=ctx.relay_cpus,
+                        metrics_url=f"http://127.0.0.1:{admin_port}/metrics",
+                        interval=self.interval)
+        p.start()
+        p.wait_listening(port)
+        p.wait_listening(admin_port)
+        p.start_scraping()
+        return p
+
+
 def all_relays():
     """Every relay the harness knows, plain ones first, in table order."""
     return [
         Direct(),
         Zrelayd("splice"), Zrelayd("copy"), Zrelayd("auto"), Zrelayd("auto", backends=2),
+        ZrelaydScraped("splice"),
         HAProxy("splice"), HAProxy("nosplice"), HAProxy("auto"), HAProxy("auto", backends=2),
         NginxStream(), NginxStream(backends=2), Socat(),
         Direct(tls=True),

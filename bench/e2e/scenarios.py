@@ -38,6 +38,8 @@ class Scenario:
     def accepts(self, relay):
         if relay.tls != self.tls or relay.backends > self.backend_ports:
             return False
+        if relay.groups and self.group not in relay.groups:
+            return False
         return not (self.needs_relay and relay.direct)
 
     def available(self):
