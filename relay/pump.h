@@ -11,6 +11,7 @@
 #include "relay/pipe_pool.h"
 #include "relay/relay.h"
 #include "relay/transport.h"
+#include "relay/worker_counters.h"
 
 namespace zrelay {
 
@@ -25,7 +26,7 @@ struct PumpEnv {
   Syscalls& sys;
   PipePool& pipes;
   BufferPool& buffers;
-  WorkerStats& stats;
+  WorkerCounters& stats;
   size_t watermark_low;  // resume reading a paused ring at or below this
 };
 
