@@ -272,12 +272,14 @@ TEST_F(MetricsTest, ClosesAreCountedByCause) {
     EXPECT_EQ(r.first_mismatch, -1);
   }
   EXPECT_TRUE(backend.ok());
+  ASSERT_EQ(closes_.WaitFor(2).size(), 2u);
   // Connect failed: nothing listens behind "refused".
   {
     auto client = testing::BlockingConnect(refused);
     ASSERT_TRUE(client.ok());
     EXPECT_EQ(testing::ReceivePattern(client->get(), 0).bytes, 0u);
   }
+  ASSERT_EQ(closes_.WaitFor(3).size(), 3u);
   // Reset: a client that sends (no FIN, so the backend keeps reading), then
   // aborts once its bytes are through.
   constexpr uint64_t kSent = 1000;
