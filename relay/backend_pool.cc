@@ -46,7 +46,11 @@ void PoolGeneration::UpdateHealthy(size_t i) {
 
 BackendPool::BackendPool(WorkerPool& loops, PoolOptions options,
                          std::shared_ptr<PoolGeneration> first)
-    : loops_(loops), options_(std::move(options)), lanes_(loops.size()), current_(first) {
+    : loops_(loops),
+      options_(std::move(options)),
+      lanes_(loops.size()),
+      current_(first),
+      installed_{first} {
   // Before the listener accepts: the workers see the lanes through the
   // tasks that start their accepting.
   for (Lane& lane : lanes_) {
@@ -191,6 +195,8 @@ void BackendPool::Install(std::shared_ptr<PoolGeneration> generation) {
   {
     std::lock_guard<std::mutex> lock(current_mu_);
     current_ = generation;
+    std::erase_if(installed_, [](const std::weak_ptr<PoolGeneration>& g) { return g.expired(); });
+    installed_.push_back(generation);
   }
   for (size_t w = 0; w < lanes_.size(); ++w) {
     loops_.loop(w).Post([this, w, generation] {
@@ -211,9 +217,13 @@ void BackendPool::Event(const std::string& what) const {
 
 std::vector<BackendMetrics> BackendPool::Metrics() const {
   std::shared_ptr<PoolGeneration> generation;
+  std::vector<std::shared_ptr<PoolGeneration>> alive;
   {
     std::lock_guard<std::mutex> lock(current_mu_);
     generation = current_;
+    for (const auto& weak : installed_) {
+      if (auto g = weak.lock()) alive.push_back(std::move(g));
+    }
   }
   std::vector<BackendMetrics> out(generation->size());
   for (size_t i = 0; i < generation->size(); ++i) {
@@ -224,7 +234,13 @@ std::vector<BackendMetrics> BackendPool::Metrics() const {
     m.down = generation->down(i).load(std::memory_order_relaxed);
     m.ejected = generation->ejected(i).load(std::memory_order_relaxed);
     m.up = !m.down && !m.ejected;
-    m.connections_open = generation->set().open(i);
+    // A pair that picked from an older generation still counts against the
+    // address there; an address's endpoints share its counters object.
+    for (const auto& g : alive) {
+      for (size_t j = 0; j < g->size(); ++j) {
+        if (g->endpoint(j).counters == e.counters) m.connections_open += g->set().open(j);
+      }
+    }
     e.counters->Fill(m);
   }
   return out;

@@ -43,7 +43,7 @@ struct Endpoint {
   SSL_CTX* tls = nullptr;  // not owned
   std::string sni;         // a host backend's name when its own sni is empty
   uint32_t weight = 1;
-  std::string host{};      // the host name it was resolved from; empty for a literal
+  std::string host{};  // the host name it was resolved from; empty for a literal
   // Where its connects are counted: set by the listener when it makes the
   // generation, and lives as long as the listener's counters.
   EndpointCounters* counters = nullptr;
@@ -162,8 +162,8 @@ class BackendPool {
   void Event(const std::string& what) const;
 
   // The endpoints of the generation installed last, with their health,
-  // open pairs and connect counters. Any thread; takes no lock a worker
-  // takes.
+  // open pairs (through any generation still alive) and connect counters.
+  // Any thread; takes no lock a worker takes.
   std::vector<BackendMetrics> Metrics() const;
 
  private:
@@ -200,10 +200,12 @@ class BackendPool {
   // Steady-clock milliseconds before which "no healthy backend" is not
   // logged again.
   std::atomic<int64_t> quiet_until_ms_{0};
-  // The generation installed last, for Metrics(); the workers pick from
-  // their lanes and never touch it.
+  // For Metrics(); the workers pick from their lanes and never touch
+  // these. The generation installed last, and every installed one that
+  // open pairs still hold (their leases are open pairs too).
   mutable std::mutex current_mu_;
-  std::shared_ptr<PoolGeneration> current_;  // guarded by current_mu_
+  std::shared_ptr<PoolGeneration> current_;               // guarded by current_mu_
+  std::vector<std::weak_ptr<PoolGeneration>> installed_;  // guarded by current_mu_
 };
 
 }  // namespace zrelay

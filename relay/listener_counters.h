@@ -26,8 +26,12 @@
 #include "relay/connect_histogram.h"
 #include "relay/metrics.h"
 #include "relay/relaxed_counter.h"
+#include "relay/relay.h"
 
 namespace zrelay {
+
+static_assert(static_cast<size_t>(CloseCause::kTruncated) + 1 == kCloseCauseCount,
+              "closed_total has one slot per CloseCause");
 
 // One worker's counts for one listener. Its own cache lines: the worker
 // writes them on every pump run.

@@ -142,10 +142,12 @@ class MetricsTest : public testing::CertsTest {
   ListenerMetrics WaitForListener(const std::string& name,
                                   const std::function<bool(const ListenerMetrics&)>& done) {
     ListenerMetrics last;
-    testing::WaitFor([&] {
-      last = Listener(name);
-      return done(last);
-    }, seconds(10));
+    testing::WaitFor(
+        [&] {
+          last = Listener(name);
+          return done(last);
+        },
+        seconds(10));
     return last;
   }
 
@@ -393,6 +395,68 @@ TEST_F(MetricsTest, BackendsShowConnectsFailuresOpenPairsHealthAndLatency) {
   EXPECT_EQ(after.backends[1].connections_open, 0u);
   EXPECT_EQ(after.open, 0u);
   EXPECT_EQ(after.closed_total[kDone], 1u);
+}
+
+// A host backend's endpoints carry its name, and an address it keeps when
+// its name resolves anew keeps its counts, open pairs included (a pair that
+// picked from the previous generation is still open to it).
+TEST_F(MetricsTest, HostEndpointsKeepTheirCountsAcrossReResolution) {
+  StartEngine(RelayMode::kSplice);
+  HoldingBackend backend;
+  const Address live = backend.address();
+  // Same port, another loopback address: listed, never connected to.
+  const Address other = Address::Parse("127.0.0.2:" + std::to_string(live.port())).value();
+  std::atomic<bool> grown{false};
+  ListenOptions options = Options("host", {});
+  BackendOptions host;
+  host.host = "app.test";
+  host.port = live.port();
+  options.backends.push_back(host);
+  options.resolve = [&](const std::string&, int) -> Result<std::vector<Address>> {
+    if (grown.load()) return std::vector<Address>{live, other};
+    return std::vector<Address>{live};
+  };
+  options.resolve_interval = milliseconds(20);
+  Address front = Listen(options);
+
+  auto client = testing::BlockingConnect(front);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return backend.accepted() == 1; }, seconds(10)));
+  ListenerMetrics before = WaitForListener(
+      "host", [](const ListenerMetrics& l) { return l.backends.size() == 1 && l.open == 1; });
+  ASSERT_EQ(before.backends.size(), 1u);
+  EXPECT_EQ(before.backends[0].address, live.ToString());
+  EXPECT_EQ(before.backends[0].host, "app.test");
+  EXPECT_EQ(before.backends[0].connects_total, 1u);
+  EXPECT_EQ(before.backends[0].connections_open, 1u);
+
+  grown = true;
+  ListenerMetrics after =
+      WaitForListener("host", [](const ListenerMetrics& l) { return l.backends.size() == 2; });
+  ASSERT_EQ(after.backends.size(), 2u);
+  EXPECT_EQ(after.backends[0].address, live.ToString());
+  EXPECT_EQ(after.backends[0].host, "app.test");
+  EXPECT_EQ(after.backends[0].connects_total, 1u) << "kept across the new generation";
+  EXPECT_EQ(after.backends[0].connect_seconds.count, 1u);
+  EXPECT_EQ(after.backends[0].connections_open, 1u) << "the held pair, of the old generation";
+  EXPECT_EQ(after.backends[1].address, other.ToString());
+  EXPECT_EQ(after.backends[1].host, "app.test");
+  EXPECT_EQ(after.backends[1].connects_total, 0u);
+  EXPECT_EQ(after.backends[1].connections_open, 0u);
+
+  // Sent (with FIN) before Serve(), which echoes the held connection on
+  // this thread.
+  testing::SendPattern(client->get(), HoldingBackend::kUpSeed, 4000);
+  backend.Serve();
+  testing::Received r = testing::ReceivePattern(client->get(), HoldingBackend::kDownSeed);
+  EXPECT_EQ(r.bytes, 4000u);
+  EXPECT_EQ(r.first_mismatch, -1);
+  ASSERT_EQ(closes_.WaitFor(1).size(), 1u);
+  ListenerMetrics done = Listener("host");
+  ASSERT_EQ(done.backends.size(), 2u);
+  EXPECT_EQ(done.backends[0].connections_open, 0u);
+  EXPECT_EQ(done.accepted_total, 1u);
+  EXPECT_EQ(done.closed_total[kDone], 1u);
 }
 
 // Metrics() in a tight loop on another thread while clients transfer, and
