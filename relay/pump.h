@@ -9,7 +9,6 @@
 #include "relay/buffer_pool.h"
 #include "relay/direction.h"
 #include "relay/pipe_pool.h"
-#include "relay/relay.h"
 #include "relay/transport.h"
 #include "relay/worker_counters.h"
 
