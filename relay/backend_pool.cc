@@ -46,7 +46,11 @@ void PoolGeneration::UpdateHealthy(size_t i) {
 
 BackendPool::BackendPool(WorkerPool& loops, PoolOptions options,
                          std::shared_ptr<PoolGeneration> first)
-    : loops_(loops), options_(std::move(options)), lanes_(loops.size()) {
+    : loops_(loops),
+      options_(std::move(options)),
+      lanes_(loops.size()),
+      current_(first),
+      installed_{first} {
   // Before the listener accepts: the workers see the lanes through the
   // tasks that start their accepting.
   for (Lane& lane : lanes_) {
@@ -122,6 +126,7 @@ size_t BackendPool::HealthyUntried(PoolGeneration& generation, const std::vector
 
 void BackendPool::ConnectFailed(const BackendChoice& choice, const Error& error) {
   PoolGeneration& g = *choice.generation;
+  choice.endpoint().counters->ConnectFailed();
   const int failures = g.failures(choice.index).fetch_add(1, std::memory_order_relaxed) + 1;
   // A pool of one endpoint never ejects it (as nginx does with a single
   // server): its clients would only trade a connect error for "no healthy
@@ -131,7 +136,8 @@ void BackendPool::ConnectFailed(const BackendChoice& choice, const Error& error)
   }
 }
 
-void BackendPool::ConnectSucceeded(const BackendChoice& choice) {
+void BackendPool::ConnectSucceeded(const BackendChoice& choice, Duration latency) {
+  choice.endpoint().counters->Connected(latency);
   std::atomic<int>& failures = choice.generation->failures(choice.index);
   // Read first: a healthy endpoint's line is then only read, never written.
   if (failures.load(std::memory_order_relaxed) != 0) failures.store(0, std::memory_order_relaxed);
@@ -186,6 +192,12 @@ void BackendPool::NoHealthy() {
 }
 
 void BackendPool::Install(std::shared_ptr<PoolGeneration> generation) {
+  {
+    std::lock_guard<std::mutex> lock(current_mu_);
+    current_ = generation;
+    std::erase_if(installed_, [](const std::weak_ptr<PoolGeneration>& g) { return g.expired(); });
+    installed_.push_back(generation);
+  }
   for (size_t w = 0; w < lanes_.size(); ++w) {
     loops_.loop(w).Post([this, w, generation] {
       Lane& lane = lanes_[w];
@@ -201,6 +213,37 @@ void BackendPool::Install(std::shared_ptr<PoolGeneration> generation) {
 
 void BackendPool::Event(const std::string& what) const {
   if (options_.on_event) options_.on_event("listener " + options_.label + ": " + what);
+}
+
+std::vector<BackendMetrics> BackendPool::Metrics() const {
+  std::shared_ptr<PoolGeneration> generation;
+  std::vector<std::shared_ptr<PoolGeneration>> alive;
+  {
+    std::lock_guard<std::mutex> lock(current_mu_);
+    generation = current_;
+    for (const auto& weak : installed_) {
+      if (auto g = weak.lock()) alive.push_back(std::move(g));
+    }
+  }
+  std::vector<BackendMetrics> out(generation->size());
+  for (size_t i = 0; i < generation->size(); ++i) {
+    const Endpoint& e = generation->endpoint(i);
+    BackendMetrics& m = out[i];
+    m.address = e.address.ToString();
+    m.host = e.host;
+    m.down = generation->down(i).load(std::memory_order_relaxed);
+    m.ejected = generation->ejected(i).load(std::memory_order_relaxed);
+    m.up = !m.down && !m.ejected;
+    // A pair that picked from an older generation still counts against the
+    // address there; an address's endpoints share its counters object.
+    for (const auto& g : alive) {
+      for (size_t j = 0; j < g->size(); ++j) {
+        if (g->endpoint(j).counters == e.counters) m.connections_open += g->set().open(j);
+      }
+    }
+    e.counters->Fill(m);
+  }
+  return out;
 }
 
 }  // namespace zrelay

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "engine/worker_pool.h"
 #include "relay/balancer.h"
 #include "relay/health_checker.h"
+#include "relay/listener_counters.h"
 #include "relay/relay.h"
 
 namespace zrelay {
@@ -41,6 +43,10 @@ struct Endpoint {
   SSL_CTX* tls = nullptr;  // not owned
   std::string sni;         // a host backend's name when its own sni is empty
   uint32_t weight = 1;
+  std::string host{};  // the host name it was resolved from; empty for a literal
+  // Where its connects are counted: set by the listener when it makes the
+  // generation, and lives as long as the listener's counters.
+  EndpointCounters* counters = nullptr;
 };
 
 class PoolGeneration {
@@ -142,10 +148,11 @@ class BackendPool {
   // Healthy endpoints of the generation not in `tried`.
   static size_t HealthyUntried(PoolGeneration& generation, const std::vector<size_t>& tried);
 
-  // Connect results, from the pair's worker. A failure counts towards
-  // ejecting the endpoint; a success resets the count.
+  // Connect results, from the pair's worker, counted in the endpoint's
+  // counters. A failure counts towards ejecting the endpoint; a success
+  // (`latency` after its start) resets the count.
   void ConnectFailed(const BackendChoice& choice, const Error& error);
-  void ConnectSucceeded(const BackendChoice& choice);
+  void ConnectSucceeded(const BackendChoice& choice, Duration latency);
 
   // Makes `generation` the one new clients pick from, on every worker.
   // Any non-worker thread.
@@ -153,6 +160,11 @@ class BackendPool {
 
   // Passes "listener LABEL: what" to on_event, if any.
   void Event(const std::string& what) const;
+
+  // The endpoints of the generation installed last, with their health,
+  // open pairs (through any generation still alive) and connect counters.
+  // Any thread; takes no lock a worker takes.
+  std::vector<BackendMetrics> Metrics() const;
 
  private:
   // An ejected endpoint's way back: a timer on worker 0's loop.
@@ -188,6 +200,12 @@ class BackendPool {
   // Steady-clock milliseconds before which "no healthy backend" is not
   // logged again.
   std::atomic<int64_t> quiet_until_ms_{0};
+  // For Metrics(); the workers pick from their lanes and never touch
+  // these. The generation installed last, and every installed one that
+  // open pairs still hold (their leases are open pairs too).
+  mutable std::mutex current_mu_;
+  std::shared_ptr<PoolGeneration> current_;               // guarded by current_mu_
+  std::vector<std::weak_ptr<PoolGeneration>> installed_;  // guarded by current_mu_
 };
 
 }  // namespace zrelay

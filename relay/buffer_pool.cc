@@ -10,23 +10,31 @@ std::unique_ptr<RingBuffer> BufferPool::Take() {
   if (!free_.empty()) {
     ring = std::move(free_.back());
     free_.pop_back();
-    --stats_.pooled;
-  } else if (stats_.in_use < cap_) {
+    counters_.pooled.Sub();
+  } else if (counters_.in_use.Get() < cap_) {
     ring = std::make_unique<RingBuffer>(buffer_size_);
   } else {
-    ++stats_.exhausted;
+    counters_.exhausted.Add();
     return nullptr;
   }
-  ++stats_.in_use;
+  counters_.in_use.Add();
   return ring;
 }
 
+BufferPoolStats BufferPool::stats() const {
+  BufferPoolStats s;
+  s.in_use = counters_.in_use.Get();
+  s.pooled = counters_.pooled.Get();
+  s.exhausted = counters_.exhausted.Get();
+  return s;
+}
+
 void BufferPool::Return(std::unique_ptr<RingBuffer> ring) {
-  --stats_.in_use;
+  counters_.in_use.Sub();
   ring->Clear();
   if (free_.size() < keep_) {
     free_.push_back(std::move(ring));
-    ++stats_.pooled;
+    counters_.pooled.Add();
   }
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "relay/relaxed_counter.h"
 #include "relay/ring_buffer.h"
 
 namespace zrelay {
@@ -29,14 +30,19 @@ class BufferPool {
   void Return(std::unique_ptr<RingBuffer> ring);
 
   size_t buffer_size() const { return buffer_size_; }
-  const BufferPoolStats& stats() const { return stats_; }
+  // Any thread: the pool's worker writes the counters, Engine::Metrics
+  // reads them while it runs.
+  BufferPoolStats stats() const;
+  size_t in_use() const { return counters_.in_use.Get(); }
 
  private:
   size_t buffer_size_;
   size_t cap_;
   size_t keep_;
   std::vector<std::unique_ptr<RingBuffer>> free_;
-  BufferPoolStats stats_;
+  struct {
+    RelaxedCounter in_use, pooled, exhausted;
+  } counters_;
 };
 
 }  // namespace zrelay

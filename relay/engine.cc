@@ -168,7 +168,8 @@ class Engine::Impl {
   }
 
   Result<ListenerId> Listen(const ListenOptions& options) {
-    Result<std::unique_ptr<RelayListener>> listener = StartListener(options);
+    Result<std::unique_ptr<RelayListener>> listener =
+        StartListener(options, std::make_shared<ListenerCounters>(workers_.size()));
     if (!listener) return listener.error();
     std::unique_lock<std::mutex> lock(mu_);
     if (draining_) {
@@ -185,6 +186,7 @@ class Engine::Impl {
     std::lock_guard<std::mutex> changing(change_mu_);
     ListenOptions next = options;
     std::vector<ListeningSocket> sockets;
+    std::shared_ptr<ListenerCounters> counters;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (draining_) return Error::Invalid(Label(options) + "the engine is draining");
@@ -213,12 +215,14 @@ class Engine::Impl {
         return Error(exported.error().code(), Label(options) + exported.error().message());
       }
       sockets = std::move(exported).value();
+      counters = current.counters();
     }
     // The new listener adopts the same sockets (its own dup()s): their
     // queues never close, and it accepts before the old one stops.
     next.inherited_sockets.clear();
     for (const ListeningSocket& s : sockets) next.inherited_sockets.push_back(s.fd.get());
-    Result<std::unique_ptr<RelayListener>> fresh = StartListener(next);
+    // Its counters go on where the old one's are: they belong to the listener.
+    Result<std::unique_ptr<RelayListener>> fresh = StartListener(next, counters);
     if (!fresh) return fresh.error();
     std::unique_ptr<RelayListener> old;
     {
@@ -294,6 +298,30 @@ class Engine::Impl {
     return s;
   }
 
+  MetricsSnapshot Metrics() const {
+    MetricsSnapshot m;
+    m.draining = draining_.load(std::memory_order_relaxed);
+    for (const auto& worker : workers_) {
+      const WorkerStats s = worker->Snapshot();
+      WorkerMetrics& w = m.workers.emplace_back();
+      w.pairs_open = s.pairs_open;
+      w.pipes_in_use = s.pipes_in_use;
+      w.pipes_pooled = s.pipes_pooled;
+      w.pipe_pool_exhausted_total = s.pipe_pool_exhausted;
+      w.buffers_in_use = s.buffers_in_use;
+      w.buffers_pooled = s.buffers_pooled;
+      w.splice_switches_total = s.splice_switches;
+    }
+    // The listener map's lock only keeps listeners from coming or going
+    // meanwhile; no worker ever takes it.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, l] : listeners_) {
+      (void)id;
+      m.listeners.push_back(l->Metrics());
+    }
+    return m;
+  }
+
   void Drain(Duration grace) {
     // Concurrent drains share one deadline, the earliest asked for: a second
     // Drain(0) (zrelayd's second SIGTERM) cuts a running Drain's wait short.
@@ -348,8 +376,9 @@ class Engine::Impl {
   }
 
   // A listener for `options`, started: bound, or adopting the
-  // inherited_sockets bound to its addresses.
-  Result<std::unique_ptr<RelayListener>> StartListener(const ListenOptions& options) {
+  // inherited_sockets bound to its addresses. It counts into `counters`.
+  Result<std::unique_ptr<RelayListener>> StartListener(
+      const ListenOptions& options, std::shared_ptr<ListenerCounters> counters) {
     if (options.backends.empty()) return Error::Invalid(Label(options) + "no backend given");
     Status valid = ValidateListenOptions(options);
     if (!valid.ok()) return Error(valid.error().code(), Label(options) + valid.error().message());
@@ -363,7 +392,8 @@ class Engine::Impl {
       resolved.max_connections =
           std::max<size_t>(1, *derived / (1 + options.extra_addresses.size()));
     }
-    auto listener = std::make_unique<RelayListener>(workers_, std::move(resolved), options_);
+    auto listener = std::make_unique<RelayListener>(workers_, std::move(resolved), options_,
+                                                    std::move(counters));
     Status st = listener->Start(*pool_);
     if (!st.ok()) {
       listener->Shutdown(*pool_);
@@ -400,10 +430,13 @@ class Engine::Impl {
   std::unique_ptr<WorkerPool> pool_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<size_t> next_worker_{0};
+  // A Drain() has started. Set under mu_ (Listen and Reconfigure check it
+  // there: they would accept again); atomic for Metrics(), which reads it
+  // without.
+  std::atomic<bool> draining_{false};
   mutable std::mutex mu_;
   std::map<ListenerId, std::unique_ptr<RelayListener>> listeners_;
   ListenerId next_listener_id_ = 1;
-  bool draining_ = false;  // guarded by mu_: Listen and Reconfigure would accept again
   // Accept counters of the listeners retired so far, per worker (mu_).
   std::vector<ListenerStats> retired_stats_;
   // Reconfigure and Close, one at a time (taken before mu_).
@@ -451,6 +484,7 @@ Result<std::vector<ListeningSocket>> Engine::ListeningSockets(ListenerId id) con
   return impl_->ListeningSockets(id);
 }
 EngineStats Engine::Stats() const { return impl_->Stats(); }
+MetricsSnapshot Engine::Metrics() const { return impl_->Metrics(); }
 void Engine::Drain(Duration grace) { impl_->Drain(grace); }
 size_t Engine::workers() const { return impl_->workers(); }
 

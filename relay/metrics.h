@@ -47,6 +47,7 @@ struct BackendMetrics {
   uint64_t connections_open = 0;        // pairs connected or connecting to it now
   uint64_t connects_total = 0;          // connects that succeeded
   uint64_t connect_failures_total = 0;  // connects that failed (refused, unreachable, timed out)
+                                        // (not those this process ran out of fds for)
   HistogramSnapshot connect_seconds;    // successful connects, from start to connected
 };
 
@@ -63,11 +64,12 @@ struct ListenerMetrics {
   uint64_t bytes_copied_total = 0;   // of the above, moved through ring buffers
   // TLS handshakes finished and failed (timeout, error, reset), with
   // clients (the listener terminates TLS) and with backends (originated).
+  // One cut short by Drain's deadline counts as neither.
   uint64_t client_tls_handshakes_total = 0;
   uint64_t client_tls_handshake_failures_total = 0;
   uint64_t backend_tls_handshakes_total = 0;
   uint64_t backend_tls_handshake_failures_total = 0;
-  uint64_t connect_failures_total = 0;  // every failed backend connect try
+  uint64_t connect_failures_total = 0;  // every failed backend connect try (out of fds included)
   uint64_t backend_retries_total = 0;
   uint64_t no_healthy_backend_total = 0;
   uint64_t accept_fd_exhausted_total = 0;            // accept paused: out of fds

@@ -73,6 +73,7 @@ void Pair::StartWithBackend(Worker& worker, Leg client, const Address& peer, SSL
   auto* pair = new Pair(worker, std::move(on_close));
   pair->engine_owned_fds_ = true;
   pair->route_ = &route;
+  pair->counters_ = &route.counters->worker(worker.index());
   pair->backend_pending_ = true;
   pair->peer_ = peer;
   pair->idle_timeout_ = route.idle_timeout;
@@ -141,6 +142,9 @@ bool Pair::RunHandshakes() {
         Fail(leg == &a_ ? "A" : "B", "TLS handshake", r.err, leg->tls->error_detail());
         return false;
       }
+      if (counters_ && leg->tls->handshake_done()) {
+        (leg == &a_ ? counters_->client_tls_handshakes : counters_->backend_tls_handshakes).Add();
+      }
     }
     all_done = all_done && leg->tls->handshake_done();
   }
@@ -165,7 +169,8 @@ void Pair::ConnectBackend() {
   if (!choice_.generation) {  // the first try
     std::optional<BackendChoice> choice = pool.Pick(worker_.index(), peer_);
     if (!choice) {
-      ++worker_.stats().no_healthy_backend;
+      worker_.stats().no_healthy_backend.Add();
+      counters_->no_healthy_backend.Add();
       return Close(CloseCause::kConnectFailed, 0, route_->detail_prefix + "no healthy backend");
     }
     choice_ = std::move(*choice);
@@ -183,6 +188,9 @@ void Pair::ConnectBackend() {
     timeout /= 1 + std::min<size_t>(static_cast<size_t>(tries_left_), others);
   }
   if (!connector_) connector_ = std::make_unique<Connector>(loop);
+  // The clock itself, not the loop's turn time: the histogram's first
+  // buckets are a fraction of a millisecond wide.
+  connect_started_ = Clock::now();
   connector_->Start(backend_address_, timeout, b_.watch, this);
 }
 
@@ -191,7 +199,8 @@ bool Pair::RetryBackend() {
   std::optional<BackendChoice> next = route_->pool->PickAgain(choice_.generation, tried_);
   if (!next) return false;
   --tries_left_;
-  ++worker_.stats().backend_retries;
+  worker_.stats().backend_retries.Add();
+  counters_->backend_retries.Add();
   choice_ = std::move(*next);
   ConnectBackend();
   return true;
@@ -206,7 +215,8 @@ void Pair::BeginRelaying() {
 
 void Pair::OnConnect(Result<UniqueFd> fd) {
   if (!fd.ok()) {
-    ++worker_.stats().connect_failures;
+    worker_.stats().connect_failures.Add();
+    counters_->connect_failures.Add();
     const Error& error = fd.error();
     const int err = error.code().value();
     // Out of fds here is this process's trouble, not the endpoint's: it
@@ -224,7 +234,7 @@ void Pair::OnConnect(Result<UniqueFd> fd) {
     Close(CloseCause::kConnectFailed, err, std::move(detail));
     return;
   }
-  route_->pool->ConnectSucceeded(choice_);
+  route_->pool->ConnectSucceeded(choice_, Clock::now() - connect_started_);
   b_.fd = std::move(fd.value());
   b_.watch.set_handler(this);
   (void)SetNoDelay(b_.fd.get());
@@ -296,15 +306,21 @@ void Pair::RunPumps() {
   size_t budget = worker_.options().budget_per_event;
   uint64_t ab_before = a_to_b_.bytes;
   uint64_t ba_before = b_to_a_.bytes;
+  // The pump counts the worker's spliced bytes as it delivers them; what
+  // they grow by in this call is this pair's.
+  uint64_t spliced_before = worker_.stats().bytes_spliced.Get();
 
   PumpResult ab = Move(a_to_b_, a_, b_, b_to_a_, budget);
   PumpResult ba{};
   if (ab.outcome != PumpOutcome::kError) ba = Move(b_to_a_, b_, a_, a_to_b_, budget);
 
-  WorkerStats& stats = worker_.stats();
-  stats.bytes_a_to_b += a_to_b_.bytes - ab_before;
-  stats.bytes_b_to_a += b_to_a_.bytes - ba_before;
+  WorkerCounters& stats = worker_.stats();
   if (a_to_b_.bytes != ab_before || b_to_a_.bytes != ba_before) {
+    const uint64_t ab_moved = a_to_b_.bytes - ab_before;
+    const uint64_t ba_moved = b_to_a_.bytes - ba_before;
+    if (counters_) CountBytes(ab_moved, ba_moved, spliced_before);
+    stats.bytes_a_to_b.Add(ab_moved);
+    stats.bytes_b_to_a.Add(ba_moved);
     last_active_ = worker_.loop().now();
   }
 
@@ -334,6 +350,14 @@ void Pair::RunPumps() {
   if (ab.outcome == PumpOutcome::kNoBuffer || ba.outcome == PumpOutcome::kNoBuffer) {
     worker_.WaitForBuffer(this);
   }
+}
+
+void Pair::CountBytes(uint64_t a_to_b, uint64_t b_to_a, uint64_t spliced_before) {
+  const uint64_t spliced = worker_.stats().bytes_spliced.Get() - spliced_before;
+  counters_->bytes_client_to_backend.Add(a_to_b);
+  counters_->bytes_backend_to_client.Add(b_to_a);
+  counters_->bytes_spliced.Add(spliced);
+  counters_->bytes_copied.Add(a_to_b + b_to_a - spliced);
 }
 
 // Runs `dir` (from `src` to `dst`; `other` is the opposite direction) with
@@ -392,8 +416,18 @@ void Pair::Abort(CloseCause cause, std::string detail) {
   Close(cause, 0, std::move(detail));
 }
 
+void Pair::CountUnfinishedHandshakes(CloseCause cause) {
+  if (cause == CloseCause::kDrained) return;
+  if (a_.tls && !a_.tls->handshake_done()) counters_->client_tls_handshake_failures.Add();
+  if (b_.tls && !b_.tls->handshake_done()) counters_->backend_tls_handshake_failures.Add();
+}
+
 void Pair::Close(CloseCause cause, int err, std::string detail) {
   if (state_ == State::kClosed) return;
+  if (counters_) {
+    if (state_ == State::kHandshaking) CountUnfinishedHandshakes(cause);
+    counters_->closed[static_cast<size_t>(cause)].Add();
+  }
   state_ = State::kClosed;
   EventLoop& loop = worker_.loop();
   loop.UnscheduleReady(this);
@@ -402,6 +436,11 @@ void Pair::Close(CloseCause cause, int err, std::string detail) {
   choice_ = BackendChoice();  // the lease first, then (maybe) its generation
   ReleaseDirection(a_to_b_, worker_.env());
   ReleaseDirection(b_to_a_, worker_.env());
+  PairStats result;
+  if (a_.tls && a_.tls->handshake_done()) {
+    result.tls_version = a_.tls->version();
+    result.sni = a_.tls->sni();
+  }
   bool clean = cause == CloseCause::kDone || cause == CloseCause::kTruncated;
   for (PairLeg* leg : {&a_, &b_}) {
     // Sockets the engine made itself (accepted, connected) have no other
@@ -420,7 +459,6 @@ void Pair::Close(CloseCause cause, int err, std::string detail) {
 
   worker_.Forget(this);
 
-  PairStats result;
   result.a_to_b = a_to_b_.bytes;
   result.b_to_a = b_to_a_.bytes;
   result.cause = cause;
@@ -429,6 +467,7 @@ void Pair::Close(CloseCause cause, int err, std::string detail) {
   result.age = loop.now() - started_;
   result.worker = worker_.index();
   result.backend = backend_address_;
+  result.client = peer_;
   if (on_close_) on_close_(result);
   worker_.WakeBufferWaitersIfFree();
   loop.DeferDelete(std::unique_ptr<Deferrable>(this));

@@ -31,6 +31,7 @@
 #include "engine/timer_wheel.h"
 #include "relay/backend_pool.h"
 #include "relay/direction.h"
+#include "relay/listener_counters.h"
 #include "relay/plain_transport.h"
 #include "relay/pump.h"
 #include "relay/relay.h"
@@ -40,10 +41,12 @@ namespace zrelay {
 
 class Worker;
 
-// How a listener's pairs reach their backends: its pool and its settings.
-// Owned by the listener, which outlives its pairs.
+// How a listener's pairs reach their backends: its pool and its settings,
+// and where they count what they do. Owned by the listener, which outlives
+// its pairs.
 struct BackendRoute {
   BackendPool* pool = nullptr;
+  ListenerCounters* counters = nullptr;
   Duration connect_timeout{};  // for all tries of a pair together
   int retries = 0;             // tries after the first, each to another endpoint
   Duration idle_timeout{};
@@ -103,6 +106,12 @@ class Pair final : public ReadyHandler,
   void BeginRelaying();
   void Run();
   void RunPumps();
+  // Listener pairs: counts the bytes a RunPumps turn delivered, given the
+  // worker's spliced bytes before it.
+  void CountBytes(uint64_t a_to_b, uint64_t b_to_a, uint64_t spliced_before);
+  // Listener pairs: a close while handshaking fails every TLS handshake
+  // still unfinished (a Drain deadline's close counts as neither).
+  void CountUnfinishedHandshakes(CloseCause cause);
   PumpResult Move(Direction& dir, PairLeg& src, PairLeg& dst, const Direction& other,
                   size_t budget);
   PumpResult Discard(Direction& dir, PairLeg& src, PairLeg& dst, const Direction& other,
@@ -130,6 +139,7 @@ class Pair final : public ReadyHandler,
   Duration handshake_timeout_{};
   // Listener pairs: the route, and whether the backend is still to connect.
   const BackendRoute* route_ = nullptr;
+  ListenerWorkerCounters* counters_ = nullptr;  // the listener's, for this worker
   bool backend_pending_ = false;
   Address peer_;               // the client, for the balancer
   BackendChoice choice_;       // the endpoint connecting or connected, leased
@@ -137,6 +147,7 @@ class Pair final : public ReadyHandler,
   std::vector<size_t> tried_;  // endpoints tried so far (only with retries)
   int tries_left_ = 0;
   TimePoint connect_deadline_;
+  TimePoint connect_started_;  // this try's, for the endpoint's latency histogram
   TimePoint started_;
   TimePoint last_active_;
   std::unique_ptr<Connector> connector_;  // listener pairs, while connecting

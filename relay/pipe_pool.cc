@@ -12,26 +12,36 @@ std::unique_ptr<KernelPipe> PipePool::Take() {
   if (!free_.empty()) {
     pipe = std::move(free_.back());
     free_.pop_back();
-    --stats_.pooled;
-  } else if (stats_.in_use < cap_) {
+    counters_.pooled.Sub();
+  } else if (counters_.in_use.Get() < cap_) {
     pipe = Create();
   }
   if (!pipe) {
-    ++stats_.exhausted;
+    counters_.exhausted.Add();
     return nullptr;
   }
-  ++stats_.in_use;
+  counters_.in_use.Add();
   return pipe;
 }
 
 void PipePool::Return(std::unique_ptr<KernelPipe> pipe) {
-  --stats_.in_use;
+  counters_.in_use.Sub();
   if (pipe->bytes != 0) {
-    ++stats_.discarded_full;
+    counters_.discarded_full.Add();
     return;  // closed by the destructor
   }
   free_.push_back(std::move(pipe));
-  ++stats_.pooled;
+  counters_.pooled.Add();
+}
+
+PipePoolStats PipePool::stats() const {
+  PipePoolStats s;
+  s.in_use = counters_.in_use.Get();
+  s.pooled = counters_.pooled.Get();
+  s.exhausted = counters_.exhausted.Get();
+  s.created = counters_.created.Get();
+  s.discarded_full = counters_.discarded_full.Get();
+  return s;
 }
 
 std::unique_ptr<KernelPipe> PipePool::Create() {
@@ -45,7 +55,7 @@ std::unique_ptr<KernelPipe> PipePool::Create() {
   int granted = ::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(pipe_size_));
   if (granted < 0) granted = ::fcntl(fds[1], F_GETPIPE_SZ);
   pipe->capacity = granted > 0 ? static_cast<size_t>(granted) : 65536;
-  ++stats_.created;
+  counters_.created.Add();
   return pipe;
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/unique_fd.h"
+#include "relay/relaxed_counter.h"
 
 namespace zrelay {
 
@@ -45,7 +46,9 @@ class PipePool {
   // Takes a pipe back: pooled when empty, closed when it still holds bytes.
   void Return(std::unique_ptr<KernelPipe> pipe);
 
-  const PipePoolStats& stats() const { return stats_; }
+  // Any thread: the pool's worker writes the counters, Engine::Metrics
+  // reads them while it runs.
+  PipePoolStats stats() const;
 
  private:
   std::unique_ptr<KernelPipe> Create();
@@ -53,7 +56,9 @@ class PipePool {
   size_t pipe_size_;
   size_t cap_;
   std::vector<std::unique_ptr<KernelPipe>> free_;
-  PipePoolStats stats_;
+  struct {
+    RelaxedCounter in_use, pooled, exhausted, created, discarded_full;
+  } counters_;
 };
 
 }  // namespace zrelay

@@ -16,7 +16,7 @@ bool Borrow(Direction& dir, PumpEnv& env) {
   if (dir.path == Path::kSplice) {
     dir.pipe = env.pipes.Take();
     if (dir.pipe) return true;
-    ++env.stats.pipe_pool_exhausted;
+    env.stats.pipe_pool_exhausted.Add();
   }
   dir.ring = env.buffers.Take();
   return dir.ring != nullptr;
@@ -41,7 +41,7 @@ void ReturnIdle(Direction& dir, PumpEnv& env) {
   }
   if (dir.want_splice && dir.path == Path::kCopy) {
     dir.path = Path::kSplice;
-    ++env.stats.splice_switches;
+    env.stats.splice_switches.Add();
   }
   dir.want_splice = false;
 }
@@ -88,7 +88,7 @@ PumpResult Pump(Direction& dir, PumpLeg src, PumpLeg dst, PumpEnv& env, size_t b
                            : CopyOut(dir, dst.io, env.watermark_low);
       if (w.status == IoStatus::kOk) {
         dir.bytes += w.bytes;
-        (spliced ? env.stats.bytes_spliced : env.stats.bytes_copied) += w.bytes;
+        (spliced ? env.stats.bytes_spliced : env.stats.bytes_copied).Add(w.bytes);
         progress = true;
       } else if (w.status == IoStatus::kError) {
         return {PumpOutcome::kError, w.err, false};

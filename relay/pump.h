@@ -9,8 +9,8 @@
 #include "relay/buffer_pool.h"
 #include "relay/direction.h"
 #include "relay/pipe_pool.h"
-#include "relay/relay.h"
 #include "relay/transport.h"
+#include "relay/worker_counters.h"
 
 namespace zrelay {
 
@@ -25,7 +25,7 @@ struct PumpEnv {
   Syscalls& sys;
   PipePool& pipes;
   BufferPool& buffers;
-  WorkerStats& stats;
+  WorkerCounters& stats;
   size_t watermark_low;  // resume reading a paused ring at or below this
 };
 

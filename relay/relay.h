@@ -297,7 +297,9 @@ class Engine {
   // Snapshot of counters, gathered from every worker. Any non-worker thread.
   EngineStats Stats() const;
   // Live counters per listener, backend and worker (relay/metrics.h), read
-  // without stopping or waiting for any worker. Any thread.
+  // without stopping or waiting for any worker. Any non-worker thread: it
+  // waits out a Listen, Close or Drain that is adding or stopping a
+  // listener, and those wait for the workers.
   MetricsSnapshot Metrics() const;
 
   // Stops accepting on every listener, waits up to `grace` for open pairs to

@@ -8,8 +8,10 @@
 namespace zrelay {
 
 RelayListener::RelayListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOptions options,
-                             const EngineOptions& engine)
-    : workers_(workers), options_(std::move(options)) {
+                             const EngineOptions& engine,
+                             std::shared_ptr<ListenerCounters> counters)
+    : workers_(workers), options_(std::move(options)), counters_(std::move(counters)) {
+  route_.counters = counters_.get();
   route_.connect_timeout = options_.connect_timeout;
   route_.retries = options_.retries;
   route_.idle_timeout = options_.idle_timeout.value_or(engine.idle_timeout);
@@ -25,7 +27,7 @@ Status RelayListener::Start(WorkerPool& pool) {
   resolver_ = std::make_unique<Resolver>(options_.backends, options_.resolve);
   Status resolved = resolver_->ResolveAll();
   if (!resolved.ok()) return resolved;
-  auto generation = PoolGeneration::Create(resolver_->Endpoints(), options_.balance);
+  auto generation = NewGeneration(resolver_->Endpoints());
   if (!generation.ok()) return generation.error();
 
   // Bound first and stored, then accepting: OnPairClosed needs each
@@ -124,10 +126,26 @@ ListenerStats RelayListener::Stats(size_t worker) const {
   return total;
 }
 
+ListenerMetrics RelayListener::Metrics() const {
+  ListenerMetrics m;
+  m.name = options_.name;
+  for (const Address& a : addresses()) m.addresses.push_back(a.ToString());
+  m.max_connections = options_.max_connections;
+  counters_->Fill(m);
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    const ListenerStats s = Stats(w);
+    m.accept_fd_exhausted_total += s.fd_exhausted;
+    m.accept_paused_max_connections_total += s.paused_max_connections;
+  }
+  m.backends = pool_->Metrics();
+  return m;
+}
+
 void RelayListener::OnAccept(AddressAcceptor& acceptor, size_t worker, UniqueFd fd,
                              const Address& peer) {
   Worker& w = *workers_[worker];
-  ++w.stats().accepted;
+  w.stats().accepted.Add();
+  counters_->worker(worker).accepted.Add();
   holds_.fetch_add(1, std::memory_order_relaxed);  // the listener is not retired while accepting
   // Holding two pointers, the callback fits std::function's inline
   // buffer: no allocation per client.
@@ -142,7 +160,8 @@ void RelayListener::OnPairClosed(AddressAcceptor& acceptor, const PairStats& sta
   // backs off like an accept that ran out of fds.
   if (stats.cause == CloseCause::kConnectFailed &&
       (stats.error == EMFILE || stats.error == ENFILE)) {
-    ++workers_[stats.worker]->stats().backend_fd_exhausted;
+    workers_[stats.worker]->stats().backend_fd_exhausted.Add();
+    counters_->worker(stats.worker).backend_fd_exhausted.Add();
     acceptor.listener->BackOff(stats.worker);
   }
   acceptor.listener->Release();
@@ -150,11 +169,17 @@ void RelayListener::OnPairClosed(AddressAcceptor& acceptor, const PairStats& sta
   DropHold();  // last: the listener may be destroyed from here on
 }
 
+Result<std::shared_ptr<PoolGeneration>> RelayListener::NewGeneration(
+    std::vector<Endpoint> endpoints) {
+  for (Endpoint& e : endpoints) e.counters = &counters_->Endpoint(e.address);
+  return PoolGeneration::Create(std::move(endpoints), options_.balance);
+}
+
 void RelayListener::OnResolved(const std::vector<std::string>& lines,
                                std::optional<std::vector<Endpoint>> endpoints) {
   for (const std::string& line : lines) pool_->Event(line);
   if (!endpoints) return;
-  auto generation = PoolGeneration::Create(std::move(*endpoints), options_.balance);
+  auto generation = NewGeneration(std::move(*endpoints));
   if (!generation.ok()) {
     pool_->Event("new addresses not used: " + generation.error().message());
     return;

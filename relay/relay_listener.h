@@ -4,7 +4,9 @@
 // max_connections slots until it closes. The Engine owns its listeners;
 // once one stops taking clients (Reconfigure, Close) it is retired: it stays
 // whole until its last pair closed (its pairs use its route, pool and TLS
-// contexts), then a ListenerReaper destroys it.
+// contexts), then a ListenerReaper destroys it. What its pairs do is counted
+// in a ListenerCounters it shares, so a listener that takes over from it (a
+// reload) keeps the same counts.
 #pragma once
 
 #include <atomic>
@@ -16,6 +18,7 @@
 #include "engine/listener.h"
 #include "engine/worker_pool.h"
 #include "relay/backend_pool.h"
+#include "relay/listener_counters.h"
 #include "relay/pair.h"
 #include "relay/relay.h"
 #include "relay/resolver.h"
@@ -30,9 +33,10 @@ class RelayListener {
  public:
   // Takes a reference to every SSL_CTX in `options` for as long as it
   // lives, so its caller may free them as soon as Listen or Reconfigure
-  // returned.
+  // returned. `counters`: a fresh ListenerCounters for a new listener, or
+  // the one of the listener this one replaces.
   RelayListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOptions options,
-                const EngineOptions& engine);
+                const EngineOptions& engine, std::shared_ptr<ListenerCounters> counters);
 
   // Resolves the backends, binds every address (or adopts the
   // options.inherited_sockets bound to it), then accepts. On failure,
@@ -61,6 +65,9 @@ class RelayListener {
   size_t max_connections() const { return options_.max_connections; }
   // The engine listeners' counters on `worker`, summed over the addresses.
   ListenerStats Stats(size_t worker) const;
+  const std::shared_ptr<ListenerCounters>& counters() const { return counters_; }
+  // Its counters, addresses and current backends. Any thread, once started.
+  ListenerMetrics Metrics() const;
 
  private:
   // One of the listener's addresses: its pairs give their slot back to it.
@@ -76,6 +83,8 @@ class RelayListener {
   void OnAccept(AddressAcceptor& acceptor, size_t worker, UniqueFd fd, const Address& peer);
   // On the pair's worker.
   void OnPairClosed(AddressAcceptor& acceptor, const PairStats& stats);
+  // A pool generation of `endpoints`, each counting into counters_.
+  Result<std::shared_ptr<PoolGeneration>> NewGeneration(std::vector<Endpoint> endpoints);
   // On the resolver's thread.
   void OnResolved(const std::vector<std::string>& lines,
                   std::optional<std::vector<Endpoint>> endpoints);
@@ -90,6 +99,7 @@ class RelayListener {
   // drops to 0. The pairs' worker threads and the retiring thread share it.
   std::atomic<size_t> holds_{1};
   ListenerReaper* reaper_ = nullptr;  // set by Retire(), before its drop
+  const std::shared_ptr<ListenerCounters> counters_;
   BackendRoute route_;
   std::vector<std::unique_ptr<AddressAcceptor>> acceptors_;
   std::unique_ptr<BackendPool> pool_;

@@ -105,7 +105,7 @@ std::vector<Endpoint> Resolver::Endpoints() const {
       }
       // TLS to an address of a name still names the name: SNI and the
       // certificate check are about the host, not the IP.
-      out.push_back({a, b.tls, b.sni.empty() ? b.host : b.sni, b.weight});
+      out.push_back({a, b.tls, b.sni.empty() ? b.host : b.sni, b.weight, b.host});
     }
   }
   return out;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "engine/event_loop.h"
 #include "engine/syscalls.h"
@@ -22,6 +23,10 @@ class TlsTransport final : public Transport {
   TlsTransport(SSL* ssl, FdWatch& watch, Syscalls& sys) : tls_(ssl), watch_(watch), sys_(sys) {}
 
   bool handshake_done() const { return tls_.handshake_done(); }
+  // Once the handshake is done: the protocol version ("TLSv1.3") and the
+  // server name the client asked for (empty: none).
+  std::string_view version() const { return tls_.version(); }
+  std::string_view sni() const { return tls_.sni(); }
   // Whether Handshake() could make progress now.
   bool HandshakeReady() const { return Ready(handshake_wait_); }
 

@@ -24,7 +24,7 @@ void Worker::Adopt(Pair* pair) {
   if (head_) head_->list_prev = pair;
   head_ = pair;
   ++open_;
-  ++stats_.pairs_open;
+  stats_.pairs_open.Add();
 }
 
 void Worker::Forget(Pair* pair) {
@@ -38,8 +38,8 @@ void Worker::Forget(Pair* pair) {
   if (pair->list_next) pair->list_next->list_prev = pair->list_prev;
   pair->list_prev = pair->list_next = nullptr;
   --open_;
-  --stats_.pairs_open;
-  ++stats_.pairs_closed;
+  stats_.pairs_open.Sub();
+  stats_.pairs_closed.Add();
   auto it = std::find(buffer_waiters_.begin(), buffer_waiters_.end(), pair);
   if (it != buffer_waiters_.end()) buffer_waiters_.erase(it);
 }
@@ -51,7 +51,7 @@ void Worker::WaitForBuffer(Pair* pair) {
 }
 
 void Worker::WakeBufferWaitersIfFree() {
-  if (buffer_waiters_.empty() || buffers_.stats().in_use >= options_.buffers_cap) return;
+  if (buffer_waiters_.empty() || buffers_.in_use() >= options_.buffers_cap) return;
   // Waiters re-run on the ready list, after the current handler returns.
   for (Pair* pair : buffer_waiters_) loop_.ScheduleReady(pair);
   buffer_waiters_.clear();
@@ -62,11 +62,26 @@ void Worker::AbortAll(CloseCause cause) {
 }
 
 WorkerStats Worker::Snapshot() const {
-  WorkerStats s = stats_;
-  s.pipes_in_use = pipes_.stats().in_use;
-  s.pipes_pooled = pipes_.stats().pooled;
-  s.buffers_in_use = buffers_.stats().in_use;
-  s.buffers_pooled = buffers_.stats().pooled;
+  WorkerStats s;
+  s.pairs_open = stats_.pairs_open.Get();
+  s.pairs_closed = stats_.pairs_closed.Get();
+  s.accepted = stats_.accepted.Get();
+  s.connect_failures = stats_.connect_failures.Get();
+  s.bytes_a_to_b = stats_.bytes_a_to_b.Get();
+  s.bytes_b_to_a = stats_.bytes_b_to_a.Get();
+  s.bytes_spliced = stats_.bytes_spliced.Get();
+  s.bytes_copied = stats_.bytes_copied.Get();
+  s.pipe_pool_exhausted = stats_.pipe_pool_exhausted.Get();
+  s.splice_switches = stats_.splice_switches.Get();
+  s.backend_fd_exhausted = stats_.backend_fd_exhausted.Get();
+  s.backend_retries = stats_.backend_retries.Get();
+  s.no_healthy_backend = stats_.no_healthy_backend.Get();
+  const PipePoolStats pipes = pipes_.stats();
+  s.pipes_in_use = pipes.in_use;
+  s.pipes_pooled = pipes.pooled;
+  const BufferPoolStats buffers = buffers_.stats();
+  s.buffers_in_use = buffers.in_use;
+  s.buffers_pooled = buffers.pooled;
   return s;
 }
 

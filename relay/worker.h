@@ -1,5 +1,6 @@
 // Worker: the relay's state on one engine worker thread. Everything here is
-// touched only by that thread, so the data path takes no lock.
+// written only by that thread, so the data path takes no lock; its counters
+// (and its pools') are relaxed atomics that other threads may read.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +11,7 @@
 #include "relay/pipe_pool.h"
 #include "relay/pump.h"
 #include "relay/relay.h"
+#include "relay/worker_counters.h"
 
 namespace zrelay {
 
@@ -26,7 +28,7 @@ class Worker {
   EventLoop& loop() { return loop_; }
   const EngineOptions& options() const { return options_; }
   PumpEnv& env() { return env_; }
-  WorkerStats& stats() { return stats_; }
+  WorkerCounters& stats() { return stats_; }
 
   // Pair bookkeeping (the worker's intrusive list of open pairs).
   void Adopt(Pair* pair);
@@ -42,7 +44,7 @@ class Worker {
   // Aborts every open pair with `cause` (Drain's deadline).
   void AbortAll(CloseCause cause);
 
-  // Counters, with the pools' gauges filled in.
+  // Counters, with the pools' gauges filled in. Any thread.
   WorkerStats Snapshot() const;
 
  private:
@@ -51,7 +53,7 @@ class Worker {
   const EngineOptions& options_;
   PipePool pipes_;
   BufferPool buffers_;
-  WorkerStats stats_;
+  WorkerCounters stats_;
   PumpEnv env_;
   Pair* head_ = nullptr;
   size_t open_ = 0;

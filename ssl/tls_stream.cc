@@ -231,4 +231,8 @@ std::string_view TlsStream::sni() const {
   return name ? std::string_view(name) : std::string_view();
 }
 
+std::string_view TlsStream::version() const {
+  return handshake_done() ? std::string_view(SSL_get_version(ssl_)) : std::string_view();
+}
+
 }  // namespace zrelay

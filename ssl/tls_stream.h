@@ -132,6 +132,9 @@ class TlsStream {
   std::string_view alpn() const;
   // The SNI: the name the client sent (server side) or sends (client side).
   std::string_view sni() const;
+  // The negotiated protocol version ("TLSv1.3"), once the handshake is
+  // done; empty before. Valid while the stream lives.
+  std::string_view version() const;
 
   // The underlying SSL (still owned here), for inspection: peer certificate,
   // cipher, version.

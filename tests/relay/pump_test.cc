@@ -341,7 +341,7 @@ class PumpHarness final : public FdHandler, public ReadyHandler {
   FaultySyscalls sys_;
   PipePool pipes_;
   BufferPool buffers_;
-  WorkerStats stats_;
+  WorkerCounters stats_;
   PumpEnv env_;
   std::unique_ptr<EventLoop> loop_;
   struct Conn {
@@ -391,11 +391,11 @@ TEST_P(PumpTest, TransfersByteExactAndFinishes) {
   EXPECT_EQ(h.dir_.state, DirectionState::kDone);
   EXPECT_EQ(h.dir_.bytes, 4u << 20);
   if (h.config_.path == Path::kSplice) {
-    EXPECT_EQ(h.stats_.bytes_spliced, 4u << 20);
-    EXPECT_EQ(h.stats_.bytes_copied, 0u);
+    EXPECT_EQ(h.stats_.bytes_spliced.Get(), 4u << 20);
+    EXPECT_EQ(h.stats_.bytes_copied.Get(), 0u);
   } else {
-    EXPECT_EQ(h.stats_.bytes_copied, 4u << 20);
-    EXPECT_EQ(h.stats_.bytes_spliced, 0u);
+    EXPECT_EQ(h.stats_.bytes_copied.Get(), 4u << 20);
+    EXPECT_EQ(h.stats_.bytes_spliced.Get(), 0u);
     EXPECT_EQ(h.sys_.calls(Op::kSpliceIn), 0);
   }
   h.ExpectNothingHeld();
@@ -604,7 +604,7 @@ TEST_P(PumpTest, BufferPoolDryReturnsNoBufferThenResumes) {
   EXPECT_GE(h.buffers_.stats().exhausted, 1u);
   EXPECT_EQ(h.sys_.calls(Op::kReadv) + h.sys_.calls(Op::kSpliceIn), 0);
   if (c.path == Path::kSplice) {
-    EXPECT_GE(h.stats_.pipe_pool_exhausted, 1u);
+    EXPECT_GE(h.stats_.pipe_pool_exhausted.Get(), 1u);
   }
 
   h.buffers_.Return(std::move(held));
@@ -613,7 +613,7 @@ TEST_P(PumpTest, BufferPoolDryReturnsNoBufferThenResumes) {
   ASSERT_TRUE(h.Transfer(0, true));
   EXPECT_EQ(h.receiver_.payload(), 100000u);
   EXPECT_EQ(h.receiver_.first_mismatch, -1);
-  EXPECT_EQ(h.stats_.bytes_copied, 100000u);
+  EXPECT_EQ(h.stats_.bytes_copied.Get(), 100000u);
   h.ExpectNothingHeld();
 }
 
@@ -655,8 +655,8 @@ TEST_P(SplicePumpTest, EnosysOrEinvalFromTheFirstSpliceFallsBackToCopy) {
     EXPECT_EQ(h.sys_.calls(Op::kSpliceIn), 1) << "no second splice attempt";
     EXPECT_EQ(h.sys_.calls(Op::kSpliceOut), 0);
     EXPECT_GT(h.sys_.calls(Op::kReadv), 0);
-    EXPECT_EQ(h.stats_.bytes_spliced, 0u);
-    EXPECT_EQ(h.stats_.bytes_copied, 1u << 20);
+    EXPECT_EQ(h.stats_.bytes_spliced.Get(), 0u);
+    EXPECT_EQ(h.stats_.bytes_copied.Get(), 1u << 20);
     // The pipe it borrowed for the failed splice went back to the pool.
     EXPECT_EQ(h.pipes_.stats().created, 1u);
     EXPECT_EQ(h.pipes_.stats().pooled, 1u);
@@ -734,10 +734,10 @@ TEST_P(SplicePumpTest, PipePoolCapZeroFallsBackToCopy) {
   EXPECT_EQ(h.receiver_.payload(), 1u << 20);
   EXPECT_EQ(h.receiver_.first_mismatch, -1);
   EXPECT_EQ(h.results_.back().outcome, PumpOutcome::kDone);
-  EXPECT_GT(h.stats_.pipe_pool_exhausted, 0u);
-  EXPECT_EQ(h.stats_.pipe_pool_exhausted, h.pipes_.stats().exhausted);
-  EXPECT_EQ(h.stats_.bytes_spliced, 0u);
-  EXPECT_EQ(h.stats_.bytes_copied, 1u << 20);
+  EXPECT_GT(h.stats_.pipe_pool_exhausted.Get(), 0u);
+  EXPECT_EQ(h.stats_.pipe_pool_exhausted.Get(), h.pipes_.stats().exhausted);
+  EXPECT_EQ(h.stats_.bytes_spliced.Get(), 0u);
+  EXPECT_EQ(h.stats_.bytes_copied.Get(), 1u << 20);
   EXPECT_EQ(h.sys_.calls(Op::kSpliceIn), 0);
   // The direction stays a splice direction: it asks again next time.
   EXPECT_EQ(h.dir_.path, Path::kSplice);
@@ -754,14 +754,14 @@ TEST_P(SplicePumpTest, PipeFreedLaterIsUsedAgain) {
   ASSERT_NE(held, nullptr);
   h.Register();
   ASSERT_TRUE(h.Transfer(300000, false));
-  EXPECT_GT(h.stats_.pipe_pool_exhausted, 0u);
-  EXPECT_EQ(h.stats_.bytes_spliced, 0u);
+  EXPECT_GT(h.stats_.pipe_pool_exhausted.Get(), 0u);
+  EXPECT_EQ(h.stats_.bytes_spliced.Get(), 0u);
   h.pipes_.Return(std::move(held));
   ASSERT_TRUE(h.Transfer(700000, true));
   EXPECT_EQ(h.receiver_.payload(), 1000000u);
   EXPECT_EQ(h.receiver_.first_mismatch, -1);
-  EXPECT_GT(h.stats_.bytes_spliced, 0u);
-  EXPECT_EQ(h.stats_.bytes_spliced + h.stats_.bytes_copied, 1000000u);
+  EXPECT_GT(h.stats_.bytes_spliced.Get(), 0u);
+  EXPECT_EQ(h.stats_.bytes_spliced.Get() + h.stats_.bytes_copied.Get(), 1000000u);
   h.ExpectNothingHeld();
 }
 
@@ -797,7 +797,7 @@ TEST_P(AutoPumpTest, AReadThatFillsTheRingSwitchesToSpliceOnceDrained) {
   EXPECT_TRUE(h.dir_.ring->full());
   EXPECT_TRUE(h.dir_.want_splice) << "a read that filled the ring is bulk";
   EXPECT_EQ(h.dir_.path, Path::kCopy) << "no switch while bytes are in the ring";
-  EXPECT_EQ(h.stats_.splice_switches, 0u);
+  EXPECT_EQ(h.stats_.splice_switches.Get(), 0u);
   EXPECT_EQ(h.dir_.pipe, nullptr);
 
   const uint64_t preloaded = h.sender_.allowed;
@@ -807,10 +807,10 @@ TEST_P(AutoPumpTest, AReadThatFillsTheRingSwitchesToSpliceOnceDrained) {
   EXPECT_EQ(h.receiver_.first_mismatch, -1);
   EXPECT_EQ(h.results_.back().outcome, PumpOutcome::kDone);
   EXPECT_EQ(h.dir_.path, Path::kSplice);
-  EXPECT_EQ(h.stats_.splice_switches, 1u);
-  EXPECT_GE(h.stats_.bytes_copied, 65536u);
-  EXPECT_GT(h.stats_.bytes_spliced, 1u << 20);
-  EXPECT_EQ(h.stats_.bytes_copied + h.stats_.bytes_spliced, preloaded + (2u << 20));
+  EXPECT_EQ(h.stats_.splice_switches.Get(), 1u);
+  EXPECT_GE(h.stats_.bytes_copied.Get(), 65536u);
+  EXPECT_GT(h.stats_.bytes_spliced.Get(), 1u << 20);
+  EXPECT_EQ(h.stats_.bytes_copied.Get() + h.stats_.bytes_spliced.Get(), preloaded + (2u << 20));
   EXPECT_GT(h.sys_.calls(Op::kSpliceIn), 0);
   h.ExpectNothingHeld();
 }
@@ -827,10 +827,10 @@ TEST_P(AutoPumpTest, SmallReadsNeverSwitch) {
   EXPECT_EQ(h.receiver_.first_mismatch, -1);
   EXPECT_EQ(h.results_.back().outcome, PumpOutcome::kDone);
   EXPECT_EQ(h.dir_.path, Path::kCopy);
-  EXPECT_EQ(h.stats_.splice_switches, 0u);
-  EXPECT_EQ(h.stats_.bytes_spliced, 0u);
+  EXPECT_EQ(h.stats_.splice_switches.Get(), 0u);
+  EXPECT_EQ(h.stats_.bytes_spliced.Get(), 0u);
   EXPECT_EQ(h.sys_.calls(Op::kSpliceIn), 0);
-  EXPECT_EQ(h.stats_.bytes_copied, h.receiver_.payload());
+  EXPECT_EQ(h.stats_.bytes_copied.Get(), h.receiver_.payload());
   h.ExpectNothingHeld();
 }
 
@@ -844,8 +844,8 @@ TEST_P(AutoPumpTest, CopyModeNeverSwitches) {
   EXPECT_EQ(h.receiver_.first_mismatch, -1);
   EXPECT_EQ(h.dir_.path, Path::kCopy);
   EXPECT_FALSE(h.dir_.want_splice);
-  EXPECT_EQ(h.stats_.splice_switches, 0u);
-  EXPECT_EQ(h.stats_.bytes_spliced, 0u);
+  EXPECT_EQ(h.stats_.splice_switches.Get(), 0u);
+  EXPECT_EQ(h.stats_.bytes_spliced.Get(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, AutoPumpTest,

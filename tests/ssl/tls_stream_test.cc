@@ -152,6 +152,9 @@ TEST_P(TlsVersionTest, HandshakeBothWays) {
   EXPECT_EQ(c.server.sni(), "localhost");
   EXPECT_EQ(c.client.sni(), "localhost");
   EXPECT_EQ(testing::PeerCommonName(c.client), "localhost");
+  const char* version = GetParam() == TLS1_2_VERSION ? "TLSv1.2" : "TLSv1.3";
+  EXPECT_EQ(c.client.version(), version);
+  EXPECT_EQ(c.server.version(), version);
   // The server's preference wins: h2 is first in its list.
   EXPECT_EQ(c.client.alpn(), "h2");
   EXPECT_EQ(c.server.alpn(), "h2");
@@ -345,6 +348,15 @@ TEST_F(TlsStreamTest, ShutdownBeforeHandshakeIsAnError) {
   TlsResult r = c.client.Shutdown();
   EXPECT_EQ(r.status, TlsIo::kError) << Describe(r);
   EXPECT_THAT(r.detail, HasSubstr("shutdown while in init"));
+}
+
+TEST_F(TlsStreamTest, VersionIsEmptyUntilTheHandshakeIsDone) {
+  TlsContext server = ServerCtx(), client = ClientCtx();
+  Conn c = Connect(server, client);
+  EXPECT_EQ(c.client.version(), "");
+  EXPECT_EQ(c.server.version(), "");
+  ASSERT_TRUE(c.Handshake().ok());
+  EXPECT_EQ(c.server.version(), "TLSv1.3");
 }
 
 TEST_F(TlsStreamTest, MoveAndRelease) {
