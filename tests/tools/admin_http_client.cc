@@ -17,7 +17,10 @@ Result<std::string> ReadToEof(int fd, Duration deadline) {
   char buffer[16 << 10];
   for (;;) {
     const TimePoint now = Clock::now();
-    if (now >= until) return Error::FromErrno(ETIMEDOUT, "no EOF after " + std::to_string(received.size()) + " bytes");
+    if (now >= until) {
+      return Error::FromErrno(ETIMEDOUT,
+                              "no EOF after " + std::to_string(received.size()) + " bytes");
+    }
     pollfd p{fd, POLLIN, 0};
     const auto left = std::chrono::ceil<milliseconds>(until - now).count();
     if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;

@@ -1,10 +1,10 @@
 // tools/admin/http_head: request heads as they arrive, byte by byte, and
 // the answers' wire form.
-#include "tools/admin/http_head.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
+
+#include "tools/admin/http_head.h"
 
 namespace zrelay {
 namespace {

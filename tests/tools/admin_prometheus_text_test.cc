@@ -1,7 +1,5 @@
 // tools/admin/prometheus_text: a hand-built MetricsSnapshot rendered, line
 // by line, and checked by Prometheus' own promtool.
-#include "tools/admin/prometheus_text.h"
-
 #include <gtest/gtest.h>
 
 #include <set>
@@ -10,6 +8,7 @@
 #include <vector>
 
 #include "tests/tools/promtool_check.h"
+#include "tools/admin/prometheus_text.h"
 
 namespace zrelay {
 namespace {
@@ -60,10 +59,10 @@ MetricsSnapshot Snapshot() {
   up.connect_seconds.bounds_seconds.assign(kConnectSecondsBounds.begin(),
                                            kConnectSecondsBounds.end());
   up.connect_seconds.counts.assign(kConnectSecondsBounds.size() + 1, 0);
-  up.connect_seconds.counts[0] = 10;   // <= 0.0001
-  up.connect_seconds.counts[1] = 20;   // <= 0.00025
-  up.connect_seconds.counts[5] = 5;    // <= 0.005
-  up.connect_seconds.counts[12] = 3;   // above 1 s
+  up.connect_seconds.counts[0] = 10;  // <= 0.0001
+  up.connect_seconds.counts[1] = 20;  // <= 0.00025
+  up.connect_seconds.counts[5] = 5;   // <= 0.005
+  up.connect_seconds.counts[12] = 3;  // above 1 s
   up.connect_seconds.sum_seconds = 3.5;
   up.connect_seconds.count = 38;
   BackendMetrics ejected;
@@ -100,72 +99,77 @@ MetricsSnapshot Snapshot() {
 
 TEST(PrometheusTextTest, ListenerCountersAndGauges) {
   std::string text = PrometheusText(Snapshot(), 1764558131.5);
-  ExpectLines(text, {
-      "# HELP zrelay_listener_connections_accepted_total Client connections accepted.",
-      "# TYPE zrelay_listener_connections_accepted_total counter",
-      "zrelay_listener_connections_accepted_total{listener=\"web\"} 42",
-      "# TYPE zrelay_listener_connections_open gauge",
-      "zrelay_listener_connections_open{listener=\"web\"} 3",
-      "zrelay_listener_max_connections{listener=\"web\"} 1000",
-      "zrelay_listener_relayed_bytes_total{listener=\"web\",side=\"client\"} 123456",
-      "zrelay_listener_relayed_bytes_total{listener=\"web\",side=\"backend\"} 987654321",
-      "zrelay_listener_spliced_bytes_total{listener=\"web\"} 1000000",
-      "zrelay_listener_copied_bytes_total{listener=\"web\"} 986777777",
-      "zrelay_listener_tls_handshakes_total{listener=\"web\",side=\"client\"} 40",
-      "zrelay_listener_tls_handshakes_total{listener=\"web\",side=\"backend\"} 7",
-      "zrelay_listener_tls_handshake_failures_total{listener=\"web\",side=\"client\"} 2",
-      "zrelay_listener_tls_handshake_failures_total{listener=\"web\",side=\"backend\"} 1",
-      "zrelay_listener_backend_connect_failures_total{listener=\"web\"} 4",
-      "zrelay_listener_backend_retries_total{listener=\"web\"} 3",
-      "zrelay_listener_no_healthy_backend_total{listener=\"web\"} 1",
-      "zrelay_listener_accept_pauses_total{listener=\"web\",reason=\"accept_fd_exhausted\"} 5",
-      "zrelay_listener_accept_pauses_total{listener=\"web\",reason=\"backend_fd_exhausted\"} 8",
-      "zrelay_listener_accept_pauses_total{listener=\"web\",reason=\"max_connections\"} 6",
-      "zrelay_start_time_seconds 1764558131.5",
-      "zrelay_draining 0",
-  });
+  ExpectLines(
+      text,
+      {
+          "# HELP zrelay_listener_connections_accepted_total Client connections accepted.",
+          "# TYPE zrelay_listener_connections_accepted_total counter",
+          "zrelay_listener_connections_accepted_total{listener=\"web\"} 42",
+          "# TYPE zrelay_listener_connections_open gauge",
+          "zrelay_listener_connections_open{listener=\"web\"} 3",
+          "zrelay_listener_max_connections{listener=\"web\"} 1000",
+          "zrelay_listener_relayed_bytes_total{listener=\"web\",side=\"client\"} 123456",
+          "zrelay_listener_relayed_bytes_total{listener=\"web\",side=\"backend\"} 987654321",
+          "zrelay_listener_spliced_bytes_total{listener=\"web\"} 1000000",
+          "zrelay_listener_copied_bytes_total{listener=\"web\"} 986777777",
+          "zrelay_listener_tls_handshakes_total{listener=\"web\",side=\"client\"} 40",
+          "zrelay_listener_tls_handshakes_total{listener=\"web\",side=\"backend\"} 7",
+          "zrelay_listener_tls_handshake_failures_total{listener=\"web\",side=\"client\"} 2",
+          "zrelay_listener_tls_handshake_failures_total{listener=\"web\",side=\"backend\"} 1",
+          "zrelay_listener_backend_connect_failures_total{listener=\"web\"} 4",
+          "zrelay_listener_backend_retries_total{listener=\"web\"} 3",
+          "zrelay_listener_no_healthy_backend_total{listener=\"web\"} 1",
+          "zrelay_listener_accept_pauses_total{listener=\"web\",reason=\"accept_fd_exhausted\"} 5",
+          "zrelay_listener_accept_pauses_total{listener=\"web\",reason=\"backend_fd_exhausted\"} 8",
+          "zrelay_listener_accept_pauses_total{listener=\"web\",reason=\"max_connections\"} 6",
+          "zrelay_start_time_seconds 1764558131.5",
+          "zrelay_draining 0",
+      });
 }
 
 TEST(PrometheusTextTest, ClosedByEveryCauseName) {
   std::string text = PrometheusText(Snapshot(), 0);
-  ExpectLines(text, {
-      "# TYPE zrelay_listener_connections_closed_total counter",
-      "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"done\"} 30",
-      "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"reset\"} 5",
-      "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"timeout\"} 1",
-      "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"error\"} 0",
-      "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"connect-failed\"} 2",
-      "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"drained\"} 0",
-      "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"truncated\"} 1",
-  });
+  ExpectLines(
+      text,
+      {
+          "# TYPE zrelay_listener_connections_closed_total counter",
+          "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"done\"} 30",
+          "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"reset\"} 5",
+          "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"timeout\"} 1",
+          "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"error\"} 0",
+          "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"connect-failed\"} 2",
+          "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"drained\"} 0",
+          "zrelay_listener_connections_closed_total{listener=\"web\",cause=\"truncated\"} 1",
+      });
 }
 
 TEST(PrometheusTextTest, BackendHealthAndCumulativeHistogram) {
   std::string text = PrometheusText(Snapshot(), 0);
   const std::string web = "listener=\"web\",backend=\"10.0.0.5:9000\"";
   const std::string bucket = "zrelay_backend_connect_duration_seconds_bucket{" + web + ",le=";
-  ExpectLines(text, {
-      "zrelay_backend_up{" + web + "} 1",
-      "zrelay_backend_up{listener=\"web\",backend=\"[::1]:9001\"} 0",
-      "zrelay_backend_ejected{listener=\"web\",backend=\"[::1]:9001\"} 1",
-      "zrelay_backend_health_check_down{listener=\"web\",backend=\"[::1]:9001\"} 0",
-      "zrelay_backend_connections_open{" + web + "} 2",
-      "zrelay_backend_connects_total{" + web + "} 38",
-      "zrelay_backend_connect_failures_total{" + web + "} 4",
-      "# TYPE zrelay_backend_connect_duration_seconds histogram",
-      bucket + "\"0.0001\"} 10",
-      bucket + "\"0.00025\"} 30",
-      bucket + "\"0.0005\"} 30",
-      bucket + "\"0.001\"} 30",
-      bucket + "\"0.0025\"} 30",
-      bucket + "\"0.005\"} 35",
-      bucket + "\"0.01\"} 35",
-      bucket + "\"0.5\"} 35",
-      bucket + "\"1\"} 35",
-      bucket + "\"+Inf\"} 38",
-      "zrelay_backend_connect_duration_seconds_sum{" + web + "} 3.5",
-      "zrelay_backend_connect_duration_seconds_count{" + web + "} 38",
-  });
+  ExpectLines(text,
+              {
+                  "zrelay_backend_up{" + web + "} 1",
+                  "zrelay_backend_up{listener=\"web\",backend=\"[::1]:9001\"} 0",
+                  "zrelay_backend_ejected{listener=\"web\",backend=\"[::1]:9001\"} 1",
+                  "zrelay_backend_health_check_down{listener=\"web\",backend=\"[::1]:9001\"} 0",
+                  "zrelay_backend_connections_open{" + web + "} 2",
+                  "zrelay_backend_connects_total{" + web + "} 38",
+                  "zrelay_backend_connect_failures_total{" + web + "} 4",
+                  "# TYPE zrelay_backend_connect_duration_seconds histogram",
+                  bucket + "\"0.0001\"} 10",
+                  bucket + "\"0.00025\"} 30",
+                  bucket + "\"0.0005\"} 30",
+                  bucket + "\"0.001\"} 30",
+                  bucket + "\"0.0025\"} 30",
+                  bucket + "\"0.005\"} 35",
+                  bucket + "\"0.01\"} 35",
+                  bucket + "\"0.5\"} 35",
+                  bucket + "\"1\"} 35",
+                  bucket + "\"+Inf\"} 38",
+                  "zrelay_backend_connect_duration_seconds_sum{" + web + "} 3.5",
+                  "zrelay_backend_connect_duration_seconds_count{" + web + "} 38",
+              });
   // +Inf is the last bucket of its series.
   std::vector<std::string> lines = Lines(text);
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -189,40 +193,46 @@ TEST(PrometheusTextTest, HistogramCountIsItsInfBucket) {
   backend.connect_seconds.count = 4;
   snapshot.listeners[0].backends = {backend};
   ExpectLines(PrometheusText(snapshot, 0), {
-      "zrelay_backend_connect_duration_seconds_bucket{listener=\"web\",backend=\"10.0.0.5:9000\","
-      "le=\"0.001\"} 4",
-      "zrelay_backend_connect_duration_seconds_bucket{listener=\"web\",backend=\"10.0.0.5:9000\","
-      "le=\"+Inf\"} 5",
-      "zrelay_backend_connect_duration_seconds_count{listener=\"web\",backend=\"10.0.0.5:9000\"} 5",
-  });
+                                               "zrelay_backend_connect_duration_seconds_bucket{"
+                                               "listener=\"web\",backend=\"10.0.0.5:9000\","
+                                               "le=\"0.001\"} 4",
+                                               "zrelay_backend_connect_duration_seconds_bucket{"
+                                               "listener=\"web\",backend=\"10.0.0.5:9000\","
+                                               "le=\"+Inf\"} 5",
+                                               "zrelay_backend_connect_duration_seconds_count{"
+                                               "listener=\"web\",backend=\"10.0.0.5:9000\"} 5",
+                                           });
 }
 
 TEST(PrometheusTextTest, EscapesLabelValues) {
   EXPECT_EQ(EscapeLabelValue("plain"), "plain");
   EXPECT_EQ(EscapeLabelValue("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
   std::string text = PrometheusText(Snapshot(), 0);
-  ExpectLines(text, {
-      "zrelay_listener_connections_accepted_total{listener=\"a\\\\b\\\"c\\nd\"} 0",
-      "zrelay_backend_health_check_down{listener=\"a\\\\b\\\"c\\nd\",backend=\"unix:/run/app.sock\"}"
-      " 1",
-  });
+  ExpectLines(text,
+              {
+                  "zrelay_listener_connections_accepted_total{listener=\"a\\\\b\\\"c\\nd\"} 0",
+                  "zrelay_backend_health_check_down{listener=\"a\\\\b\\\"c\\nd\",backend=\"unix:/"
+                  "run/app.sock\"}"
+                  " 1",
+              });
 }
 
 TEST(PrometheusTextTest, WorkersAndDraining) {
   MetricsSnapshot snapshot = Snapshot();
   snapshot.draining = true;
-  ExpectLines(PrometheusText(snapshot, 0), {
-      "zrelay_draining 1",
-      "zrelay_worker_pairs_open{worker=\"0\"} 2",
-      "zrelay_worker_pairs_open{worker=\"1\"} 1",
-      "zrelay_worker_pipes_in_use{worker=\"0\"} 4",
-      "zrelay_worker_pipes_pooled{worker=\"0\"} 12",
-      "zrelay_worker_pipe_pool_exhausted_total{worker=\"0\"} 1",
-      "zrelay_worker_buffers_in_use{worker=\"0\"} 2",
-      "zrelay_worker_buffers_pooled{worker=\"0\"} 6",
-      "zrelay_worker_splice_switches_total{worker=\"0\"} 9",
-      "zrelay_worker_splice_switches_total{worker=\"1\"} 0",
-  });
+  ExpectLines(PrometheusText(snapshot, 0),
+              {
+                  "zrelay_draining 1",
+                  "zrelay_worker_pairs_open{worker=\"0\"} 2",
+                  "zrelay_worker_pairs_open{worker=\"1\"} 1",
+                  "zrelay_worker_pipes_in_use{worker=\"0\"} 4",
+                  "zrelay_worker_pipes_pooled{worker=\"0\"} 12",
+                  "zrelay_worker_pipe_pool_exhausted_total{worker=\"0\"} 1",
+                  "zrelay_worker_buffers_in_use{worker=\"0\"} 2",
+                  "zrelay_worker_buffers_pooled{worker=\"0\"} 6",
+                  "zrelay_worker_splice_switches_total{worker=\"0\"} 9",
+                  "zrelay_worker_splice_switches_total{worker=\"1\"} 0",
+              });
 }
 
 // Each family once: HELP, then TYPE, then only its own series; counters

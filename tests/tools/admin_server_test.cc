@@ -130,13 +130,11 @@ TEST_F(AdminServerTest, UnknownPathIs404AndOtherMethods405) {
   EXPECT_EQ(missing->status, 404);
 
   Result<HttpReply> post = HttpExchange(
-      server->address(),
-      "POST /metrics HTTP/1.1\r\nHost: admin\r\nContent-Length: 5\r\n\r\nhello");
+      server->address(), "POST /metrics HTTP/1.1\r\nHost: admin\r\nContent-Length: 5\r\n\r\nhello");
   ASSERT_TRUE(post.ok()) << post.error().message();
   EXPECT_EQ(post->status, 405);
   EXPECT_EQ(post->headers["allow"], "GET, HEAD");
-  Result<HttpReply> del =
-      HttpExchange(server->address(), "DELETE /healthz HTTP/1.0\r\n\r\n");
+  Result<HttpReply> del = HttpExchange(server->address(), "DELETE /healthz HTTP/1.0\r\n\r\n");
   ASSERT_TRUE(del.ok()) << del.error().message();
   EXPECT_EQ(del->status, 405);
 }
@@ -205,8 +203,8 @@ TEST_F(AdminServerTest, TricklingClientIsClosedAtTheTimeout) {
   auto server = Start(options);
   ASSERT_NE(server, nullptr);
   UniqueFd client = Connect(server->address());
-  const std::string request = "GET /metrics HTTP/1.1\r\nHost: admin\r\nX-Slow: " +
-                              std::string(200, 'a') + "\r\n\r\n";
+  const std::string request =
+      "GET /metrics HTTP/1.1\r\nHost: admin\r\nX-Slow: " + std::string(200, 'a') + "\r\n\r\n";
   // One byte per 100 ms: the whole request would take 25 s, the server
   // gives it 1 s. Bounded at 20 s (200 bytes) in case it never closes.
   bool closed = false;

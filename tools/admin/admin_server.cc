@@ -69,9 +69,9 @@ class AdminServer::Loop {
   Loop(UniqueFd listener, AdminServerOptions options)
       : listener_(std::move(listener)),
         options_(std::move(options)),
-        start_time_(std::chrono::duration<double>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count()) {}
+        start_time_(
+            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                .count()) {}
 
   // Serves until `wake_fd` becomes readable, then closes every socket.
   void Run(int wake_fd) {
@@ -232,9 +232,8 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(AdminServerOptions optio
   std::unique_ptr<AdminServer> server(
       new AdminServer(bound.value(), std::move(wake),
                       std::make_unique<Loop>(std::move(listener.value()), std::move(options))));
-  server->thread_ = std::thread([loop = server->loop_.get(), wake = server->wake_.get()] {
-    loop->Run(wake);
-  });
+  server->thread_ =
+      std::thread([loop = server->loop_.get(), wake = server->wake_.get()] { loop->Run(wake); });
   return server;
 }
 

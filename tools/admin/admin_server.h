@@ -35,8 +35,8 @@ struct AdminServerOptions {
   Address address;  // TCP or unix; port 0 lets the kernel pick (address() says which)
   // Called on the admin thread for each /metrics and /healthz.
   std::function<MetricsSnapshot()> metrics;
-  size_t max_connections = 16;  // admin clients served at once
-  Duration timeout = seconds(5);  // from accept to the answer written
+  size_t max_connections = 16;      // admin clients served at once
+  Duration timeout = seconds(5);    // from accept to the answer written
   size_t max_head_bytes = 8 << 10;  // request line and headers
 };
 

@@ -133,8 +133,8 @@ ParsedHead ParseRequestHead(std::string_view received, size_t max_head_bytes) {
 }
 
 std::string FormatResponse(const HttpResponse& response, bool head_only) {
-  std::string text = "HTTP/1.1 " + std::to_string(response.status) + " " +
-                     ReasonPhrase(response.status) + "\r\n";
+  std::string text =
+      "HTTP/1.1 " + std::to_string(response.status) + " " + ReasonPhrase(response.status) + "\r\n";
   text += "Content-Type: " + response.content_type + "\r\n";
   text += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
   text += "Connection: close\r\n";

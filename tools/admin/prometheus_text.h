@@ -21,7 +21,8 @@
 namespace zrelay {
 
 // The Content-Type of PrometheusText's output.
-inline constexpr std::string_view kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr std::string_view kPrometheusContentType =
+    "text/plain; version=0.0.4; charset=utf-8";
 
 // The whole exposition. `start_time_seconds` (Unix time zrelayd started
 // serving) becomes zrelay_start_time_seconds, from which uptime follows.
