@@ -34,6 +34,7 @@ readonly BUILD_PKGS=(
 )
 readonly TEST_PKGS=(
   haproxy socat  # real peers in integration tests
+  prometheus     # promtool: tests check what zrelayd's /metrics serves with `promtool check metrics`
 )
 readonly BENCH_PKGS=(
   nginx libnginx-mod-stream  # nginx stream proxy as a comparison

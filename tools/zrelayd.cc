@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "relay/relay.h"
+#include "tools/admin/zrelayd_admin.h"
 #include "tools/config/config.h"
 #include "tools/log/log.h"
 #include "tools/log/log_sink.h"
@@ -184,6 +185,12 @@ int Main(int argc, char** argv) {
     }
     ids.push_back(id.value());
   }
+  // Before the privileges go: the admin address may need root, as listeners may.
+  auto admin = StartAdmin(config, *engine.value());
+  if (!admin.ok()) {
+    Logf("%s", admin.error().message().c_str());
+    return 1;
+  }
   // Bound and every key read: nothing left that needs root.
   if (!config.user.empty()) {
     Status dropped = DropPrivileges(config.user);
@@ -243,6 +250,7 @@ int Main(int argc, char** argv) {
   actions.reopen_logs = [&config, sink = access_log.value().get()] { ReopenLogs(config, sink); };
   NotifyReady(status);
   stop_signals->ServeUntilStopped(*engine.value(), config.drain_grace, actions);
+  if (admin.value()) admin.value()->Stop();
   PrintTotals(engine.value()->Stats());
   return 0;
 }
