@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "engine/address.h"
+#include "engine/cidr.h"
 #include "engine/clock.h"
 #include "engine/result.h"
 #include "engine/unique_fd.h"
@@ -114,6 +115,30 @@ struct BackendOptions {
   std::string host{};
   int port = 0;         // with `host`: 1..65535
   uint32_t weight = 1;  // 1..kMaxBackendWeight
+  // Write a PROXY protocol header (relay/proxy_protocol.h) to this backend
+  // before any relayed byte: the client's address (as a PROXY header from
+  // the client gave it, else the peer's) and the address it connected to.
+  enum class SendProxy { kNone, kV1, kV2 };
+  SendProxy send_proxy = SendProxy::kNone;
+};
+
+// ListenOptions::route_by: what picks a client's backends before any is
+// connected.
+enum class RouteBy {
+  kNone,  // the listener's backends
+  kSni,   // the server name of the client's TLS ClientHello, peeked, not
+          // consumed: the TLS stream reaches the backend untouched (spliced
+          // when plain-to-plain). Not with ListenOptions::tls.
+};
+
+// A route: the clients whose server name matches go to its own pool.
+struct RouteOptions {
+  std::string name{};  // for logs and metrics
+  // Exact names ("a.example") and wildcards ("*.b.example": one label or
+  // more before ".b.example", never "b.example" itself). Case-insensitive.
+  std::vector<std::string> server_names{};
+  std::vector<BackendOptions> backends{};  // at least one
+  BalancePolicy balance = BalancePolicy::kRoundRobin;
 };
 
 // One line an operator wants to see: a backend marked down or up (and why),
@@ -197,6 +222,24 @@ struct ListenOptions {
   // holder closes go on accepting for the others: nothing shuts a listening
   // socket down or unlinks its path.
   std::vector<int> inherited_sockets{};
+
+  // PROXY protocol from clients: each must start with a PROXY header (v1
+  // or v2, told apart); its source address is the client's from then on
+  // (balancing, logs, PairStats::client, a PROXY header sent on). A v2
+  // LOCAL header keeps the connection's own address. A malformed,
+  // truncated or oversized header, or none within preamble_timeout, closes
+  // the client (kError / kTimeout) before any backend is connected.
+  bool proxy_protocol = false;
+  // With proxy_protocol: the peers allowed to send a header; a connection
+  // from any other address is closed at accept. Empty: any peer.
+  std::vector<CidrBlock> proxy_protocol_from{};
+  // Routing by what the client sends first (RouteBy). Clients whose name
+  // matches no route, or that send no server name, use `backends`.
+  RouteBy route_by = RouteBy::kNone;
+  std::vector<RouteOptions> routes{};
+  // How long a client has to send what the listener reads before choosing
+  // a backend (the PROXY header, the ClientHello for route_by).
+  Duration preamble_timeout = seconds(5);
 };
 
 // A listener's listening socket, for handing to another process.
