@@ -10,14 +10,16 @@
 // second SIGTERM or SIGINT closes the remaining pairs at once. SIGHUP
 // reloads the --config file (tools/zrelayd_reload.h); on the command line
 // it is logged and ignored. SIGUSR1 reopens the [log] files (logrotate).
-// Usage errors and files --check refuses exit 2; a setup failure (a log
-// file, bind, certificates named by flags, --user) exits 1. Under systemd
+// SIGUSR2 starts the binary at this one's path with --upgrade, which takes
+// over (tools/zrelayd_upgrade.h). Usage errors and files --check refuses exit 2; a setup failure (a
+// log file, bind, certificates named by flags, --user) exits 1. Under systemd
 // (tools/zrelayd.service) it reports READY=1 once every listener is bound,
-// RELOADING=1 then READY=1 around a reload, and STOPPING=1 when the drain
-// starts.
+// RELOADING=1 then READY=1 around a reload, STOPPING=1 when the drain
+// starts, and, handing over to a successor, MAINPID= of that process.
 #include <signal.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -29,6 +31,7 @@
 #include "tools/config/config.h"
 #include "tools/log/log.h"
 #include "tools/log/log_sink.h"
+#include "tools/upgrade/upgrade_path.h"
 #include "tools/zrelayd_flags.h"
 #include "tools/zrelayd_listeners.h"
 #include "tools/zrelayd_notify.h"
@@ -36,7 +39,6 @@
 #include "tools/zrelayd_reload.h"
 #include "tools/zrelayd_report.h"
 #include "tools/zrelayd_serve.h"
-#include "tools/upgrade/upgrade_path.h"
 #include "tools/zrelayd_upgrade.h"
 
 namespace zrelay {
@@ -91,6 +93,14 @@ int Check(const std::string& path) {
   }
   std::printf("%s\n", CheckSummary(path, config.value()).c_str());
   return 0;
+}
+
+// The path of this binary, read at start: once a new version is installed
+// there, SIGUSR2 starts that one.
+std::string ExecutablePath() {
+  char path[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return n > 0 ? std::string(path, static_cast<size_t>(n)) : std::string("/proc/self/exe");
 }
 
 int Main(int argc, char** argv) {
@@ -248,6 +258,19 @@ int Main(int argc, char** argv) {
     }
   }
   actions.reopen_logs = [&config, sink = access_log.value().get()] { ReopenLogs(config, sink); };
+  // SIGUSR2: whatever binary is installed at the path this one started
+  // from now takes over, as with --upgrade, but inside this process's
+  // cgroup: under systemd it becomes the service's main process.
+  actions.upgrade = [&config, &flags, &engine, binary = ExecutablePath()] {
+    if (config.upgrade_socket.empty()) {
+      return Logf("SIGUSR2: no upgrade_socket to hand the listening sockets over; ignored");
+    }
+    if (engine.value()->Metrics().draining) return Logf("SIGUSR2: draining; ignored");
+    auto successor = StartSuccessor(binary, flags.config_file);
+    if (!successor.ok()) return Logf("SIGUSR2: %s", successor.error().message().c_str());
+    Logf("SIGUSR2: started %s --config %s --upgrade (process %d)", binary.c_str(),
+         flags.config_file.c_str(), static_cast<int>(successor.value()));
+  };
   NotifyReady(status);
   stop_signals->ServeUntilStopped(*engine.value(), config.drain_grace, actions);
   if (admin.value()) admin.value()->Stop();

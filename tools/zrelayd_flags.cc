@@ -21,7 +21,9 @@ constexpr char kFooter[] =
     "--backend-tls verifies the certificate against --backend-sni, else the --backend host\n"
     "name (also sent as SNI), else the backend's IP.\n"
     "Signals: SIGTERM/SIGINT drain (a second one closes the rest at once); SIGHUP\n"
-    "reloads the --config file (else it is logged and ignored). Exit status: 0 after\n"
+    "reloads the --config file (else it is logged and ignored); SIGUSR1 reopens the\n"
+    "[log] files; SIGUSR2 starts the binary installed at this one's path with --upgrade\n"
+    "(needs upgrade_socket). Exit status: 0 after\n"
     "a drain, 1 on a setup failure (bind, certificates, --user), 2 on a usage error or\n"
     "a file that --check refuses.";
 
@@ -221,7 +223,8 @@ Status FlagTable::Finish() {
   if (Status s = PairCertsAndKeys(); !s.ok()) return s;
   if (config_.help) return Status::Ok();
   if (!config_.config_file.empty() || !config_.check_file.empty()) return CheckFileForm();
-  if (config_.upgrade) return Usage("--upgrade needs --config (upgrade_socket is a key of the file)");
+  if (config_.upgrade)
+    return Usage("--upgrade needs --config (upgrade_socket is a key of the file)");
   if (app_.count("--listen") == 0) return Usage("--listen is required");
   if (app_.count("--backend") == 0) return Usage("--backend is required");
   config_.tls = !config_.tls_server.certs.empty();

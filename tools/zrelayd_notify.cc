@@ -2,7 +2,9 @@
 
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "tools/log/log.h"
@@ -17,6 +19,9 @@ void Notify(const std::string& state) {
   if (sent < 0) Logf("sd_notify: %s", std::strerror(-sent));
 }
 
+// Set once this process handed the service to another (NotifyMainPid).
+std::atomic<bool> handed_over{false};
+
 }  // namespace
 
 void NotifyReady(const std::string& status) { Notify("READY=1\nSTATUS=" + status); }
@@ -29,8 +34,14 @@ void NotifyReloading() {
   Notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(usec));
 }
 
-void NotifyStopping() { Notify("STOPPING=1"); }
+void NotifyStopping() {
+  if (handed_over.load()) return;  // the service goes on, in the new process
+  Notify("STOPPING=1");
+}
 
-void NotifyMainPid(pid_t pid) { Notify("MAINPID=" + std::to_string(pid)); }
+void NotifyMainPid(pid_t pid) {
+  if (pid != ::getpid()) handed_over.store(true);
+  Notify("MAINPID=" + std::to_string(pid));
+}
 
 }  // namespace zrelay

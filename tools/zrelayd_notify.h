@@ -27,8 +27,10 @@ void NotifyReloading();
 void NotifyStopping();
 
 // MAINPID=`pid`: the process systemd should watch from now on (the zrelayd
-// an upgrade handed the listening sockets to). The unit's NotifyAccess=all
-// lets either the old or the new process send it.
+// an upgrade handed the listening sockets to). The old process sends it;
+// systemd takes it when that process runs in the service's cgroup (a SIGUSR2
+// upgrade starts it there). From then on this process's NotifyStopping()
+// says nothing: its drain is not the service stopping.
 void NotifyMainPid(pid_t pid);
 
 }  // namespace zrelay

@@ -27,6 +27,8 @@ const char* SignalName(int signo) {
       return "SIGHUP";
     case SIGUSR1:
       return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
   }
   return "signal";
 }
@@ -40,6 +42,7 @@ sigset_t HandledSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGUSR2);
   return set;
 }
 
@@ -70,6 +73,8 @@ void StopSignals::ServeUntilStopped(Engine& engine, Duration grace, const Signal
       if (actions.reload) actions.reload();
     } else if (signo == SIGUSR1) {
       if (actions.reopen_logs) actions.reopen_logs();
+    } else if (signo == SIGUSR2) {
+      if (actions.upgrade) actions.upgrade();
     } else if (!drainer.joinable()) {
       NotifyStopping();
       Logf("%s: draining (grace %lld ms; send it again to stop at once)", SignalName(signo),

@@ -13,7 +13,7 @@
 
 namespace zrelay {
 
-// The signals zrelayd handles (SIGTERM, SIGINT, SIGHUP, SIGUSR1). Block them before
+// The signals zrelayd handles (SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2). Block them before
 // any thread starts, so every worker inherits the mask and only
 // ServeUntilStopped's signalfd sees them.
 sigset_t HandledSignals();
@@ -21,10 +21,11 @@ sigset_t HandledSignals();
 // zrelayd's stop signals, read from a signalfd on the main thread. Open it
 // before zrelayd says it is listening, so the descriptors it holds are part
 // of what it starts with (tests compare zrelayd's fds with that baseline).
-// What SIGHUP and SIGUSR1 do, on the main thread, between two signals.
+// What SIGHUP, SIGUSR1 and SIGUSR2 do, on the main thread, between two signals.
 struct SignalActions {
-  std::function<void()> reload;        // SIGHUP
-  std::function<void()> reopen_logs;   // SIGUSR1
+  std::function<void()> reload;       // SIGHUP
+  std::function<void()> reopen_logs;  // SIGUSR1
+  std::function<void()> upgrade;      // SIGUSR2
 };
 
 class StopSignals {
@@ -35,7 +36,7 @@ class StopSignals {
   // Serves until stopped. The first SIGTERM/SIGINT drains on a thread for
   // `grace`; a second one cuts the drain short with Drain(0) from here, which
   // closes the remaining pairs (cause drained) and makes the first Drain
-  // return. SIGHUP and SIGUSR1 run `actions` (while draining too). Returns
+  // return. SIGHUP, SIGUSR1 and SIGUSR2 run `actions` (while draining too). Returns
   // once the drain is over.
   void ServeUntilStopped(Engine& engine, Duration grace, const SignalActions& actions);
 

@@ -1,11 +1,16 @@
 #include "tools/zrelayd_upgrade.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <set>
 
+#include "engine/unique_fd.h"
 #include "tools/log/log.h"
+#include "tools/zrelayd_notify.h"
 
 namespace zrelay {
 
@@ -17,8 +22,8 @@ Result<Takeover> Takeover::Begin(const std::string& path, std::vector<ListenerSe
   std::vector<int> fds;
   for (const upgrade::HandedSocket& socket : handover->sockets) fds.push_back(socket.fd.get());
   for (ListenerSetup& listener : listeners) listener.options.inherited_sockets = fds;
-  Logf("upgrade: took %zu listening sockets from process %d through %s",
-       handover->sockets.size(), static_cast<int>(handover->from), path.c_str());
+  Logf("upgrade: took %zu listening sockets from process %d through %s", handover->sockets.size(),
+       static_cast<int>(handover->from), path.c_str());
   return Takeover(std::move(client.value()), std::move(handover.value()));
 }
 
@@ -69,11 +74,45 @@ Result<std::unique_ptr<upgrade::UpgradeServer>> ServeUpgrades(const std::string&
   };
   options.on_ready = [](pid_t pid) {
     Logf("upgrade: process %d took over; draining", static_cast<int>(pid));
+    NotifyMainPid(pid);  // before the drain, so systemd never sees the service stop
     ::kill(::getpid(), SIGTERM);
   };
   auto server = upgrade::UpgradeServer::Start(std::move(options));
   if (server.ok()) Logf("upgrade: serving %s for the next upgrade", path.c_str());
   return server;
+}
+
+Result<pid_t> StartSuccessor(const std::string& binary, const std::string& config_file) {
+  // The pipe carries the new process's pid from the middle child, which
+  // exits at once: the new zrelayd is nobody's child to reap, and stays in
+  // this process's cgroup (under systemd: the service's).
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return Error::FromErrno(errno, "upgrade: pipe");
+  UniqueFd read_end(fds[0]), write_end(fds[1]);
+  pid_t middle = ::fork();
+  if (middle < 0) return Error::FromErrno(errno, "upgrade: fork");
+  if (middle == 0) {
+    pid_t successor = ::fork();
+    if (successor == 0) {
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);  // what a fresh start would have
+      const char* argv[] = {binary.c_str(), "--config", config_file.c_str(), "--upgrade", nullptr};
+      ::execv(binary.c_str(), const_cast<char* const*>(argv));
+      _exit(127);
+    }
+    (void)!::write(write_end.get(), &successor, sizeof(successor));
+    _exit(successor < 0 ? 1 : 0);
+  }
+  write_end.Reset();
+  int status = 0;
+  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_t successor = -1;
+  if (::read(read_end.get(), &successor, sizeof(successor)) != sizeof(successor) || successor < 0) {
+    return Error::Invalid("upgrade: could not start " + binary);
+  }
+  return successor;
 }
 
 }  // namespace zrelay

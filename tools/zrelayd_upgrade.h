@@ -62,4 +62,11 @@ Result<std::unique_ptr<upgrade::UpgradeServer>> ServeUpgrades(const std::string&
                                                               const Engine& engine,
                                                               RunningListeners running);
 
+// SIGUSR2: starts `binary --config config_file --upgrade`, the successor
+// that takes this process's sockets over upgrade_socket. It runs detached
+// (no child of this process) but in its cgroup, so under systemd it is part
+// of the service and may become its main process. Returns its pid; whether
+// it takes over shows later (on_ready, or its own exit status).
+Result<pid_t> StartSuccessor(const std::string& binary, const std::string& config_file);
+
 }  // namespace zrelay

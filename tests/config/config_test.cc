@@ -47,6 +47,11 @@ TEST(Config, ExampleFileParses) {
   EXPECT_EQ(config->workers, 2);
   EXPECT_EQ(config->mode, RelayMode::kAuto);
   EXPECT_EQ(config->drain_grace, seconds(30));
+  EXPECT_EQ(config->upgrade_socket, "/run/zrelayd/upgrade.sock");
+  ASSERT_TRUE(config->admin_listen.has_value());
+  EXPECT_EQ(config->admin_listen->ToString(), "127.0.0.1:9901");
+  EXPECT_EQ(config->log_file, "/var/log/zrelayd/zrelayd.log");
+  EXPECT_EQ(config->access_log, "/var/log/zrelayd/access.log");
   ASSERT_EQ(config->listeners.size(), 2u);
 
   const ListenerConfig& web = config->listeners[0];

@@ -21,6 +21,7 @@
 #include "tests/relay/relay_test_util.h"
 #include "tests/support/loop_test_util.h"
 #include "tests/tools/log_test_util.h"
+#include "tests/tools/notify_socket.h"
 #include "tests/tools/zrelayd_process_util.h"
 
 namespace zrelay {
@@ -227,39 +228,10 @@ TEST(ZrelaydLog, AFileThatCannotBeOpenedStopsTheStart) {
   }
 }
 
-// systemd's side of Type=notify: a datagram socket named by NOTIFY_SOCKET.
-class NotifySocket {
- public:
-  NotifySocket() {
-    // Abstract: no path length limit, nothing to clean up.
-    name_ = "@zrelayd-log-test-" + std::to_string(::getpid());
-    fd_ = UniqueFd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::copy(name_.begin() + 1, name_.end(), addr.sun_path + 1);
-    socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name_.size());
-    EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
-  }
-  const std::string& name() const { return name_; }
-
-  // The next datagram, or "" after 10 s.
-  std::string Next() {
-    pollfd pfd{fd_.get(), POLLIN, 0};
-    if (::poll(&pfd, 1, 10000) != 1) return "";
-    char buf[512];
-    ssize_t n = ::recv(fd_.get(), buf, sizeof(buf), 0);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-  }
-
- private:
-  std::string name_;
-  UniqueFd fd_;
-};
-
 TEST(ZrelaydNotify, ReadyOnceListeningStoppingOnSigterm) {
   auto backend = ListenOn(testing::Loopback(AF_INET));
   ASSERT_TRUE(backend.ok());
-  NotifySocket systemd;
+  testing::NotifySocket systemd;
   ::setenv("NOTIFY_SOCKET", systemd.name().c_str(), 1);
   Process p = testing::SpawnZrelayd({"--listen", "127.0.0.1:0", "--backend",
                                      LocalAddress(backend->get())->ToString(), "--workers", "2",

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -24,6 +26,7 @@
 #include "engine/socket.h"
 #include "tests/relay/relay_test_util.h"
 #include "tests/support/loop_test_util.h"
+#include "tests/tools/notify_socket.h"
 #include "tests/tools/zrelayd_process_util.h"
 
 namespace zrelay {
@@ -258,12 +261,15 @@ class ZrelaydUpgrade : public ::testing::Test {
     const std::string path = dir_ + "/" + name;
     std::ofstream(path) << "workers = 2\n"
                            "drain_grace = \"10s\"\n"
-                           "upgrade_socket = \"" << socket_path_ << "\"\n"
+                           "upgrade_socket = \""
+                        << socket_path_ << "\"\n"
                         << "[[listener]]\n"
                            "name = \"echo\"\n"
-                           "listen = [\"127.0.0.1:" << port4_ << "\", \"[::1]:" << port6_ << "\"]\n"
+                           "listen = [\"127.0.0.1:"
+                        << port4_ << "\", \"[::1]:" << port6_ << "\"]\n"
                         << "[[listener.backend]]\n"
-                           "address = \"" << echo_.address() << "\"\n"
+                           "address = \""
+                        << echo_.address() << "\"\n"
                         << extra;
     return path;
   }
@@ -341,8 +347,8 @@ TEST_F(ZrelaydUpgrade, HandsOverTwiceUnderLoadWithoutLosingAConnection) {
   std::this_thread::sleep_for(milliseconds(200));  // a few connections to C alone
   load.Stop();
   EXPECT_GT(load.succeeded(), 0);
-  EXPECT_TRUE(load.failures().empty()) << load.failures().size() << " failed, the first: "
-                                       << load.failures().front();
+  EXPECT_TRUE(load.failures().empty())
+      << load.failures().size() << " failed, the first: " << load.failures().front();
   for (const Address& address : addresses_) EXPECT_EQ(EchoOnce(address, 7, 100000), "");
   StopAndExpectExit0(c);
 }
@@ -355,14 +361,13 @@ TEST_F(ZrelaydUpgrade, FailedUpgradeLeavesTheOldOneServing) {
   std::string log;
   Process a = Start({"--config", config}, &log);
 
-  auto taken = ListenOn(testing::Loopback(AF_INET),
-                        ListenSocketOptions{.backlog = 1, .reuse_port = false});
+  auto taken =
+      ListenOn(testing::Loopback(AF_INET), ListenSocketOptions{.backlog = 1, .reuse_port = false});
   ASSERT_TRUE(taken.ok());
   const std::string blocked = LocalAddress(taken->get())->ToString();
-  const std::string bad = WriteConfig("bad.toml",
-                                      "[[listener]]\nname = \"blocked\"\nlisten = \"" + blocked +
-                                          "\"\n[[listener.backend]]\naddress = \"" +
-                                          echo_.address() + "\"\n");
+  const std::string bad = WriteConfig(
+      "bad.toml", "[[listener]]\nname = \"blocked\"\nlisten = \"" + blocked +
+                      "\"\n[[listener.backend]]\naddress = \"" + echo_.address() + "\"\n");
   testing::Finished failed = testing::RunZrelayd({"--config", bad, "--upgrade"});
   EXPECT_EQ(failed.exit, 1) << failed.err;
   EXPECT_NE(failed.err.find("took 4 listening sockets from process " + std::to_string(a.pid)),
@@ -401,6 +406,62 @@ TEST_F(ZrelaydUpgrade, UpgradeNeedsALiveProcessAndAPlainStartNeedsNone) {
   for (const Address& address : addresses_) EXPECT_EQ(EchoOnce(address, 10, 10000), "");
   StopAndExpectExit0(a);
   EXPECT_FALSE(std::filesystem::exists(socket_path_)) << "removed at exit";
+}
+
+// True once `pid` is gone or a zombie (not our child: its new parent reaps it).
+bool Exited(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  size_t paren = line.rfind(')');
+  return paren == std::string::npos || line.substr(paren + 2, 1) == "Z";
+}
+
+// SIGUSR2: the running zrelayd starts its own binary with --upgrade (under
+// systemd, inside the service), which takes the sockets over; the old one
+// drains and exits 0 with no connection lost. The successor is nobody's
+// child here: the test learns its pid from the log and stops it by pid.
+TEST_F(ZrelaydUpgrade, Sigusr2StartsItsSuccessorWhichTakesOver) {
+  const std::string config = WriteConfig("zrelayd.toml");
+  std::string log;
+  testing::NotifySocket systemd;  // the successor inherits NOTIFY_SOCKET
+  ::setenv("NOTIFY_SOCKET", systemd.name().c_str(), 1);
+  Process a = Start({"--config", config}, &log);
+  ::unsetenv("NOTIFY_SOCKET");
+  EXPECT_EQ(systemd.Next(), "READY=1\nSTATUS=1 listener, mode splice, 2 workers");
+  ConnectionLoad load(addresses_);
+  LongStream stream(addresses_[0], 11, 30);
+  ASSERT_TRUE(stream.WaitEchoing());
+
+  ::kill(a.pid, SIGUSR2);
+  log = ReadUntil(a.err_fd, " took over; draining\n");
+  const size_t started = log.find("SIGUSR2: started ");
+  ASSERT_NE(started, std::string::npos) << log;
+  const size_t at = log.find("(process ", started);
+  ASSERT_NE(at, std::string::npos) << log;
+  const pid_t successor = static_cast<pid_t>(std::stoi(log.substr(at + 9)));
+  EXPECT_NE(log.find("--config " + config + " --upgrade"), std::string::npos) << log;
+  EXPECT_NE(log.find("upgrade: process " + std::to_string(successor) + " took over; draining"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(WaitExit(a.pid), 0);
+  EXPECT_EQ(stream.Finish(), "");
+  // The old process names its successor the service's main process, and
+  // its own drain is not the service stopping: no STOPPING=1.
+  std::vector<std::string> states{systemd.Next(), systemd.Next()};
+  std::sort(states.begin(), states.end());
+  EXPECT_EQ(states[0], "MAINPID=" + std::to_string(successor));
+  EXPECT_EQ(states[1], "READY=1\nSTATUS=1 listener, mode splice, 2 workers");
+  EXPECT_EQ(systemd.Next(milliseconds(300)), "") << "nothing more, STOPPING=1 least of all";
+
+  load.Stop();
+  EXPECT_GT(load.succeeded(), 0);
+  EXPECT_TRUE(load.failures().empty())
+      << load.failures().size() << " failed, the first: " << load.failures().front();
+  for (const Address& address : addresses_) EXPECT_EQ(EchoOnce(address, 12, 10000), "");
+  ::kill(successor, SIGTERM);
+  EXPECT_TRUE(testing::WaitFor([&] { return Exited(successor); }, seconds(10)));
+  ::close(a.err_fd);
 }
 
 }  // namespace
