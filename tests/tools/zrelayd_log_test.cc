@@ -112,7 +112,7 @@ void ExpectAccessLines(const std::vector<std::string>& lines, const std::string&
                               " bytes_down=" + std::to_string(kBytes - sizeof(uint64_t)) +
                               " duration_ms=";
   for (const std::string& line : lines) {
-    EXPECT_EQ(Unstamped(line).rfind("listener=web client=", 0), 0u) << line;
+    EXPECT_EQ(Unstamped(line).rfind("listener=web client=127.0.0.1:", 0), 0u) << line;
     EXPECT_NE(line.find(relayed), std::string::npos) << line;
     EXPECT_EQ(line.substr(line.size() - 11), " cause=done") << line;
   }

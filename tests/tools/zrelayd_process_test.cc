@@ -115,7 +115,7 @@ TEST(ZrelaydTls, OpensslClientThroughTermination) {
   });
   Process p = Spawn({"--listen", "127.0.0.1:0", "--backend", LocalAddress(backend->get())->ToString(),
                      "--tls-cert", certs->server.cert, "--tls-key", certs->server.key,
-                     "--drain-grace", "100ms"});
+                     "--drain-grace", "100ms", "--log-closes"});
   std::string banner = ReadUntil(p.err_fd, "workers\n");
   size_t at = banner.find("127.0.0.1:");
   ASSERT_NE(at, std::string::npos) << banner;
@@ -126,6 +126,11 @@ TEST(ZrelaydTls, OpensslClientThroughTermination) {
   server.join();
   EXPECT_NE(out.find("HELLO THROUGH TLS"), std::string::npos) << out;
   ::kill(p.pid, SIGTERM);
+  // The access line names the client, and the TLS version and server name
+  // it negotiated.
+  std::string log = ReadUntil(p.err_fd, "auto splice switches");
+  EXPECT_NE(log.find("zrelayd: client=127.0.0.1:"), std::string::npos) << log;
+  EXPECT_NE(log.find(" tls=TLSv1.3 sni=localhost"), std::string::npos) << log;
   EXPECT_EQ(WaitExit(p.pid), 0);
   ::close(p.err_fd);
   testing::RemoveTestCerts(certs.value());
