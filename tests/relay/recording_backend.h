@@ -84,11 +84,13 @@ class RecordingBackend {
 
 // Connects to `address`, sends `data` in the given pieces (pausing `pause`
 // between them), half-closes, and returns everything read back until EOF.
+// `local`: set to the client socket's own address.
 inline std::string Exchange(const Address& address, const std::vector<std::string>& pieces,
-                            Duration pause = milliseconds(0)) {
+                            Duration pause = milliseconds(0), Address* local = nullptr) {
   auto fd = BlockingConnect(address);
   if (!fd.ok()) return "connect failed: " + fd.error().message();
   SetBlocking(fd->get(), true);
+  if (local != nullptr) *local = LocalAddress(fd->get()).value();
   for (size_t i = 0; i < pieces.size(); ++i) {
     if (i > 0 && pause > Duration::zero()) std::this_thread::sleep_for(pause);
     if (!WriteAll(fd->get(), pieces[i])) return "write failed";
