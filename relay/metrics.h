@@ -60,7 +60,9 @@ struct ListenerMetrics {
   std::vector<std::string> addresses;  // bound addresses, as Address::ToString()
   uint64_t max_connections = 0;        // per address
   uint64_t accepted_total = 0;
-  uint64_t open = 0;  // pairs of this listener open now (connecting, handshaking or relaying)
+  // Pairs of this listener open now (reading the preamble, connecting,
+  // handshaking or relaying).
+  uint64_t open = 0;
   std::array<uint64_t, kCloseCauseCount> closed_total{};  // by CloseCause
   uint64_t bytes_client_to_backend_total = 0;
   uint64_t bytes_backend_to_client_total = 0;
