@@ -24,8 +24,8 @@ namespace zrelay {
 
 class BackendGroup {
  public:
-  // `route_name`: the route's (RouteOptions::name), empty for the
-  // listener's own backends. `listener` and `counters` outlive the group.
+  // `route_name`: the route's (RouteOptions::name, or its number when
+  // unnamed), empty for the listener's own backends. `listener` and `counters` outlive the group.
   BackendGroup(std::string route_name, std::vector<BackendOptions> backends,
                BalancePolicy balance, const ListenOptions& listener,
                const EngineOptions& engine, ListenerCounters& counters);

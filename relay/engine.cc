@@ -103,6 +103,11 @@ Status ValidateRouting(const ListenOptions& o) {
       if (!error.empty()) return Error::Invalid(where + error);
     }
     if (r.backends.empty()) return Error::Invalid(where + "no backends");
+    for (size_t j = 0; j < i; ++j) {
+      if (!r.name.empty() && o.routes[j].name == r.name) {
+        return Error::Invalid(where + "the name is used by another route too");
+      }
+    }
     Status backends = ValidateBackends(r.backends, where);
     if (!backends.ok()) return backends;
   }

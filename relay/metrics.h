@@ -39,8 +39,8 @@ inline constexpr std::array<double, 12> kConnectSecondsBounds = {
 struct BackendMetrics {
   std::string address;  // "10.0.0.5:9000", "[::1]:9000", "unix:/run/app.sock"
   std::string host;     // the host name it was resolved from; empty for a literal
-  // The route (RouteOptions::name) whose pool it is in; empty for the
-  // listener's own backends. An address in several pools is listed once
+  // The route (RouteOptions::name, or its number from 1 when unnamed)
+  // whose pool it is in; empty for the listener's own backends. An address in several pools is listed once
   // for each, with counters of its own in each.
   std::string route{};
   // Health: up when neither an active check marked it down nor passive

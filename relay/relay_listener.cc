@@ -15,8 +15,11 @@ RelayListener::RelayListener(std::vector<std::unique_ptr<Worker>>& workers, List
   if (options_.tls != nullptr) tls_refs_.push_back(TlsContext::Share(options_.tls));
   groups_.push_back(std::make_unique<BackendGroup>(std::string(), options_.backends,
                                                    options_.balance, options_, engine, *counters_));
-  for (const RouteOptions& route : options_.routes) {
-    groups_.push_back(std::make_unique<BackendGroup>(route.name, route.backends, route.balance,
+  for (size_t i = 0; i < options_.routes.size(); ++i) {
+    const RouteOptions& route = options_.routes[i];
+    // An unnamed route goes by its number, as Engine's errors call it.
+    std::string name = route.name.empty() ? std::to_string(i + 1) : route.name;
+    groups_.push_back(std::make_unique<BackendGroup>(std::move(name), route.backends, route.balance,
                                                      options_, engine, *counters_));
   }
   auto share_backend_tls = [this](const std::vector<BackendOptions>& backends) {

@@ -245,6 +245,13 @@ TEST_F(SniRouteTest, InvalidRoutingOptionsAreRefusedNamingTheRoute) {
   ListenOptions bad_wildcard = Options();
   bad_wildcard.routes[0].server_names = {"a*.example"};
   EXPECT_NE(refused(bad_wildcard).find("route a: server name 'a*.example'"), std::string::npos);
+  ListenOptions same_name = Options();
+  same_name.routes[2].name = "a";
+  EXPECT_EQ(refused(same_name), "listener tls-in: route a: the name is used by another route too");
+  ListenOptions unnamed_bad = Options();
+  unnamed_bad.routes[1].name.clear();
+  unnamed_bad.routes[1].server_names = {"*"};
+  EXPECT_NE(refused(unnamed_bad).find("route 2: server name '*'"), std::string::npos);
   ListenOptions no_timeout = Options();
   no_timeout.preamble_timeout = Duration::zero();
   EXPECT_EQ(refused(no_timeout), "listener tls-in: preamble_timeout must be > 0");
