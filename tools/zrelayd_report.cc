@@ -70,8 +70,7 @@ std::string CheckSummary(const std::string& path, const FileConfig& config) {
                         Counted(backends, "backend", "backends");
   if (routes > 0) summary += ", " + Counted(routes, "route", "routes") + " by SNI";
   if (proxy_listeners > 0) {
-    summary += ", proxy protocol accepted on " +
-               Counted(proxy_listeners, "listener", "listeners");
+    summary += ", proxy protocol accepted on " + Counted(proxy_listeners, "listener", "listeners");
   }
   return summary;
 }

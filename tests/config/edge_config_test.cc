@@ -61,9 +61,9 @@ send_proxy = "v1"
   EXPECT_EQ(listener.backends[1].send_proxy, BackendOptions::SendProxy::kV1);
 
   // One network may be a plain string.
-  Result<FileConfig> one = Parse(std::string(kHead) +
-                                 "proxy_protocol = \"accept\"\nproxy_protocol_from = \"192.0.2.7\"\n" +
-                                 kBackend);
+  Result<FileConfig> one =
+      Parse(std::string(kHead) +
+            "proxy_protocol = \"accept\"\nproxy_protocol_from = \"192.0.2.7\"\n" + kBackend);
   ASSERT_TRUE(one.ok()) << one.error().message();
   ASSERT_EQ(one->listeners[0].proxy_protocol_from.size(), 1u);
   EXPECT_EQ(one->listeners[0].proxy_protocol_from[0].ToString(), "192.0.2.7/32");
@@ -135,9 +135,10 @@ TEST(EdgeConfig, ValueErrorsNameTheKey) {
             "\"v3\"");
   EXPECT_EQ(ErrorOf(std::string(kHead) + "route_by = \"alpn\"\n" + kBackend),
             "zrelayd.toml:4: listener[0].route_by: expected \"sni\", got \"alpn\"");
-  EXPECT_EQ(ErrorOf(std::string(kHead) + "proxy_protocol = \"accept\"\npreamble_timeout = \"0s\"\n" +
-                    kBackend),
-            "zrelayd.toml:5: listener[0].preamble_timeout: bad duration '0s': must be greater than 0");
+  EXPECT_EQ(
+      ErrorOf(std::string(kHead) + "proxy_protocol = \"accept\"\npreamble_timeout = \"0s\"\n" +
+              kBackend),
+      "zrelayd.toml:5: listener[0].preamble_timeout: bad duration '0s': must be greater than 0");
   EXPECT_EQ(
       ErrorOf(WithRoute("sni = \"a..example\"\n") + kRouteBackend),
       "zrelayd.toml:11: listener[0].route[0].sni: expected a server name (\"a.example\") or a "
@@ -149,7 +150,8 @@ TEST(EdgeConfig, ValueErrorsNameTheKey) {
                           "(\"a.example\") or a wildcard (\"*.example\"), got \"") +
                   bad + "\"");
   }
-  EXPECT_EQ(ErrorOf(WithRoute("sni = []\n") + kRouteBackend).rfind("zrelayd.toml:11: listener[0].route[0].sni: ", 0),
+  EXPECT_EQ(ErrorOf(WithRoute("sni = []\n") + kRouteBackend)
+                .rfind("zrelayd.toml:11: listener[0].route[0].sni: ", 0),
             0u);
   EXPECT_EQ(ErrorOf(WithRoute("sni = \"a.example\"\nbalance = \"random\"\n") + kRouteBackend),
             "zrelayd.toml:12: listener[0].route[0].balance: unknown balancing policy 'random' "
@@ -204,12 +206,12 @@ TEST(EdgeConfig, CrossChecks) {
             "zrelayd.toml:4: listener[0].proxy_protocol_from: needs proxy_protocol = \"accept\"");
   EXPECT_EQ(ErrorOf(std::string(kHead) + "preamble_timeout = \"2s\"\n" + kBackend),
             "zrelayd.toml:4: listener[0].preamble_timeout: needs proxy_protocol or route_by");
-  EXPECT_EQ(ErrorOf(std::string(kHead) +
-                    "tls_cert = \"/etc/zrelay/a.pem\"\ntls_key = \"/etc/zrelay/a.key\"\n" +
-                    kRoutes + kBackend + "\n[[listener.route]]\nsni = \"a.example\"\n" +
-                    kRouteBackend),
-            "zrelayd.toml:6: listener[0].route_by: not with tls_cert: routing by SNI passes the "
-            "client's TLS through to the backend");
+  EXPECT_EQ(
+      ErrorOf(std::string(kHead) +
+              "tls_cert = \"/etc/zrelay/a.pem\"\ntls_key = \"/etc/zrelay/a.key\"\n" + kRoutes +
+              kBackend + "\n[[listener.route]]\nsni = \"a.example\"\n" + kRouteBackend),
+      "zrelayd.toml:6: listener[0].route_by: not with tls_cert: routing by SNI passes the "
+      "client's TLS through to the backend");
   EXPECT_EQ(ErrorOf(std::string(kHead) + kBackend + "\n[[listener.route]]\nsni = \"a.example\"\n" +
                     kRouteBackend),
             "zrelayd.toml:8: listener[0].route: needs route_by = \"sni\"");

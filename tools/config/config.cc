@@ -355,15 +355,16 @@ void Parser::ReadRoutes(TableReader& reader, ListenerConfig& listener) {
     if (route_reader.String("name", &route.name)) {
       for (size_t i = 0; i < index; ++i) {
         if (listener.routes[i].name == route.name) {
-          route_reader.Fail(*route_reader.Get("name"), route_reader.PathOf("name"),
-                            QuoteString(route.name) + " is already the name of route[" +
-                                std::to_string(i) + "]");
+          route_reader.Fail(
+              *route_reader.Get("name"), route_reader.PathOf("name"),
+              QuoteString(route.name) + " is already the name of route[" + std::to_string(i) + "]");
         }
       }
     }
     std::vector<TableReader::Item> items = route_reader.Strings("sni", "a server name");
     if (!route_reader.Has("sni")) {
-      route_reader.Missing("sni", R"(a server name or an array of them, such as ["a.example", "*.b.example"])");
+      route_reader.Missing(
+          "sni", R"(a server name or an array of them, such as ["a.example", "*.b.example"])");
     }
     for (const TableReader::Item& item : items) {
       Result<std::string> name = ParseServerNamePattern(item.text);

@@ -65,8 +65,8 @@ struct BackendConfig {
 // [[listener.route]]: the clients whose TLS server name matches `sni` go to
 // the route's own backends (the listener's route_by = "sni").
 struct RouteConfig {
-  std::string name;                  // optional; for logs and metrics
-  std::vector<std::string> sni;      // "a.example", "*.b.example"; lowercase, at least one
+  std::string name;              // optional; for logs and metrics
+  std::vector<std::string> sni;  // "a.example", "*.b.example"; lowercase, at least one
   BalancePolicy balance = BalancePolicy::kRoundRobin;
   std::vector<BackendConfig> backends;  // [[listener.route.backend]], at least one
 };
@@ -123,15 +123,15 @@ struct ListenerConfig {
 
 // The whole file: global settings, then the listeners.
 struct FileConfig {
-  int workers = 0;                        // 1..1024; 0 (absent): one per online CPU
-  RelayMode mode = RelayMode::kSplice;    // "splice", "copy" or "auto"
-  bool pin = false;                       // pin worker i to CPU i
-  uint64_t pipe_size = 1 << 20;           // kernel pipe size for splice (sizes: above 0)
-  uint64_t pipe_pool = 1024;              // pipes per worker, at most (0..1048576)
-  uint64_t buffer_size = 64 << 10;        // copy ring per direction
-  uint64_t budget = 256 << 10;            // bytes per direction per event
-  Duration drain_grace = seconds(10);     // on SIGTERM/SIGINT, wait this long for pairs
-  std::string user;                       // switch to this user after binding; empty: stay
+  int workers = 0;                      // 1..1024; 0 (absent): one per online CPU
+  RelayMode mode = RelayMode::kSplice;  // "splice", "copy" or "auto"
+  bool pin = false;                     // pin worker i to CPU i
+  uint64_t pipe_size = 1 << 20;         // kernel pipe size for splice (sizes: above 0)
+  uint64_t pipe_pool = 1024;            // pipes per worker, at most (0..1048576)
+  uint64_t buffer_size = 64 << 10;      // copy ring per direction
+  uint64_t budget = 256 << 10;          // bytes per direction per event
+  Duration drain_grace = seconds(10);   // on SIGTERM/SIGINT, wait this long for pairs
+  std::string user;                     // switch to this user after binding; empty: stay
   // Sets access_log to "stderr" unless [log] access_log names a destination
   // (the parser and FileConfigFromFlags do it), so --log-closes and this key
   // keep working as they did; only access_log is read after parsing.

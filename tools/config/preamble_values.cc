@@ -26,8 +26,9 @@ Result<RouteBy> ParseRouteBy(std::string_view text) {
 Result<std::string> ParseServerNamePattern(std::string_view text) {
   std::string_view host = text.substr(0, 2) == "*." ? text.substr(2) : text;
   if (!IsHostName(host) || host.back() == '.') {
-    return Error::Invalid("expected a server name (\"a.example\") or a wildcard (\"*.example\"), got " +
-                          QuoteString(text));
+    return Error::Invalid(
+        "expected a server name (\"a.example\") or a wildcard (\"*.example\"), got " +
+        QuoteString(text));
   }
   std::string name(text);
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
