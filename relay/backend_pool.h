@@ -44,6 +44,7 @@ struct Endpoint {
   std::string sni;         // a host backend's name when its own sni is empty
   uint32_t weight = 1;
   std::string host{};  // the host name it was resolved from; empty for a literal
+  BackendOptions::SendProxy send_proxy = BackendOptions::SendProxy::kNone;
   // Where its connects are counted: set by the listener when it makes the
   // generation, and lives as long as the listener's counters.
   EndpointCounters* counters = nullptr;

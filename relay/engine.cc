@@ -18,6 +18,7 @@
 #include "relay/pair.h"
 #include "relay/relay.h"
 #include "relay/relay_listener.h"
+#include "relay/sni_router.h"
 #include "relay/worker.h"
 
 namespace zrelay {
@@ -58,21 +59,66 @@ Result<size_t> DerivedMaxConnections(const EngineOptions& engine, size_t workers
   return left / 2;  // two sockets per pair
 }
 
-Status ValidateListenOptions(const ListenOptions& o) {
-  for (size_t i = 0; i < o.backends.size(); ++i) {
-    const BackendOptions& b = o.backends[i];
+// A backend list's own checks; `where` names a route's ("route api: ").
+Status ValidateBackends(const std::vector<BackendOptions>& backends, const std::string& where) {
+  for (size_t i = 0; i < backends.size(); ++i) {
+    const BackendOptions& b = backends[i];
     if (b.host.empty()) {
       if (b.address.family() == AF_UNSPEC) {
-        return Error::Invalid("backend " + std::to_string(i + 1) +
+        return Error::Invalid(where + "backend " + std::to_string(i + 1) +
                               " has neither an address nor a host");
       }
       continue;
     }
     if (b.port < 1 || b.port > 65535) {
-      return Error::Invalid("backend " + b.host + ": port " + std::to_string(b.port) +
+      return Error::Invalid(where + "backend " + b.host + ": port " + std::to_string(b.port) +
                             " is out of range (1..65535)");
     }
   }
+  return Status::Ok();
+}
+
+// Routing and the client preamble (PROXY header, ClientHello).
+Status ValidateRouting(const ListenOptions& o) {
+  if (!o.proxy_protocol_from.empty() && !o.proxy_protocol) {
+    return Error::Invalid("proxy_protocol_from is set but proxy_protocol is off");
+  }
+  if (o.preamble_timeout <= Duration::zero()) return Error::Invalid("preamble_timeout must be > 0");
+  if (o.route_by == RouteBy::kNone) {
+    if (!o.routes.empty()) return Error::Invalid("routes are set but route_by is none");
+    return Status::Ok();
+  }
+  if (o.tls != nullptr) {
+    return Error::Invalid(
+        "route_by sni reads the client's ClientHello as it is: not with a TLS-terminating "
+        "listener (tls)");
+  }
+  for (size_t i = 0; i < o.routes.size(); ++i) {
+    const RouteOptions& r = o.routes[i];
+    const std::string where =
+        "route " + (r.name.empty() ? std::to_string(i + 1) : r.name) + ": ";
+    if (r.server_names.empty()) return Error::Invalid(where + "no server names");
+    for (const std::string& name : r.server_names) {
+      const std::string error = ServerNamePatternError(name);
+      if (!error.empty()) return Error::Invalid(where + error);
+    }
+    if (r.backends.empty()) return Error::Invalid(where + "no backends");
+    for (size_t j = 0; j < i; ++j) {
+      if (!r.name.empty() && o.routes[j].name == r.name) {
+        return Error::Invalid(where + "the name is used by another route too");
+      }
+    }
+    Status backends = ValidateBackends(r.backends, where);
+    if (!backends.ok()) return backends;
+  }
+  return Status::Ok();
+}
+
+Status ValidateListenOptions(const ListenOptions& o) {
+  Status backends = ValidateBackends(o.backends, "");
+  if (!backends.ok()) return backends;
+  Status routing = ValidateRouting(o);
+  if (!routing.ok()) return routing;
   if (o.retries < 0) return Error::Invalid("retries must be >= 0");
   if (o.eject_after < 0) return Error::Invalid("eject_after must be >= 0 (0: no ejection)");
   if (o.eject_after > 0 && o.eject_for <= Duration::zero()) {

@@ -11,9 +11,11 @@ void EndpointCounters::Fill(BackendMetrics& out) const {
 ListenerCounters::ListenerCounters(size_t workers)
     : worker_count_(workers), workers_(new ListenerWorkerCounters[workers]) {}
 
-EndpointCounters& ListenerCounters::Endpoint(const Address& address) {
+EndpointCounters& ListenerCounters::Endpoint(const std::string& route, const Address& address) {
   std::lock_guard<std::mutex> lock(endpoints_mu_);
-  std::unique_ptr<EndpointCounters>& counters = endpoints_[address.ToString()];
+  // A route's name has no space in the key's other part: addresses have none.
+  const std::string key = route.empty() ? address.ToString() : route + " " + address.ToString();
+  std::unique_ptr<EndpointCounters>& counters = endpoints_[key];
   if (!counters) counters = std::make_unique<EndpointCounters>();
   return *counters;
 }

@@ -74,10 +74,11 @@ class ListenerCounters {
   // Worker `i`'s slot: written by that worker only.
   ListenerWorkerCounters& worker(size_t i) { return workers_[i]; }
 
-  // The counters of the endpoint at `address`, made on its first call.
-  // Called when a pool generation is made (off the workers); the object
-  // stays put for the life of this ListenerCounters.
-  EndpointCounters& Endpoint(const Address& address);
+  // The counters of the endpoint at `address` in the pool of `route` (a
+  // RouteOptions::name; empty: the listener's own backends), made on its
+  // first call. Called when a pool generation is made (off the workers);
+  // the object stays put for the life of this ListenerCounters.
+  EndpointCounters& Endpoint(const std::string& route, const Address& address);
 
   // Sums the workers' slots into `out` (its counters still zero):
   // accepted_total, open, closed_total, the byte, TLS handshake and backend
@@ -88,7 +89,8 @@ class ListenerCounters {
   const size_t worker_count_;
   std::unique_ptr<ListenerWorkerCounters[]> workers_;
   std::mutex endpoints_mu_;
-  std::map<std::string, std::unique_ptr<EndpointCounters>> endpoints_;  // by address text
+  // By "address" or "route address".
+  std::map<std::string, std::unique_ptr<EndpointCounters>> endpoints_;
 };
 
 }  // namespace zrelay

@@ -34,11 +34,15 @@ struct HistogramSnapshot {
 inline constexpr std::array<double, 12> kConnectSecondsBounds = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0};
 
-// One endpoint of a listener's pool (a literal backend, or one address of a
-// host backend).
+// One endpoint of a listener's pools (a literal backend, or one address of
+// a host backend): its own backends' pool, and one pool per route.
 struct BackendMetrics {
   std::string address;  // "10.0.0.5:9000", "[::1]:9000", "unix:/run/app.sock"
   std::string host;     // the host name it was resolved from; empty for a literal
+  // The route (RouteOptions::name, or its number from 1 when unnamed)
+  // whose pool it is in; empty for the listener's own backends. An address in several pools is listed once
+  // for each, with counters of its own in each.
+  std::string route{};
   // Health: up when neither an active check marked it down nor passive
   // health ejected it.
   bool up = true;
@@ -56,7 +60,9 @@ struct ListenerMetrics {
   std::vector<std::string> addresses;  // bound addresses, as Address::ToString()
   uint64_t max_connections = 0;        // per address
   uint64_t accepted_total = 0;
-  uint64_t open = 0;  // pairs of this listener open now (connecting, handshaking or relaying)
+  // Pairs of this listener open now (reading the preamble, connecting,
+  // handshaking or relaying).
+  uint64_t open = 0;
   std::array<uint64_t, kCloseCauseCount> closed_total{};  // by CloseCause
   uint64_t bytes_client_to_backend_total = 0;
   uint64_t bytes_backend_to_client_total = 0;
@@ -75,7 +81,9 @@ struct ListenerMetrics {
   uint64_t accept_fd_exhausted_total = 0;            // accept paused: out of fds
   uint64_t accept_paused_max_connections_total = 0;  // accept paused: max_connections open
   uint64_t backend_fd_exhausted_total = 0;
-  std::vector<BackendMetrics> backends;  // the current endpoints of its pool
+  // The current endpoints of its pool, then those of each route's pool
+  // (in the order of ListenOptions::routes).
+  std::vector<BackendMetrics> backends;
 };
 
 // Worker-wide gauges and counters (Pipe() pairs included).

@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
 #include "engine/socket.h"
+#include "relay/proxy_protocol.h"
 #include "relay/worker.h"
 #include "ssl/tls_context.h"
 
@@ -16,7 +18,22 @@ namespace {
 
 bool IsReset(int err) { return err == ECONNRESET || err == EPIPE || err == ECONNABORTED; }
 
+std::string Milliseconds(Duration d) {
+  return std::to_string(std::chrono::duration_cast<milliseconds>(d).count()) + " ms";
+}
+
 }  // namespace
+
+bool ClientRouting::TrustsProxyFrom(const Address& peer) const {
+  if (proxy_from.empty()) return true;
+  return std::any_of(proxy_from.begin(), proxy_from.end(),
+                     [&](const CidrBlock& block) { return block.Contains(peer); });
+}
+
+const BackendRoute& ClientRouting::RouteFor(const std::string& server_name) const {
+  const std::optional<size_t> route = sni_router.Match(server_name);
+  return route ? *routes[*route] : *fallback;
+}
 
 const char* CloseCauseName(CloseCause cause) {
   switch (cause) {
@@ -69,9 +86,11 @@ void Pair::Start(Worker& worker, Leg a, Leg b, OnClose on_close) {
 }
 
 void Pair::StartWithBackend(Worker& worker, Leg client, const Address& peer, SSL_CTX* client_tls,
-                            const BackendRoute& route, OnClose on_close) {
+                            const ClientRouting& routing, OnClose on_close) {
   auto* pair = new Pair(worker, std::move(on_close));
+  const BackendRoute& route = *routing.fallback;  // every route shares these settings
   pair->engine_owned_fds_ = true;
+  pair->routing_ = &routing;
   pair->route_ = &route;
   pair->counters_ = &route.counters->worker(worker.index());
   pair->backend_pending_ = true;
@@ -86,9 +105,7 @@ void Pair::StartWithBackend(Worker& worker, Leg client, const Address& peer, SSL
     }
   }
   if (!pair->AttachLeg(pair->a_, std::move(client), /*accepted=*/true)) return;
-  // A TLS client proves it speaks TLS before it costs a backend connection;
-  // a plain one is connected at once.
-  pair->BeginHandshakes();
+  pair->BeginPreamble();
 }
 
 bool Pair::AttachLeg(PairLeg& leg, Leg&& from, bool accepted) {
@@ -118,6 +135,45 @@ bool Pair::AttachLeg(PairLeg& leg, Leg&& from, bool accepted) {
     return false;
   }
   return true;
+}
+
+void Pair::BeginPreamble() {
+  const PreambleOptions& preamble = routing_->preamble;
+  if (preamble.proxy_protocol && !routing_->TrustsProxyFrom(peer_)) {
+    return Close(CloseCause::kError, EACCES,
+                 route_->detail_prefix + "PROXY header from untrusted peer " + peer_.ToString());
+  }
+  if (!preamble.any()) {
+    // A TLS client proves it speaks TLS before it costs a backend
+    // connection; a plain one is connected at once.
+    return BeginHandshakes();
+  }
+  state_ = State::kPreamble;
+  preamble_ = std::make_unique<ClientPreamble>(preamble);
+  worker_.loop().ArmTimer(timer_, preamble.timeout);
+  RunPreamble();
+}
+
+void Pair::RunPreamble() {
+  switch (preamble_->Advance(a_.watch)) {
+    case ClientPreamble::Progress::kWaiting:
+      return;
+    case ClientPreamble::Progress::kFailed: {
+      const ClientPreamble::Failure& failure = preamble_->failure();
+      return Close(failure.cause, failure.err, route_->detail_prefix + failure.detail);
+    }
+    case ClientPreamble::Progress::kDone:
+      break;
+  }
+  worker_.loop().CancelTimer(timer_);
+  if (const std::optional<ProxyHeader>& header = preamble_->proxy_header();
+      header && !header->local) {
+    peer_ = header->source;
+    client_destination_ = header->destination;
+  }
+  route_ = &routing_->RouteFor(preamble_->server_name());
+  preamble_.reset();
+  BeginHandshakes();
 }
 
 void Pair::BeginHandshakes() {
@@ -239,6 +295,48 @@ void Pair::OnConnect(Result<UniqueFd> fd) {
   b_.watch.set_handler(this);
   (void)SetNoDelay(b_.fd.get());
   backend_pending_ = false;
+  const BackendOptions::SendProxy send_proxy = choice_.endpoint().send_proxy;
+  if (send_proxy != BackendOptions::SendProxy::kNone) return BeginSendingProxy(send_proxy);
+  BackendReady();
+}
+
+void Pair::BeginSendingProxy(BackendOptions::SendProxy version) {
+  state_ = State::kSendingProxy;
+  Address destination;
+  if (client_destination_) {
+    destination = *client_destination_;
+  } else if (Result<Address> local = LocalAddress(a_.fd.get()); local.ok()) {
+    destination = *local;
+  }  // else: unknown, so the header says UNKNOWN / LOCAL (relay/proxy_protocol.h)
+  proxy_out_ = version == BackendOptions::SendProxy::kV1 ? ProxyHeaderV1(peer_, destination)
+                                                         : ProxyHeaderV2(peer_, destination);
+  // A fresh socket's send buffer takes the header at once; should it not,
+  // the rest waits for the socket to be writable, within what is left of
+  // connect_timeout, and nothing else is written meanwhile.
+  const Duration left = connect_deadline_ - worker_.loop().now();
+  worker_.loop().ArmTimer(timer_, std::max<Duration>(left, milliseconds(1)));
+  SendProxy();
+}
+
+void Pair::SendProxy() {
+  while (!proxy_out_.empty()) {
+    const SysResult r = worker_.env().sys.Send(b_.fd.get(), proxy_out_.data(), proxy_out_.size());
+    if (r.would_block()) {
+      b_.watch.clear_writable();
+      return;
+    }
+    if (!r.ok()) {
+      if (r.err == EINTR) continue;
+      return Fail("B", "PROXY header write", r.err, {});
+    }
+    proxy_out_.erase(0, static_cast<size_t>(r.rc));
+  }
+  worker_.loop().CancelTimer(timer_);
+  BackendReady();
+}
+
+// The backend is connected, and has its PROXY header when it asked for one.
+void Pair::BackendReady() {
   const Endpoint& backend = choice_.endpoint();
   if (backend.tls != nullptr) {
     SSL* ssl = NewClientSsl(backend.tls, b_.fd.get(), backend.sni);
@@ -254,7 +352,9 @@ void Pair::OnConnect(Result<UniqueFd> fd) {
 }
 
 void Pair::OnFdEvent(FdWatch& watch, uint32_t events) {
-  if (state_ == State::kConnecting) {
+  if (state_ == State::kPreamble) return RunPreamble();  // only the client is registered
+  if (state_ == State::kSendingProxy && &watch == &b_.watch) return SendProxy();
+  if (state_ == State::kConnecting || state_ == State::kSendingProxy) {
     // The client may hang up while its backend is being connected.
     if (&watch == &a_.watch && watch.error()) {
       int err = SocketError(a_.fd.get());
@@ -274,6 +374,17 @@ void Pair::OnFdEvent(FdWatch& watch, uint32_t events) {
 
 void Pair::OnTimer(Timer& /*timer*/) {
   EventLoop& loop = worker_.loop();
+  if (state_ == State::kPreamble) {
+    Close(CloseCause::kTimeout, ETIMEDOUT,
+          route_->detail_prefix + "preamble: " + preamble_->waiting_for() +
+              " not complete within " + Milliseconds(routing_->preamble.timeout));
+    return;
+  }
+  if (state_ == State::kSendingProxy) {
+    Close(CloseCause::kTimeout, ETIMEDOUT,
+          route_->detail_prefix + "leg B: PROXY header not written within connect_timeout");
+    return;
+  }
   if (state_ == State::kHandshaking) {
     const char* leg = a_.tls && !a_.tls->handshake_done() ? "A" : "B";
     Close(CloseCause::kTimeout, ETIMEDOUT,

@@ -1,10 +1,18 @@
 // Pair: two legs and the two directions between them, living on one worker.
 //
-//   Pipe():              [kHandshaking] -> kRelaying -> kClosed
-//   plain listener:      kConnecting -> [kHandshaking] -> kRelaying -> kClosed
-//   TLS listener:        kHandshaking -> kConnecting -> [kHandshaking] -> kRelaying -> kClosed
+//   Pipe():          [kHandshaking] -> kRelaying -> kClosed
+//   plain listener:  [kPreamble] -> kConnecting -> [kSendingProxy] -> [kHandshaking]
+//                    -> kRelaying -> kClosed
+//   TLS listener:    [kPreamble] -> kHandshaking -> kConnecting -> [kSendingProxy]
+//                    -> [kHandshaking] -> kRelaying -> kClosed
 //
-// (Bracketed: only when a TLS leg has a handshake to do.) kHandshaking runs
+// (Bracketed: only when there is something to do: a PROXY header or
+// ClientHello to read from the client (ClientPreamble) under the preamble
+// timeout, a PROXY header to write to the backend, a TLS leg's handshake.)
+// The preamble comes first, so a client that fails it costs no backend
+// connection, and its result picks the route whose pool is connected.
+// A PROXY header to the backend is written whole right after its connect,
+// before any other byte (TLS included). kHandshaking runs
 // every unfinished TLS handshake under the handshake timeout. A TLS
 // listener's client finishes its handshake before its backend is connected,
 // so a client that sends nothing, garbage or half a ClientHello never costs
@@ -23,6 +31,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,11 +39,13 @@
 #include "engine/event_loop.h"
 #include "engine/timer_wheel.h"
 #include "relay/backend_pool.h"
+#include "relay/client_preamble.h"
 #include "relay/direction.h"
 #include "relay/listener_counters.h"
 #include "relay/plain_transport.h"
 #include "relay/pump.h"
 #include "relay/relay.h"
+#include "relay/sni_router.h"
 #include "relay/tls_transport.h"
 
 namespace zrelay {
@@ -54,6 +65,20 @@ struct BackendRoute {
   std::string detail_prefix;  // "listener web: " for a named listener, else empty
 };
 
+// How a listener's clients are led to a BackendRoute: what each must send
+// first (the preamble), and the routes that can follow from it. Owned by
+// the listener, with the routes it points at.
+struct ClientRouting {
+  PreambleOptions preamble;
+  std::vector<CidrBlock> proxy_from;  // peers allowed to send a PROXY header; empty: any
+  const BackendRoute* fallback = nullptr;  // the listener's own backends
+  SniRouter sni_router;                    // route_by kSni
+  std::vector<const BackendRoute*> routes;  // by the router's route index
+
+  bool TrustsProxyFrom(const Address& peer) const;
+  const BackendRoute& RouteFor(const std::string& server_name) const;
+};
+
 class Pair final : public ReadyHandler,
                    public Deferrable,
                    private FdHandler,
@@ -63,12 +88,14 @@ class Pair final : public ReadyHandler,
   // Relays between two connected legs. Worker thread only.
   static void Start(Worker& worker, Leg a, Leg b, OnClose on_close);
   // Relays between an accepted client (from `peer`) and a backend endpoint
-  // the route's pool picks for it. With `client_tls`, the client leg is
-  // TLS-terminated and its handshake comes first; with the endpoint's tls,
-  // TLS is originated to the backend. A failed connect is retried on
-  // another endpoint, up to route.retries times within connect_timeout.
+  // the pool of its route picks for it. The client's preamble (PROXY
+  // header, ClientHello) comes first, when `routing` asks for one. With
+  // `client_tls`, the client leg is TLS-terminated and its handshake comes
+  // next; with the endpoint's tls, TLS is originated to the backend. A
+  // failed connect is retried on another endpoint, up to route.retries
+  // times within connect_timeout.
   static void StartWithBackend(Worker& worker, Leg client, const Address& peer, SSL_CTX* client_tls,
-                               const BackendRoute& route, OnClose on_close);
+                               const ClientRouting& routing, OnClose on_close);
 
   ~Pair() override;
 
@@ -80,7 +107,7 @@ class Pair final : public ReadyHandler,
   Pair* list_next = nullptr;
 
  private:
-  enum class State { kConnecting, kHandshaking, kRelaying, kClosed };
+  enum class State { kPreamble, kConnecting, kSendingProxy, kHandshaking, kRelaying, kClosed };
 
   struct PairLeg {
     PairLeg(UniqueFd f, Syscalls& sys) : fd(std::move(f)), plain(watch, sys) {}
@@ -97,6 +124,14 @@ class Pair final : public ReadyHandler,
   // closed (and gone) and this returns false. `accepted`: our own listener
   // accepted it, so it is O_NONBLOCK and TCP_NODELAY already.
   bool AttachLeg(PairLeg& leg, Leg&& from, bool accepted);
+  // Listener pairs: reads the client's preamble, or goes on at once when
+  // the listener asks for none.
+  void BeginPreamble();
+  void RunPreamble();
+  // After the backend connect, when the endpoint asks for a PROXY header.
+  void BeginSendingProxy(BackendOptions::SendProxy version);
+  void SendProxy();
+  void BackendReady();
   void BeginHandshakes();
   bool RunHandshakes();
   void HandshakesDone();
@@ -137,8 +172,16 @@ class Pair final : public ReadyHandler,
   Timer timer_;  // handshake timeout(s), then idle timeout
   Duration idle_timeout_{};
   Duration handshake_timeout_{};
-  // Listener pairs: the route, and whether the backend is still to connect.
+  // Listener pairs: how the client is routed, the route it took (the
+  // fallback until the preamble picked one), and whether the backend is
+  // still to connect.
+  const ClientRouting* routing_ = nullptr;
   const BackendRoute* route_ = nullptr;
+  std::unique_ptr<ClientPreamble> preamble_;  // while reading it
+  // The address the client connected to, as its PROXY header said (unset:
+  // the accepted socket's own), for a PROXY header sent on.
+  std::optional<Address> client_destination_;
+  std::string proxy_out_;  // a PROXY header being written to the backend
   ListenerWorkerCounters* counters_ = nullptr;  // the listener's, for this worker
   bool backend_pending_ = false;
   Address peer_;               // the client, for the balancer

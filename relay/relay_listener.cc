@@ -1,6 +1,7 @@
 #include "relay/relay_listener.h"
 
 #include <cerrno>
+#include <iterator>
 #include <utility>
 
 #include "relay/listener_reaper.h"
@@ -11,24 +12,37 @@ RelayListener::RelayListener(std::vector<std::unique_ptr<Worker>>& workers, List
                              const EngineOptions& engine,
                              std::shared_ptr<ListenerCounters> counters)
     : workers_(workers), options_(std::move(options)), counters_(std::move(counters)) {
-  route_.counters = counters_.get();
-  route_.connect_timeout = options_.connect_timeout;
-  route_.retries = options_.retries;
-  route_.idle_timeout = options_.idle_timeout.value_or(engine.idle_timeout);
-  route_.handshake_timeout = options_.handshake_timeout.value_or(engine.handshake_timeout);
-  if (!options_.name.empty()) route_.detail_prefix = "listener " + options_.name + ": ";
   if (options_.tls != nullptr) tls_refs_.push_back(TlsContext::Share(options_.tls));
-  for (const BackendOptions& backend : options_.backends) {
-    if (backend.tls != nullptr) tls_refs_.push_back(TlsContext::Share(backend.tls));
+  groups_.push_back(std::make_unique<BackendGroup>(std::string(), options_.backends,
+                                                   options_.balance, options_, engine, *counters_));
+  for (size_t i = 0; i < options_.routes.size(); ++i) {
+    const RouteOptions& route = options_.routes[i];
+    // An unnamed route goes by its number, as Engine's errors call it.
+    std::string name = route.name.empty() ? std::to_string(i + 1) : route.name;
+    groups_.push_back(std::make_unique<BackendGroup>(std::move(name), route.backends, route.balance,
+                                                     options_, engine, *counters_));
   }
+  auto share_backend_tls = [this](const std::vector<BackendOptions>& backends) {
+    for (const BackendOptions& backend : backends) {
+      if (backend.tls != nullptr) tls_refs_.push_back(TlsContext::Share(backend.tls));
+    }
+  };
+  share_backend_tls(options_.backends);
+  for (const RouteOptions& route : options_.routes) share_backend_tls(route.backends);
+  routing_.preamble.proxy_protocol = options_.proxy_protocol;
+  routing_.preamble.peek_client_hello = options_.route_by == RouteBy::kSni;
+  routing_.preamble.timeout = options_.preamble_timeout;
+  routing_.proxy_from = options_.proxy_protocol_from;
+  routing_.fallback = &groups_.front()->route();
+  routing_.sni_router = SniRouter(options_.routes);
+  for (size_t i = 1; i < groups_.size(); ++i) routing_.routes.push_back(&groups_[i]->route());
 }
 
 Status RelayListener::Start(WorkerPool& pool) {
-  resolver_ = std::make_unique<Resolver>(options_.backends, options_.resolve);
-  Status resolved = resolver_->ResolveAll();
-  if (!resolved.ok()) return resolved;
-  auto generation = NewGeneration(resolver_->Endpoints());
-  if (!generation.ok()) return generation.error();
+  for (auto& group : groups_) {
+    Status resolved = group->Resolve();
+    if (!resolved.ok()) return resolved;
+  }
 
   // Bound first and stored, then accepting: OnPairClosed needs each
   // address's listener from the first client on.
@@ -50,38 +64,26 @@ Status RelayListener::Start(WorkerPool& pool) {
     acceptors_.push_back(std::move(acceptor));
   }
 
-  PoolOptions po;
-  po.label = options_.name.empty() ? address().ToString() : options_.name;
-  po.policy = options_.balance;
-  po.eject_after = options_.eject_after;
-  po.eject_for = options_.eject_for;
-  po.health = options_.health;
-  po.on_event = options_.on_event;
-  pool_ = std::make_unique<BackendPool>(pool, std::move(po), std::move(generation.value()));
-  route_.pool = pool_.get();
+  const std::string label = options_.name.empty() ? address().ToString() : options_.name;
+  for (auto& group : groups_) group->Start(pool, label);
 
   for (auto& acceptor : acceptors_) {
     Status st = acceptor->listener->Accept();
     if (!st.ok()) return st;
   }
-  resolver_->Start(options_.resolve_interval,
-                   [this](const std::vector<std::string>& lines,
-                          std::optional<std::vector<Endpoint>> endpoints) {
-                     OnResolved(lines, std::move(endpoints));
-                   });
   return Status::Ok();
 }
 
 void RelayListener::Stop() {
   for (auto& acceptor : acceptors_) acceptor->listener->Stop();
-  if (resolver_) resolver_->Stop();
+  for (auto& group : groups_) group->StopResolving();
 }
 
 void RelayListener::Shutdown(WorkerPool& pool) {
   Stop();
-  if (!pool_) return;
   pool.RunOnEach([this](size_t i) {
-    if (i == 0) pool_->StopOnLoop();
+    if (i != 0) return;
+    for (auto& group : groups_) group->StopOnLoop();
   });
 }
 
@@ -137,7 +139,11 @@ ListenerMetrics RelayListener::Metrics() const {
     m.accept_fd_exhausted_total += s.fd_exhausted;
     m.accept_paused_max_connections_total += s.paused_max_connections;
   }
-  m.backends = pool_->Metrics();
+  for (const auto& group : groups_) {
+    std::vector<BackendMetrics> endpoints = group->Metrics();
+    m.backends.insert(m.backends.end(), std::make_move_iterator(endpoints.begin()),
+                      std::make_move_iterator(endpoints.end()));
+  }
   return m;
 }
 
@@ -150,7 +156,7 @@ void RelayListener::OnAccept(AddressAcceptor& acceptor, size_t worker, UniqueFd 
   // Holding two pointers, the callback fits std::function's inline
   // buffer: no allocation per client.
   Pair::StartWithBackend(
-      w, Leg{std::move(fd), nullptr}, peer, options_.tls, route_,
+      w, Leg{std::move(fd), nullptr}, peer, options_.tls, routing_,
       [this, a = &acceptor](const PairStats& stats) { OnPairClosed(*a, stats); });
 }
 
@@ -167,24 +173,6 @@ void RelayListener::OnPairClosed(AddressAcceptor& acceptor, const PairStats& sta
   acceptor.listener->Release();
   if (options_.on_close) options_.on_close(stats);
   DropHold();  // last: the listener may be destroyed from here on
-}
-
-Result<std::shared_ptr<PoolGeneration>> RelayListener::NewGeneration(
-    std::vector<Endpoint> endpoints) {
-  for (Endpoint& e : endpoints) e.counters = &counters_->Endpoint(e.address);
-  return PoolGeneration::Create(std::move(endpoints), options_.balance);
-}
-
-void RelayListener::OnResolved(const std::vector<std::string>& lines,
-                               std::optional<std::vector<Endpoint>> endpoints) {
-  for (const std::string& line : lines) pool_->Event(line);
-  if (!endpoints) return;
-  auto generation = NewGeneration(std::move(*endpoints));
-  if (!generation.ok()) {
-    pool_->Event("new addresses not used: " + generation.error().message());
-    return;
-  }
-  pool_->Install(std::move(generation.value()));
 }
 
 }  // namespace zrelay

@@ -1,6 +1,7 @@
 // RelayListener: one ListenOptions at work. Accepts clients on every worker,
 // on each of its addresses, and pairs each with a backend endpoint its pool
-// picks, connected on the same worker. Each pair holds one of its address's
+// (or the pool of the route the client's preamble picked) picks, connected
+// on the same worker. Each pair holds one of its address's
 // max_connections slots until it closes. The Engine owns its listeners;
 // once one stops taking clients (Reconfigure, Close) it is retired: it stays
 // whole until its last pair closed (its pairs use its route, pool and TLS
@@ -17,11 +18,10 @@
 
 #include "engine/listener.h"
 #include "engine/worker_pool.h"
-#include "relay/backend_pool.h"
+#include "relay/backend_group.h"
 #include "relay/listener_counters.h"
 #include "relay/pair.h"
 #include "relay/relay.h"
-#include "relay/resolver.h"
 #include "relay/worker.h"
 #include "ssl/tls_context.h"
 
@@ -66,7 +66,8 @@ class RelayListener {
   // The engine listeners' counters on `worker`, summed over the addresses.
   ListenerStats Stats(size_t worker) const;
   const std::shared_ptr<ListenerCounters>& counters() const { return counters_; }
-  // Its counters, addresses and current backends. Any thread, once started.
+  // Its counters, addresses and current backends (its own, then each
+  // route's). Any thread, once started.
   ListenerMetrics Metrics() const;
 
  private:
@@ -83,11 +84,6 @@ class RelayListener {
   void OnAccept(AddressAcceptor& acceptor, size_t worker, UniqueFd fd, const Address& peer);
   // On the pair's worker.
   void OnPairClosed(AddressAcceptor& acceptor, const PairStats& stats);
-  // A pool generation of `endpoints`, each counting into counters_.
-  Result<std::shared_ptr<PoolGeneration>> NewGeneration(std::vector<Endpoint> endpoints);
-  // On the resolver's thread.
-  void OnResolved(const std::vector<std::string>& lines,
-                  std::optional<std::vector<Endpoint>> endpoints);
   // Drops one hold; the last one hands the listener to the reaper.
   void DropHold();
 
@@ -100,11 +96,10 @@ class RelayListener {
   std::atomic<size_t> holds_{1};
   ListenerReaper* reaper_ = nullptr;  // set by Retire(), before its drop
   const std::shared_ptr<ListenerCounters> counters_;
-  BackendRoute route_;
+  // Its own backends first, then one group per route (options_.routes).
+  std::vector<std::unique_ptr<BackendGroup>> groups_;
+  ClientRouting routing_;  // points into groups_
   std::vector<std::unique_ptr<AddressAcceptor>> acceptors_;
-  std::unique_ptr<BackendPool> pool_;
-  // Last: its thread stops before the pool it installs into goes.
-  std::unique_ptr<Resolver> resolver_;
 };
 
 }  // namespace zrelay

@@ -94,7 +94,7 @@ std::vector<Endpoint> Resolver::Endpoints() const {
   for (size_t i = 0; i < backends_.size(); ++i) {
     const BackendOptions& b = backends_[i];
     if (b.host.empty()) {
-      out.push_back({b.address, b.tls, b.sni, b.weight});
+      out.push_back({b.address, b.tls, b.sni, b.weight, {}, b.send_proxy});
       continue;
     }
     for (const Address& a : addresses_[i]) {
@@ -105,7 +105,7 @@ std::vector<Endpoint> Resolver::Endpoints() const {
       }
       // TLS to an address of a name still names the name: SNI and the
       // certificate check are about the host, not the IP.
-      out.push_back({a, b.tls, b.sni.empty() ? b.host : b.sni, b.weight, b.host});
+      out.push_back({a, b.tls, b.sni.empty() ? b.host : b.sni, b.weight, b.host, b.send_proxy});
     }
   }
   return out;

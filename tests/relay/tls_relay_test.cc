@@ -328,6 +328,66 @@ TEST_F(TlsRelayTest, AllFourPairKindsAreByteExactWithHalfClose) {
   EXPECT_GT(s.total.bytes_spliced, 0u);
 }
 
+// send_proxy to a TLS backend: the PROXY header is the first bytes on the
+// wire, in the clear, and the TLS handshake only follows it.
+TEST_F(TlsRelayTest, SendProxyPrecedesTheBackendHandshake) {
+  CountingBackend backend;
+  ListenOptions options;
+  options.address = testing::Loopback(AF_INET);
+  BackendOptions tls_backend{backend.address(), client_ctx_.get(), "localhost"};
+  tls_backend.send_proxy = BackendOptions::SendProxy::kV1;
+  options.backends.push_back(tls_backend);
+  options.on_close = closes_.Callback();
+  auto id = engine_->Listen(options);
+  ASSERT_TRUE(id.ok()) << id.error().message();
+  const Address listener = engine_->ListenAddress(*id).value();
+  auto client = testing::BlockingConnect(listener);
+  ASSERT_TRUE(client.ok());
+  testing::SetBlocking(client->get(), true);
+  const std::string header = "PROXY TCP4 127.0.0.1 127.0.0.1 " +
+                             std::to_string(LocalAddress(client->get())->port()) + " " +
+                             std::to_string(listener.port()) + "\r\n";
+  auto backend_after_header = [&] {
+    const int fd = backend.Next();
+    if (fd < 0) return -1;
+    std::string got(header.size(), '\0');
+    EXPECT_EQ(::recv(fd, got.data(), got.size(), MSG_WAITALL),
+              static_cast<ssize_t>(header.size()));
+    EXPECT_EQ(got, header);
+    return got == header ? fd : -1;
+  };
+  Converse(client->get(), /*client_tls=*/false, backend_after_header, /*backend_tls=*/true, 100000,
+           5000);
+  auto closed = closes_.WaitFor(1);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].cause, CloseCause::kDone) << closed[0].detail;
+}
+
+// A TLS-terminating listener with proxy_protocol: the PROXY header comes in
+// the clear before the client's TLS handshake, and is not part of the stream.
+TEST_F(TlsRelayTest, ProxyHeaderBeforeTheClientsHandshake) {
+  CountingBackend backend;
+  ListenOptions options;
+  options.address = testing::Loopback(AF_INET);
+  options.backends.push_back(BackendOptions{backend.address(), nullptr, {}});
+  options.tls = server_ctx_.get();
+  options.proxy_protocol = true;
+  options.on_close = closes_.Callback();
+  auto id = engine_->Listen(options);
+  ASSERT_TRUE(id.ok()) << id.error().message();
+  auto client = testing::BlockingConnect(engine_->ListenAddress(*id).value());
+  ASSERT_TRUE(client.ok());
+  testing::SetBlocking(client->get(), true);
+  ASSERT_TRUE(testing::WriteAll(client->get(), "PROXY TCP4 192.0.2.1 198.51.100.1 51234 443\r\n"));
+  Converse(client->get(), /*client_tls=*/true, [&] { return backend.Next(); },
+           /*backend_tls=*/false, 100000, 5000);
+  auto closed = closes_.WaitFor(1);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].cause, CloseCause::kDone) << closed[0].detail;
+  EXPECT_EQ(closed[0].client.ToString(), "192.0.2.1:51234");
+  EXPECT_EQ(closed[0].sni, "localhost");
+}
+
 // Origination checks the backend's certificate: each bad one fails the pair
 // with a message saying why, and the client leg is closed.
 TEST_F(TlsRelayTest, OriginationRejectsBadBackendCertificates) {

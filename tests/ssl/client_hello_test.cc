@@ -5,8 +5,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -18,6 +16,7 @@
 
 #include "ssl/tls_context.h"
 #include "ssl/tls_stream.h"
+#include "tests/ssl/client_hello_capture.h"
 #include "tests/ssl/tls_test_util.h"
 #include "tests/support/test_certs.h"
 
@@ -27,31 +26,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-
-// The first flight of an OpenSSL client: its ClientHello record(s).
-std::string CaptureHello(const std::vector<std::string>& alpn, std::string_view sni,
-                         int max_version = 0) {
-  TlsClientConfig config;
-  config.verify = false;
-  config.alpn = alpn;
-  auto ctx = BuildClientContext(config);
-  EXPECT_TRUE(ctx.ok()) << ctx.error().message();
-  SSL* ssl = NewClientSsl(*ctx, -1, sni);
-  EXPECT_NE(ssl, nullptr);
-  if (ssl == nullptr) return "";
-  BIO* rbio = BIO_new(BIO_s_mem());
-  BIO* wbio = BIO_new(BIO_s_mem());
-  SSL_set_bio(ssl, rbio, wbio);  // replaces the fd BIO; the SSL owns both
-  if (max_version != 0) SSL_set_max_proto_version(ssl, max_version);
-  const int ret = SSL_connect(ssl);
-  EXPECT_EQ(SSL_get_error(ssl, ret), SSL_ERROR_WANT_READ);
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(wbio, &data);
-  std::string hello(data, n > 0 ? n : 0);
-  SSL_free(ssl);
-  ERR_clear_error();
-  return hello;
-}
+using testing::CaptureClientHello;
 
 // Parses from an exactly-sized heap copy, so ASan flags any read past the end.
 ClientHelloPeek Parse(std::string_view bytes) {
@@ -97,7 +72,7 @@ std::string SniExt(const std::vector<std::string>& names) {
 }
 
 TEST(ClientHelloTest, RealHelloWithSniAndAlpn) {
-  const std::string hello = CaptureHello({"h2", "http/1.1"}, "Example.COM");
+  const std::string hello = CaptureClientHello({"h2", "http/1.1"}, "Example.COM");
   ASSERT_GT(hello.size(), 100u);
   ClientHelloPeek p = Parse(hello);
   ASSERT_EQ(p.status, PeekStatus::kOk) << p.error;
@@ -108,21 +83,21 @@ TEST(ClientHelloTest, RealHelloWithSniAndAlpn) {
 }
 
 TEST(ClientHelloTest, RealHelloWithoutSniOrAlpn) {
-  ClientHelloPeek p = Parse(CaptureHello({}, ""));
+  ClientHelloPeek p = Parse(CaptureClientHello({}, ""));
   ASSERT_EQ(p.status, PeekStatus::kOk) << p.error;
   EXPECT_EQ(p.hello.sni, "");
   EXPECT_THAT(p.hello.alpn, IsEmpty());
 }
 
 TEST(ClientHelloTest, RealTls12OnlyHello) {
-  ClientHelloPeek p = Parse(CaptureHello({"http/1.1"}, "legacy.test", TLS1_2_VERSION));
+  ClientHelloPeek p = Parse(CaptureClientHello({"http/1.1"}, "legacy.test", TLS1_2_VERSION));
   ASSERT_EQ(p.status, PeekStatus::kOk) << p.error;
   EXPECT_EQ(p.hello.sni, "legacy.test");
   EXPECT_FALSE(p.hello.offers_tls13);
 }
 
 TEST(ClientHelloTest, EveryPrefixNeedsMore) {
-  const std::string hello = CaptureHello({"h2"}, "prefix.test");
+  const std::string hello = CaptureClientHello({"h2"}, "prefix.test");
   for (size_t n = 0; n < hello.size(); ++n) {
     ClientHelloPeek p = Parse(hello.substr(0, n));
     ASSERT_EQ(p.status, PeekStatus::kNeedMore) << "prefix " << n << ": " << p.error;
@@ -132,7 +107,7 @@ TEST(ClientHelloTest, EveryPrefixNeedsMore) {
 }
 
 TEST(ClientHelloTest, FragmentedAcrossRecords) {
-  const std::string hello = CaptureHello({"h2", "http/1.1"}, "frag.test");
+  const std::string hello = CaptureClientHello({"h2", "http/1.1"}, "frag.test");
   for (size_t chunk : {1, 3, 4, 50, 200, 16384}) {
     SCOPED_TRACE(chunk);
     const std::string framed = Refragment(hello, chunk);
@@ -149,7 +124,7 @@ TEST(ClientHelloTest, FragmentedAcrossRecords) {
 }
 
 TEST(ClientHelloTest, TrailingBytesAfterTheHelloAreIgnored) {
-  const std::string hello = CaptureHello({}, "x.test");
+  const std::string hello = CaptureClientHello({}, "x.test");
   ClientHelloPeek p = Parse(hello + "\x14\x03\x03\x00\x01\x01 and more");
   ASSERT_EQ(p.status, PeekStatus::kOk) << p.error;
   EXPECT_EQ(p.hello.sni, "x.test");
@@ -182,7 +157,7 @@ TEST(ClientHelloTest, OtherTlsLookalikesAreNotClientHellos) {
 }
 
 TEST(ClientHelloTest, NonHandshakeRecordInsideAHelloIsRefused) {
-  const std::string framed = Refragment(CaptureHello({}, "a.test"), 100);
+  const std::string framed = Refragment(CaptureClientHello({}, "a.test"), 100);
   std::string broken = framed;
   broken[105] = 0x17;  // second record claims to be application data
   ClientHelloPeek p = Parse(broken);
@@ -237,7 +212,7 @@ TEST(ClientHelloTest, HandBuiltHellos) {
 TEST(ClientHelloTest, MutatedHellosNeverCrash) {
   // Random corruption of real hellos: whatever comes out, nothing is read
   // out of bounds (ASan), and a kOk result is well-formed.
-  const std::string base = CaptureHello({"h2", "http/1.1"}, "fuzz.test");
+  const std::string base = CaptureClientHello({"h2", "http/1.1"}, "fuzz.test");
   const std::string fragmented = Refragment(base, 37);
   std::mt19937 rng(1234);
   int ok = 0, not_tls = 0, need_more = 0;

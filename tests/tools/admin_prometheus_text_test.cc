@@ -204,6 +204,27 @@ TEST(PrometheusTextTest, HistogramCountIsItsInfBucket) {
                                            });
 }
 
+TEST(PrometheusTextTest, RouteEndpointsHaveARouteLabel) {
+  // The same address in the listener's own pool and in a route's pool:
+  // two series, told apart by the route label.
+  MetricsSnapshot snapshot;
+  snapshot.listeners.resize(1);
+  snapshot.listeners[0].name = "tls";
+  BackendMetrics own;
+  own.address = "10.0.0.5:9000";
+  own.connects_total = 3;
+  BackendMetrics routed = own;
+  routed.route = "api";
+  routed.connects_total = 7;
+  snapshot.listeners[0].backends = {own, routed};
+  ExpectLines(PrometheusText(snapshot, 0),
+              {
+                  "zrelay_backend_connects_total{listener=\"tls\",backend=\"10.0.0.5:9000\"} 3",
+                  "zrelay_backend_connects_total{listener=\"tls\",backend=\"10.0.0.5:9000\","
+                  "route=\"api\"} 7",
+              });
+}
+
 TEST(PrometheusTextTest, EscapesLabelValues) {
   EXPECT_EQ(EscapeLabelValue("plain"), "plain");
   EXPECT_EQ(EscapeLabelValue("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");

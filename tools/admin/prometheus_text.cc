@@ -191,7 +191,10 @@ void WriteBackends(Exposition& out, const MetricsSnapshot& snapshot) {
   Rows<B> rows;
   for (const L& listener : snapshot.listeners) {
     for (const B& backend : listener.backends) {
-      rows.push_back({{{"listener", listener.name}, {"backend", backend.address}}, &backend});
+      Labels labels = {{"listener", listener.name}, {"backend", backend.address}};
+      // A route's pool may list an address the listener's own pool has too.
+      if (!backend.route.empty()) labels.emplace_back("route", backend.route);
+      rows.push_back({std::move(labels), &backend});
     }
   }
   WriteFamily<B>(out, rows, "zrelay_backend_up", kGauge,
