@@ -55,6 +55,15 @@ BackendOptions BackendFor(const ListenerConfig& listener, const BackendConfig& b
   }
   options.weight = backend.weight;
   options.sni = BackendName(listener, backend);
+  options.send_proxy = backend.send_proxy;
+  return options;
+}
+
+std::vector<BackendOptions> BackendsFor(const ListenerConfig& listener,
+                                        const std::vector<BackendConfig>& backends) {
+  std::vector<BackendOptions> options;
+  options.reserve(backends.size());
+  for (const BackendConfig& backend : backends) options.push_back(BackendFor(listener, backend));
   return options;
 }
 
@@ -64,8 +73,14 @@ ListenOptions OptionsFor(const ListenerConfig& listener, const EngineOptions& en
   options.name = listener.name;
   options.address = listener.listen.front();
   options.extra_addresses.assign(listener.listen.begin() + 1, listener.listen.end());
-  for (const BackendConfig& backend : listener.backends) {
-    options.backends.push_back(BackendFor(listener, backend));
+  options.backends = BackendsFor(listener, listener.backends);
+  options.proxy_protocol = listener.proxy_protocol;
+  options.proxy_protocol_from = listener.proxy_protocol_from;
+  options.preamble_timeout = listener.preamble_timeout;
+  options.route_by = listener.route_by;
+  for (const RouteConfig& route : listener.routes) {
+    options.routes.push_back(
+        {route.name, route.sni, BackendsFor(listener, route.backends), route.balance});
   }
   options.balance = listener.balance;
   options.retries = listener.retries;
@@ -153,7 +168,11 @@ Result<std::vector<ListenerSetup>> SetUpListeners(const FileConfig& config,
     }
     setup.options = OptionsFor(listener, engine, access_log);
     setup.options.tls = setup.client_tls.get();
+    // Routes' backends are the listener's too: the same backend TLS.
     for (BackendOptions& backend : setup.options.backends) backend.tls = setup.backend_tls.get();
+    for (RouteOptions& route : setup.options.routes) {
+      for (BackendOptions& backend : route.backends) backend.tls = setup.backend_tls.get();
+    }
   }
   return setups;
 }

@@ -38,12 +38,41 @@ void PrintTotals(const EngineStats& s) {
       (unsigned long long)t.no_healthy_backend, (unsigned long long)t.splice_switches);
 }
 
+namespace {
+
+std::string Counted(size_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+// "; proxy protocol accepted; 2 routes by SNI": what a listener reads before
+// it picks a backend, or "" when it reads nothing.
+std::string PreambleSummary(const ListenerConfig& listener) {
+  std::string text;
+  if (listener.proxy_protocol) text += "; proxy protocol accepted";
+  if (listener.route_by == RouteBy::kSni) {
+    text += "; " + Counted(listener.routes.size(), "route", "routes") + " by SNI";
+  }
+  return text;
+}
+
+}  // namespace
+
 std::string CheckSummary(const std::string& path, const FileConfig& config) {
-  size_t listeners = config.listeners.size(), backends = 0;
-  for (const ListenerConfig& listener : config.listeners) backends += listener.backends.size();
-  return path + ": OK, " + std::to_string(listeners) +
-         (listeners == 1 ? " listener, " : " listeners, ") + std::to_string(backends) +
-         (backends == 1 ? " backend" : " backends");
+  size_t backends = 0, routes = 0, proxy_listeners = 0;
+  for (const ListenerConfig& listener : config.listeners) {
+    backends += listener.backends.size();
+    for (const RouteConfig& route : listener.routes) backends += route.backends.size();
+    routes += listener.routes.size();
+    if (listener.proxy_protocol) ++proxy_listeners;
+  }
+  std::string summary = path + ": OK, " +
+                        Counted(config.listeners.size(), "listener", "listeners") + ", " +
+                        Counted(backends, "backend", "backends");
+  if (routes > 0) summary += ", " + Counted(routes, "route", "routes") + " by SNI";
+  if (proxy_listeners > 0) {
+    summary += ", proxy protocol accepted on " + Counted(proxy_listeners, "listener", "listeners");
+  }
+  return summary;
 }
 
 void PrintFdLimit(const Result<FdLimit>& fd_limit) {
@@ -64,9 +93,9 @@ void PrintListener(const ListenerConfig& listener, const Result<Address>& bound)
   for (size_t i = 1; i < listener.listen.size(); ++i) {
     addresses += ", " + listener.listen[i].ToString();
   }
-  Logf("listener %s: listening on %s; %zu backend%s, %s", listener.name.c_str(), addresses.c_str(),
-       listener.backends.size(), listener.backends.size() == 1 ? "" : "s",
-       BalancePolicyName(listener.balance));
+  Logf("listener %s: listening on %s; %zu backend%s, %s%s", listener.name.c_str(),
+       addresses.c_str(), listener.backends.size(), listener.backends.size() == 1 ? "" : "s",
+       BalancePolicyName(listener.balance), PreambleSummary(listener).c_str());
 }
 
 }  // namespace zrelay

@@ -14,14 +14,16 @@ namespace zrelay {
 
 const char* ModeName(RelayMode mode);
 
-// "zrelayd.toml: OK, 2 listeners, 5 backends"
+// "zrelayd.toml: OK, 2 listeners, 5 backends" (route backends counted), then
+// ", 3 routes by SNI" and ", proxy protocol accepted on 1 listener" when any.
 std::string CheckSummary(const std::string& path, const FileConfig& config);
 
 // The fd limit as RaiseFdLimit left it, or why it could not be raised.
 void PrintFdLimit(const Result<FdLimit>& fd_limit);
 
 // "listener web: listening on 127.0.0.1:8080, [::1]:8080; 3 backends,
-// least-conn", with `bound` (the kernel's port for :0) as the first address.
+// least-conn; proxy protocol accepted; 2 routes by SNI" (the last two when
+// set), with `bound` (the kernel's port for :0) as the first address.
 void PrintListener(const ListenerConfig& listener, const Result<Address>& bound);
 
 // The engine's counters, summed over the workers.

@@ -170,6 +170,64 @@ TEST(ZrelaydListeners, BackendNamesForTls) {
   testing::RemoveTestCerts(certs.value());
 }
 
+// The PROXY protocol and routing keys: each lands in its option, and the
+// routes' backends get the listener's backend TLS as its own backends do.
+TEST(ZrelaydListeners, PreambleKeysReachTheirOptions) {
+  auto certs = testing::MakeTestCerts();
+  ASSERT_TRUE(certs.ok()) << certs.error().message();
+  FileConfig config = Parse(
+      "[[listener]]\nname = \"edge\"\nlisten = \"127.0.0.1:1\"\n"
+      "proxy_protocol = \"accept\"\nproxy_protocol_from = [\"10.0.0.0/8\", \"::1/128\"]\n"
+      "preamble_timeout = \"3s\"\nroute_by = \"sni\"\nbackend_tls = true\nbackend_ca = \"" +
+      certs->ca.cert +
+      "\"\n"
+      "[[listener.backend]]\naddress = \"10.0.0.1:443\"\nsend_proxy = \"v2\"\n"
+      "[[listener.route]]\nname = \"a\"\nsni = [\"a.example\", \"*.b.example\"]\n"
+      "balance = \"maglev\"\n"
+      "[[listener.route.backend]]\naddress = \"10.0.1.1:443\"\nsend_proxy = \"v1\"\n"
+      "[[listener.route.backend]]\naddress = \"app.internal:443\"\nweight = 4\n"
+      "[[listener.route]]\nsni = \"c.example\"\n"
+      "[[listener.route.backend]]\naddress = \"10.0.2.1:443\"\n");
+  auto listeners = SetUpListeners(config, EngineOptionsFor(config), "zrelayd.toml");
+  ASSERT_TRUE(listeners.ok()) << listeners.error().message();
+  const ListenerSetup& setup = (*listeners)[0];
+  const ListenOptions& options = setup.options;
+  EXPECT_TRUE(options.proxy_protocol);
+  ASSERT_EQ(options.proxy_protocol_from.size(), 2u);
+  EXPECT_EQ(options.proxy_protocol_from[0].ToString(), "10.0.0.0/8");
+  EXPECT_EQ(options.proxy_protocol_from[1].ToString(), "::1/128");
+  EXPECT_EQ(options.preamble_timeout, seconds(3));
+  EXPECT_EQ(options.route_by, RouteBy::kSni);
+  ASSERT_EQ(options.backends.size(), 1u);
+  EXPECT_EQ(options.backends[0].send_proxy, BackendOptions::SendProxy::kV2);
+  EXPECT_EQ(options.backends[0].tls, setup.backend_tls.get());
+
+  ASSERT_EQ(options.routes.size(), 2u);
+  const RouteOptions& a = options.routes[0];
+  EXPECT_EQ(a.name, "a");
+  EXPECT_EQ(a.server_names, (std::vector<std::string>{"a.example", "*.b.example"}));
+  EXPECT_EQ(a.balance, BalancePolicy::kMaglev);
+  ASSERT_EQ(a.backends.size(), 2u);
+  EXPECT_EQ(a.backends[0].address.ToString(), "10.0.1.1:443");
+  EXPECT_EQ(a.backends[0].send_proxy, BackendOptions::SendProxy::kV1);
+  EXPECT_EQ(a.backends[0].sni, "10.0.1.1");  // a literal's IP is verified, as for the listener's
+  EXPECT_EQ(a.backends[1].host, "app.internal");
+  EXPECT_EQ(a.backends[1].port, 443);
+  EXPECT_EQ(a.backends[1].weight, 4u);
+  EXPECT_EQ(a.backends[1].send_proxy, BackendOptions::SendProxy::kNone);
+  const RouteOptions& c = options.routes[1];
+  EXPECT_EQ(c.name, "");
+  EXPECT_EQ(c.server_names, std::vector<std::string>{"c.example"});
+  EXPECT_EQ(c.balance, BalancePolicy::kRoundRobin);
+  for (const RouteOptions& route : options.routes) {
+    for (const BackendOptions& backend : route.backends) {
+      EXPECT_NE(backend.tls, nullptr);
+      EXPECT_EQ(backend.tls, setup.backend_tls.get());
+    }
+  }
+  testing::RemoveTestCerts(certs.value());
+}
+
 // The command line is a file with one listener: its options are what the
 // flags said, and the engine's timeouts are the flags', overridden nowhere.
 TEST(ZrelaydListeners, FlagsAreAFileWithOneListener) {

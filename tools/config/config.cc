@@ -9,6 +9,7 @@
 
 #include "engine/unique_fd.h"
 #include "tools/config/addresses.h"
+#include "tools/config/preamble_values.h"
 #include "tools/config/toml_reader.h"
 
 namespace zrelay {
@@ -26,6 +27,7 @@ constexpr int64_t kMaxFallRise = 100;
 constexpr size_t kMaxAlpnLength = 255;  // one length byte on the wire
 
 constexpr char kModes[] = R"("splice", "copy" or "auto")";
+constexpr char kBalancePolicies[] = R"("round-robin", "least-conn" or "maglev")";
 
 Result<RelayMode> ParseMode(std::string_view text) {
   if (text == "splice") return RelayMode::kSplice;
@@ -54,7 +56,12 @@ class Parser {
   void ReadListens(TableReader& reader, ListenerConfig& listener);
   void ReadTls(TableReader& reader, ListenerConfig& listener);
   void ReadHealth(TableReader& reader, ListenerConfig& listener);
-  void ReadBackends(TableReader& reader, ListenerConfig& listener);
+  void ReadPreamble(TableReader& reader, ListenerConfig& listener);
+  void ReadRoutes(TableReader& reader, ListenerConfig& listener);
+  // [[...backend]] tables of a listener or a route; `expected` says what
+  // is missing when there is none.
+  void ReadBackends(TableReader& reader, std::string_view expected,
+                    std::vector<BackendConfig>& backends);
 
   ConfigErrors errors_;
   std::vector<ListenSeen> listens_seen_;
@@ -145,8 +152,7 @@ void Parser::ReadListener(TableReader& reader, ListenerConfig& listener) {
     reader.Missing("name", "a unique name such as \"web\"");
   }
   ReadListens(reader, listener);
-  reader.Parsed("balance", R"("round-robin", "least-conn" or "maglev")", ParseBalancePolicy,
-                &listener.balance);
+  reader.Parsed("balance", kBalancePolicies, ParseBalancePolicy, &listener.balance);
   reader.Duration("connect_timeout", /*allow_zero=*/false, &listener.connect_timeout);
   reader.Duration("idle_timeout", /*allow_zero=*/true, &listener.idle_timeout);
   reader.Duration("handshake_timeout", /*allow_zero=*/false, &listener.handshake_timeout);
@@ -159,7 +165,8 @@ void Parser::ReadListener(TableReader& reader, ListenerConfig& listener) {
   if (reader.Int("backlog", 1, kMaxBacklog, &number)) listener.backlog = static_cast<int>(number);
   ReadTls(reader, listener);
   ReadHealth(reader, listener);
-  ReadBackends(reader, listener);
+  ReadPreamble(reader, listener);
+  ReadBackends(reader, "at least one [[listener.backend]]", listener.backends);
 }
 
 void Parser::ReadListens(TableReader& reader, ListenerConfig& listener) {
@@ -298,15 +305,99 @@ void Parser::ReadHealth(TableReader& reader, ListenerConfig& listener) {
   health_reader.Finish();
 }
 
-void Parser::ReadBackends(TableReader& reader, ListenerConfig& listener) {
+// What a listener reads before it picks a backend: the PROXY header and the
+// ClientHello's server name.
+void Parser::ReadPreamble(TableReader& reader, ListenerConfig& listener) {
+  reader.Parsed("proxy_protocol", R"("accept")", ParseProxyProtocol, &listener.proxy_protocol);
+  for (const TableReader::Item& item : reader.Strings("proxy_protocol_from", "a network")) {
+    Result<CidrBlock> block = CidrBlock::Parse(item.text);
+    if (block.ok()) {
+      listener.proxy_protocol_from.push_back(*block);
+    } else {
+      reader.Fail(*item.node, item.path, block.error().message());
+    }
+  }
+  reader.Duration("preamble_timeout", /*allow_zero=*/false, &listener.preamble_timeout);
+  reader.Parsed("route_by", R"("sni")", ParseRouteBy, &listener.route_by);
+  ReadRoutes(reader, listener);
+
+  if (reader.Has("proxy_protocol_from") && !reader.Has("proxy_protocol")) {
+    reader.Fail(*reader.Get("proxy_protocol_from"), reader.PathOf("proxy_protocol_from"),
+                R"(needs proxy_protocol = "accept")");
+  }
+  if (reader.Has("preamble_timeout") && !reader.Has("proxy_protocol") && !reader.Has("route_by")) {
+    reader.Fail(*reader.Get("preamble_timeout"), reader.PathOf("preamble_timeout"),
+                "needs proxy_protocol or route_by");
+  }
+  if (listener.route_by == RouteBy::kSni && reader.Has("tls_cert")) {
+    reader.Fail(*reader.Get("route_by"), reader.PathOf("route_by"),
+                "not with tls_cert: routing by SNI passes the client's TLS through to the backend");
+  }
+  if (reader.Has("route") && !reader.Has("route_by")) {
+    reader.Fail(*reader.Get("route"), reader.PathOf("route"), R"(needs route_by = "sni")");
+  } else if (reader.Has("route_by") && !reader.Has("route")) {
+    reader.Missing("route", "at least one [[listener.route]] with route_by");
+  }
+}
+
+void Parser::ReadRoutes(TableReader& reader, ListenerConfig& listener) {
+  // Each server name once across the routes: a second route with the same
+  // name would never see a client.
+  struct NameSeen {
+    std::string name;
+    size_t route;
+  };
+  std::vector<NameSeen> names_seen;
+  for (const TableReader::SubTable& table : reader.Tables("route")) {
+    TableReader route_reader(*table.table, table.path, errors_);
+    RouteConfig& route = listener.routes.emplace_back();
+    const size_t index = listener.routes.size() - 1;
+    if (route_reader.String("name", &route.name)) {
+      for (size_t i = 0; i < index; ++i) {
+        if (listener.routes[i].name == route.name) {
+          route_reader.Fail(
+              *route_reader.Get("name"), route_reader.PathOf("name"),
+              QuoteString(route.name) + " is already the name of route[" + std::to_string(i) + "]");
+        }
+      }
+    }
+    std::vector<TableReader::Item> items = route_reader.Strings("sni", "a server name");
+    if (!route_reader.Has("sni")) {
+      route_reader.Missing(
+          "sni", R"(a server name or an array of them, such as ["a.example", "*.b.example"])");
+    }
+    for (const TableReader::Item& item : items) {
+      Result<std::string> name = ParseServerNamePattern(item.text);
+      if (!name.ok()) {
+        route_reader.Fail(*item.node, item.path, name.error().message());
+        continue;
+      }
+      for (const NameSeen& seen : names_seen) {
+        if (seen.name == *name) {
+          route_reader.Fail(*item.node, item.path,
+                            QuoteString(*name) + " is already a name of route[" +
+                                std::to_string(seen.route) + "]");
+        }
+      }
+      names_seen.push_back({*name, index});
+      route.sni.push_back(std::move(name.value()));
+    }
+    route_reader.Parsed("balance", kBalancePolicies, ParseBalancePolicy, &route.balance);
+    ReadBackends(route_reader, "at least one [[listener.route.backend]]", route.backends);
+    route_reader.Finish();
+  }
+}
+
+void Parser::ReadBackends(TableReader& reader, std::string_view expected,
+                          std::vector<BackendConfig>& backends) {
   std::vector<TableReader::SubTable> tables = reader.Tables("backend");
-  if (!reader.Has("backend")) reader.Missing("backend", "at least one [[listener.backend]]");
+  if (!reader.Has("backend")) reader.Missing("backend", expected);
   // The address each backend is known by, to refuse one listed twice: the
   // balancer could not tell the two apart.
   std::vector<std::string> identities;
   for (const TableReader::SubTable& table : tables) {
     TableReader backend_reader(*table.table, table.path, errors_);
-    BackendConfig& backend = listener.backends.emplace_back();
+    BackendConfig& backend = backends.emplace_back();
     const std::string path = backend_reader.PathOf("address");
     if (backend_reader.String("address", &backend.address)) {
       const toml::node& node = *backend_reader.Get("address");
@@ -337,6 +428,7 @@ void Parser::ReadBackends(TableReader& reader, ListenerConfig& listener) {
     if (backend_reader.Int("weight", 1, kMaxBackendWeight, &weight)) {
       backend.weight = static_cast<uint32_t>(weight);
     }
+    backend_reader.Parsed("send_proxy", R"("v1" or "v2")", ParseSendProxy, &backend.send_proxy);
     backend_reader.Finish();
   }
 }

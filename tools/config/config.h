@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "engine/address.h"
+#include "engine/cidr.h"
 #include "engine/clock.h"
 #include "engine/result.h"
 #include "relay/balancer.h"
@@ -57,6 +58,17 @@ struct BackendConfig {
   std::string host;                // a host name, for the engine to resolve; empty for literals
   int port = 0;                    // 1..65535; 0 for unix sockets
   uint32_t weight = 1;             // 1..kMaxBackendWeight
+  // send_proxy = "v1" or "v2": a PROXY protocol header before the client's bytes.
+  BackendOptions::SendProxy send_proxy = BackendOptions::SendProxy::kNone;
+};
+
+// [[listener.route]]: the clients whose TLS server name matches `sni` go to
+// the route's own backends (the listener's route_by = "sni").
+struct RouteConfig {
+  std::string name;              // optional; for logs and metrics
+  std::vector<std::string> sni;  // "a.example", "*.b.example"; lowercase, at least one
+  BalancePolicy balance = BalancePolicy::kRoundRobin;
+  std::vector<BackendConfig> backends;  // [[listener.route.backend]], at least one
 };
 
 // [[listener]]
@@ -95,20 +107,31 @@ struct ListenerConfig {
   };
   std::vector<FileKey> tls_files;
   std::optional<HealthConfig> health;
-  std::vector<BackendConfig> backends;  // at least one
+  // proxy_protocol = "accept": every client starts with a PROXY header (v1 or
+  // v2), whose source address is the client's from then on.
+  bool proxy_protocol = false;
+  // With proxy_protocol: the peers allowed to send one; empty: any.
+  std::vector<CidrBlock> proxy_protocol_from;
+  // How long a client has to send its PROXY header or ClientHello.
+  Duration preamble_timeout = seconds(5);
+  // route_by = "sni": clients go to the route their server name matches, the
+  // others to `backends`. Not with tls_cert (the TLS stream passes through).
+  RouteBy route_by = RouteBy::kNone;
+  std::vector<RouteConfig> routes;
+  std::vector<BackendConfig> backends;  // at least one; with routes, the default
 };
 
 // The whole file: global settings, then the listeners.
 struct FileConfig {
-  int workers = 0;                        // 1..1024; 0 (absent): one per online CPU
-  RelayMode mode = RelayMode::kSplice;    // "splice", "copy" or "auto"
-  bool pin = false;                       // pin worker i to CPU i
-  uint64_t pipe_size = 1 << 20;           // kernel pipe size for splice (sizes: above 0)
-  uint64_t pipe_pool = 1024;              // pipes per worker, at most (0..1048576)
-  uint64_t buffer_size = 64 << 10;        // copy ring per direction
-  uint64_t budget = 256 << 10;            // bytes per direction per event
-  Duration drain_grace = seconds(10);     // on SIGTERM/SIGINT, wait this long for pairs
-  std::string user;                       // switch to this user after binding; empty: stay
+  int workers = 0;                      // 1..1024; 0 (absent): one per online CPU
+  RelayMode mode = RelayMode::kSplice;  // "splice", "copy" or "auto"
+  bool pin = false;                     // pin worker i to CPU i
+  uint64_t pipe_size = 1 << 20;         // kernel pipe size for splice (sizes: above 0)
+  uint64_t pipe_pool = 1024;            // pipes per worker, at most (0..1048576)
+  uint64_t buffer_size = 64 << 10;      // copy ring per direction
+  uint64_t budget = 256 << 10;          // bytes per direction per event
+  Duration drain_grace = seconds(10);   // on SIGTERM/SIGINT, wait this long for pairs
+  std::string user;                     // switch to this user after binding; empty: stay
   // Sets access_log to "stderr" unless [log] access_log names a destination
   // (the parser and FileConfigFromFlags do it), so --log-closes and this key
   // keep working as they did; only access_log is read after parsing.
