@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages zrelay needs, and only the missing ones.
 #
 #   bash tools/setup.sh           build + test dependencies
-#   bash tools/setup.sh --bench   also the benchmark peers (nginx, iperf3, ...)
+#   bash tools/setup.sh --bench   also the benchmark peers (iperf3, wrk, ...)
 #   bash tools/setup.sh --lint    also clang-format and clang-tidy
 #   bash tools/setup.sh --fuzz    also clang and libFuzzer (tools/fuzz.sh)
 #
@@ -34,10 +34,10 @@ readonly BUILD_PKGS=(
 )
 readonly TEST_PKGS=(
   haproxy socat  # real peers in integration tests
+  nginx libnginx-mod-stream  # nginx stream: PROXY protocol and TLS peers in tests, and the bench
   prometheus     # promtool: tests check what zrelayd's /metrics serves with `promtool check metrics`
 )
 readonly BENCH_PKGS=(
-  nginx libnginx-mod-stream  # nginx stream proxy as a comparison
   iperf3 wrk redis-server    # load generators and a request/response backend
   stunnel4                   # TLS peer
   gnuplot-nox                # plots in bench/results/
@@ -57,8 +57,8 @@ usage() {
   cat <<'EOF'
 usage: bash tools/setup.sh [--bench] [--lint] [--fuzz]
   Installs the missing Debian packages for building and testing zrelay.
-  --bench  also the benchmark peers: nginx libnginx-mod-stream iperf3 stunnel4
-           wrk gnuplot-nox linux-perf redis-server python3
+  --bench  also the benchmark peers: iperf3 stunnel4 wrk gnuplot-nox linux-perf
+           redis-server python3
   --lint   also clang-format and clang-tidy
   --fuzz   also clang and libclang-rt-14-dev, for tools/fuzz.sh
 EOF
