@@ -349,7 +349,9 @@ Result<FileConfig> ParseConfig(std::string_view text, std::string_view file_name
     const toml::parse_error& error = parsed.error();
     const toml::source_position& at = error.source().begin;
     return Error::Invalid(std::string(file_name) + ":" + std::to_string(at.line) + ":" +
-                          std::to_string(at.column) + ": " + std::string(error.description()));
+                          std::to_string(at.column) + ": " +
+                          // toml++ quotes the offending character as is, a newline too.
+                          EscapeControlCharacters(error.description()));
   }
   return Parser(file_name).Parse(parsed.table());
 }
