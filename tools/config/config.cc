@@ -5,10 +5,12 @@
 
 #include <cctype>
 #include <cerrno>
+#include <optional>
 #include <utility>
 
 #include "engine/unique_fd.h"
 #include "tools/config/addresses.h"
+#include "tools/config/toml_prescan.h"
 #include "tools/config/toml_reader.h"
 
 namespace zrelay {
@@ -344,6 +346,7 @@ void Parser::ReadBackends(TableReader& reader, ListenerConfig& listener) {
 }  // namespace
 
 Result<FileConfig> ParseConfig(std::string_view text, std::string_view file_name) {
+  if (std::optional<Error> error = PrescanToml(text, file_name)) return *error;
   toml::parse_result parsed = toml::parse(text, file_name);
   if (!parsed) {
     const toml::parse_error& error = parsed.error();

@@ -1,0 +1,141 @@
+#include "tools/config/toml_prescan.h"
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace zrelay {
+namespace {
+
+bool IsBareKeyCharacter(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '_';
+}
+
+bool IsControlCharacter(char c) {
+  const auto byte = static_cast<unsigned char>(c);
+  return (byte < 0x20 && c != '\t' && c != '\n' && c != '\r') || byte == 0x7f;
+}
+
+// Walks the text once, keeping the line and column (in characters, as
+// toml++ counts them) of the byte it is at.
+class Scanner {
+ public:
+  Scanner(std::string_view text, std::string_view file_name)
+      : text_(text), file_name_(file_name) {}
+
+  std::optional<Error> Run() {
+    for (size_t i = 0; i < text_.size(); ++i) {
+      if (IsControlCharacter(text_[i])) {
+        char code[8];
+        std::snprintf(code, sizeof(code), "U+%04X", static_cast<unsigned char>(text_[i]));
+        return ErrorAt(i, std::string("control character ") + code +
+                              " is not allowed in a TOML file");
+      }
+    }
+    size_t i = 0;
+    while (i < text_.size()) {
+      i = SkipBlanks(i);
+      if (i < text_.size() && text_[i] == '[') {
+        // At the start of a line, outside any value: a table header.
+        size_t key = SkipBlanks(i + 1 < text_.size() && text_[i + 1] == '[' ? i + 2 : i + 1);
+        if (key < text_.size() && !IsBareKeyCharacter(text_[key]) && text_[key] != '"' &&
+            text_[key] != '\'' && text_[key] != ']') {
+          const bool line_end = text_[key] == '\n' || text_[key] == '\r';
+          return ErrorAt(key, "a table header's key starts with " +
+                                  (line_end ? "a line end" : "'" + std::string(1, text_[key]) + "'") +
+                                  ", not a letter, digit, '-', '_' or quote");
+        }
+        i = SkipLine(key);
+      } else {
+        i = SkipStatement(i);
+      }
+    }
+    return std::nullopt;
+  }
+
+ private:
+  size_t SkipBlanks(size_t i) const {
+    while (i < text_.size() && (text_[i] == ' ' || text_[i] == '\t')) ++i;
+    return i;
+  }
+
+  // A header's line: its quoted keys hold no newline, a comment ends there.
+  size_t SkipLine(size_t i) const {
+    while (i < text_.size() && text_[i] != '\n') ++i;
+    return i + 1;
+  }
+
+  // A key/value line (or a blank or comment line), to the newline that ends
+  // it: past strings, comments and the lines of a multi-line array.
+  size_t SkipStatement(size_t i) const {
+    int depth = 0;  // open '[' and '{' of the value
+    while (i < text_.size()) {
+      const char c = text_[i];
+      if (c == '"' || c == '\'') {
+        i = SkipString(i);
+      } else if (c == '#') {
+        while (i < text_.size() && text_[i] != '\n') ++i;
+      } else if (c == '\n') {
+        ++i;
+        if (depth == 0) return i;
+      } else {
+        if (c == '[' || c == '{') ++depth;
+        if ((c == ']' || c == '}') && depth > 0) --depth;
+        ++i;
+      }
+    }
+    return i;
+  }
+
+  // From an opening quote to past the closing one: "basic" (with backslash
+  // escapes), 'literal', and their multi-line """/''' forms. A single-line
+  // string ends at a newline too (an error toml++ reports).
+  size_t SkipString(size_t i) const {
+    const char quote = text_[i];
+    const std::string triple(3, quote);
+    const bool multi_line = text_.substr(i, 3) == triple;
+    i += multi_line ? 3 : 1;
+    while (i < text_.size()) {
+      if (quote == '"' && text_[i] == '\\') {
+        i += 2;
+      } else if (multi_line && text_.substr(i, 3) == triple) {
+        // Up to two more quotes may close it: """a""""" is a"".
+        i += 3;
+        while (i < text_.size() && text_[i] == quote) ++i;
+        return i;
+      } else if (!multi_line && (text_[i] == quote || text_[i] == '\n')) {
+        return text_[i] == quote ? i + 1 : i;
+      } else {
+        ++i;
+      }
+    }
+    return i;
+  }
+
+  Error ErrorAt(size_t at, std::string what) const {
+    uint32_t line = 1;
+    uint32_t column = 1;
+    for (size_t i = 0; i < at; ++i) {
+      if (text_[i] == '\n') {
+        ++line;
+        column = 1;
+      } else if ((static_cast<unsigned char>(text_[i]) & 0xc0) != 0x80) {
+        ++column;  // UTF-8 continuation bytes share their character's column
+      }
+    }
+    return Error::Invalid(std::string(file_name_) + ":" + std::to_string(line) + ":" +
+                          std::to_string(column) + ": " + what);
+  }
+
+  std::string_view text_;
+  std::string_view file_name_;
+};
+
+}  // namespace
+
+std::optional<Error> PrescanToml(std::string_view text, std::string_view file_name) {
+  return Scanner(text, file_name).Run();
+}
+
+}  // namespace zrelay

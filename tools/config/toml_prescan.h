@@ -1,0 +1,27 @@
+// What a configuration file must not hold before toml++ (Debian's 3.3.0)
+// parses it: text toml++ would refuse anyway, but trips on first.
+//
+//   - A table header whose first key starts with neither a bare-key
+//     character nor a quote ("[|x]", "[=]"): toml++ asserts that it never
+//     does, so a build with assertions aborts, and an optimised clang build
+//     takes it as a promise (__builtin_assume) and reads on undefined.
+//   - A control character other than tab and the line ends: TOML allows
+//     none anywhere, not even in comments or strings, and refusing them all
+//     up front keeps them out of the paths that lead to the header above.
+//
+// To find the table headers it follows TOML's strings (all four kinds),
+// comments and the brackets of multi-line arrays, exactly as TOML defines
+// them, so valid TOML always passes.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "engine/result.h"
+
+namespace zrelay {
+
+// nullopt, or an error "FILE:LINE:COLUMN: what", as toml++'s own are.
+std::optional<Error> PrescanToml(std::string_view text, std::string_view file_name);
+
+}  // namespace zrelay
