@@ -32,6 +32,8 @@ TEST(TomlPrescan, ValidTomlPasses) {
       "x = 'C:\\'\n[ok]\n",
       "\"[|\" = 1\n",
       "x = \"tab\there\"\r\n[ok]\r\n",
+      // Non-ASCII text in strings, quoted keys and comments.
+      "x = \"\xc3\xa9\" # \xe3\x81\x82\n[\"\xc3\xa9\"]\n'\xc3\xa9' = '''\xef\xbb\xbf'''\n",
   };
   for (const char* text : valid) EXPECT_EQ(Verdict(text), "(passes)") << text;
 }
@@ -55,6 +57,17 @@ TEST(TomlPrescan, HeadersTomlPlusPlusTripsOnAreRefused) {
   // Left for toml++, which reports them itself: an empty key, a header cut short.
   EXPECT_EQ(Verdict("[]\n"), "(passes)");
   EXPECT_EQ(Verdict("[["), "(passes)");
+}
+
+TEST(TomlPrescan, NonAsciiOutsideStringsAndCommentsIsRefused) {
+  EXPECT_EQ(Verdict("fam\xc3\xa9 = 1\n"),
+            "zrelayd.toml:1:4: a non-ASCII character outside a string or comment");
+  EXPECT_EQ(Verdict("x = \"a\" \xe3\x81\x82\n"),
+            "zrelayd.toml:1:9: a non-ASCII character outside a string or comment");
+  EXPECT_EQ(Verdict("x = [\n  \xef\xbb\xbf" "1]\n"),
+            "zrelayd.toml:2:3: a non-ASCII character outside a string or comment");
+  EXPECT_EQ(Verdict("[a.\xc3\xa9]\n"),
+            "zrelayd.toml:1:4: a non-ASCII character outside a string or comment");
 }
 
 TEST(TomlPrescan, ControlCharactersAreRefused) {

@@ -46,9 +46,11 @@ class Scanner {
                                   (line_end ? "a line end" : "'" + std::string(1, text_[key]) + "'") +
                                   ", not a letter, digit, '-', '_' or quote");
         }
-        i = SkipLine(key);
-      } else {
-        i = SkipStatement(i);
+        i = key;
+      }
+      i = SkipStatement(i);
+      if (non_ascii_ != std::string_view::npos) {
+        return ErrorAt(non_ascii_, "a non-ASCII character outside a string or comment");
       }
     }
     return std::nullopt;
@@ -60,15 +62,11 @@ class Scanner {
     return i;
   }
 
-  // A header's line: its quoted keys hold no newline, a comment ends there.
-  size_t SkipLine(size_t i) const {
-    while (i < text_.size() && text_[i] != '\n') ++i;
-    return i + 1;
-  }
-
-  // A key/value line (or a blank or comment line), to the newline that ends
-  // it: past strings, comments and the lines of a multi-line array.
-  size_t SkipStatement(size_t i) const {
+  // A key/value line (or the rest of a header, or a blank or comment line),
+  // to the newline that ends it: past strings, comments and the lines of a
+  // multi-line array. Notes the first non-ASCII byte outside strings and
+  // comments in non_ascii_.
+  size_t SkipStatement(size_t i) {
     int depth = 0;  // open '[' and '{' of the value
     while (i < text_.size()) {
       const char c = text_[i];
@@ -80,6 +78,10 @@ class Scanner {
         ++i;
         if (depth == 0) return i;
       } else {
+        if (static_cast<unsigned char>(c) >= 0x80) {
+          non_ascii_ = i;
+          return text_.size();
+        }
         if (c == '[' || c == '{') ++depth;
         if ((c == ']' || c == '}') && depth > 0) --depth;
         ++i;
@@ -130,6 +132,7 @@ class Scanner {
 
   std::string_view text_;
   std::string_view file_name_;
+  size_t non_ascii_ = std::string_view::npos;
 };
 
 }  // namespace

@@ -5,6 +5,10 @@
 //     character nor a quote ("[|x]", "[=]"): toml++ asserts that it never
 //     does, so a build with assertions aborts, and an optimised clang build
 //     takes it as a promise (__builtin_assume) and reads on undefined.
+//   - A non-ASCII character outside strings and comments (TOML's bare keys
+//     are ASCII): toml++'s is-it-whitespace test for it reaches
+//     __builtin_unreachable for most code points (U+00E9 'é' among them),
+//     undefined behaviour in every build.
 //   - A control character other than tab and the line ends: TOML allows
 //     none anywhere, not even in comments or strings, and refusing them all
 //     up front keeps them out of the paths that lead to the header above.
