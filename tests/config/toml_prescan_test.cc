@@ -26,7 +26,7 @@ TEST(TomlPrescan, ValidTomlPasses) {
       "x = [\n  [+1],\n  [{ a = 1 }],\n  [ [2] ],\n]\n",
       "x = [ # ] does not close it\n  [.5] ]\n",
       // Quotes inside strings: escaped, doubled at a multi-line end, or literal backslashes.
-      "x = \"a\\\"\n[ok]\"\n",
+      "x = \"a\\\"[ok]\"\n",
       "x = \"\"\"a\\\"\"\"\n[|]\n\"\"\"\n",
       "x = \"\"\"a\"\"\"\"\"\n[ok]\n",
       "x = 'C:\\'\n[ok]\n",
@@ -68,6 +68,21 @@ TEST(TomlPrescan, NonAsciiOutsideStringsAndCommentsIsRefused) {
             "zrelayd.toml:2:3: a non-ASCII character outside a string or comment");
   EXPECT_EQ(Verdict("[a.\xc3\xa9]\n"),
             "zrelayd.toml:1:4: a non-ASCII character outside a string or comment");
+  // A quote glued to a value does not open a string: toml++ reads on.
+  EXPECT_EQ(Verdict("x = 1a\"\xc3\xa9\"\n"),
+            "zrelayd.toml:1:7: a quote in the middle of a key or value");
+  EXPECT_EQ(Verdict("x = \"a\" 'b'\n"), "zrelayd.toml:1:9: a quote in the middle of a key or value");
+  EXPECT_EQ(Verdict("[a\"b\"]\n"), "zrelayd.toml:1:3: a quote in the middle of a key or value");
+}
+
+TEST(TomlPrescan, QuotesOpenStringsWhereTomlAllowsThem) {
+  const char* const valid[] = {
+      "\"a\" = 1\n'b' = 2\na.\"b\" . 'c' = 3\n",
+      "x = [ \"a\" , 'b',\n  \"c\" ]\n",
+      "x = { \"a\" = \"b\", c = 'd' }\n",
+      "[ \"a\" . 'b' ]\n[[\"c\"]]\n",
+  };
+  for (const char* text : valid) EXPECT_EQ(Verdict(text), "(passes)") << text;
 }
 
 TEST(TomlPrescan, ControlCharactersAreRefused) {

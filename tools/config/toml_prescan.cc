@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 namespace zrelay {
 namespace {
@@ -46,12 +47,11 @@ class Scanner {
                                   (line_end ? "a line end" : "'" + std::string(1, text_[key]) + "'") +
                                   ", not a letter, digit, '-', '_' or quote");
         }
-        i = key;
+        i = SkipStatement(key, '[');
+      } else {
+        i = SkipStatement(i, '\n');
       }
-      i = SkipStatement(i);
-      if (non_ascii_ != std::string_view::npos) {
-        return ErrorAt(non_ascii_, "a non-ASCII character outside a string or comment");
-      }
+      if (problem_) return problem_;
     }
     return std::nullopt;
   }
@@ -64,30 +64,42 @@ class Scanner {
 
   // A key/value line (or the rest of a header, or a blank or comment line),
   // to the newline that ends it: past strings, comments and the lines of a
-  // multi-line array. Notes the first non-ASCII byte outside strings and
-  // comments in non_ascii_.
-  size_t SkipStatement(size_t i) {
+  // multi-line array. `after` is the character before `i` that counts (a
+  // line start, or a header's '['). Notes in problem_ the first non-ASCII
+  // byte outside strings and comments, and the first quote that cannot open
+  // a string (one glued to a key or value: toml++ reads on through it).
+  size_t SkipStatement(size_t i, char after) {
     int depth = 0;  // open '[' and '{' of the value
+    char previous = after;  // the last character outside blanks, strings and comments
     while (i < text_.size()) {
       const char c = text_[i];
       if (c == '"' || c == '\'') {
+        if (std::string_view("\n=[{,.").find(previous) == std::string_view::npos) {
+          return Problem(i, "a quote in the middle of a key or value");
+        }
         i = SkipString(i);
+        previous = c;
       } else if (c == '#') {
         while (i < text_.size() && text_[i] != '\n') ++i;
       } else if (c == '\n') {
         ++i;
+        previous = c;
         if (depth == 0) return i;
+      } else if (static_cast<unsigned char>(c) >= 0x80) {
+        return Problem(i, "a non-ASCII character outside a string or comment");
       } else {
-        if (static_cast<unsigned char>(c) >= 0x80) {
-          non_ascii_ = i;
-          return text_.size();
-        }
         if (c == '[' || c == '{') ++depth;
         if ((c == ']' || c == '}') && depth > 0) --depth;
+        if (c != ' ' && c != '\t' && c != '\r') previous = c;
         ++i;
       }
     }
     return i;
+  }
+
+  size_t Problem(size_t at, std::string what) {
+    problem_ = ErrorAt(at, std::move(what));
+    return text_.size();
   }
 
   // From an opening quote to past the closing one: "basic" (with backslash
@@ -132,7 +144,7 @@ class Scanner {
 
   std::string_view text_;
   std::string_view file_name_;
-  size_t non_ascii_ = std::string_view::npos;
+  std::optional<Error> problem_;
 };
 
 }  // namespace

@@ -8,7 +8,9 @@
 //   - A non-ASCII character outside strings and comments (TOML's bare keys
 //     are ASCII): toml++'s is-it-whitespace test for it reaches
 //     __builtin_unreachable for most code points (U+00E9 'é' among them),
-//     undefined behaviour in every build.
+//     undefined behaviour in every build. For the same reason a quote glued
+//     to a key or value (x = 1a"é") is refused: toml++ reads on through it,
+//     where a string cannot start.
 //   - A control character other than tab and the line ends: TOML allows
 //     none anywhere, not even in comments or strings, and refusing them all
 //     up front keeps them out of the paths that lead to the header above.
