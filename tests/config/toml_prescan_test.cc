@@ -75,6 +75,19 @@ TEST(TomlPrescan, NonAsciiOutsideStringsAndCommentsIsRefused) {
   EXPECT_EQ(Verdict("[a\"b\"]\n"), "zrelayd.toml:1:3: a quote in the middle of a key or value");
 }
 
+TEST(TomlPrescan, NonAsciiAfterABackslashInAMultiLineStringIsRefused) {
+  EXPECT_EQ(Verdict("x = \"\"\"a\\\n  \xc3\xa9\"\"\"\n"),
+            "zrelayd.toml:2:3: a non-ASCII character after a backslash in a multi-line string "
+            "(toml++ cannot read it)");
+  EXPECT_EQ(Verdict("x = \"\"\"\\\xc3\xa9\"\"\"\n"),
+            "zrelayd.toml:1:9: a non-ASCII character after a backslash in a multi-line string "
+            "(toml++ cannot read it)");
+  // Elsewhere a backslash may precede one: a single-line string, an escape
+  // before it, a literal string.
+  EXPECT_EQ(Verdict("x = \"\\\\\xc3\xa9\"\ny = \"\"\"\\n\xc3\xa9\"\"\"\nz = '''\\\xc3\xa9'''\n"),
+            "(passes)");
+}
+
 TEST(TomlPrescan, QuotesOpenStringsWhereTomlAllowsThem) {
   const char* const valid[] = {
       "\"a\" = 1\n'b' = 2\na.\"b\" . 'c' = 3\n",

@@ -105,13 +105,27 @@ class Scanner {
   // From an opening quote to past the closing one: "basic" (with backslash
   // escapes), 'literal', and their multi-line """/''' forms. A single-line
   // string ends at a newline too (an error toml++ reports).
-  size_t SkipString(size_t i) const {
+  size_t SkipString(size_t i) {
     const char quote = text_[i];
     const std::string triple(3, quote);
     const bool multi_line = text_.substr(i, 3) == triple;
     i += multi_line ? 3 : 1;
     while (i < text_.size()) {
       if (quote == '"' && text_[i] == '\\') {
+        if (multi_line) {
+          // toml++ tests what follows a backslash (a line continuation
+          // skips blanks and line ends) with the whitespace test that is
+          // undefined for non-ASCII characters.
+          size_t next = i + 1;
+          while (next < text_.size() && std::string_view(" \t\r\n").find(text_[next]) !=
+                                            std::string_view::npos) {
+            ++next;
+          }
+          if (next < text_.size() && static_cast<unsigned char>(text_[next]) >= 0x80) {
+            return Problem(next, "a non-ASCII character after a backslash in a multi-line "
+                                 "string (toml++ cannot read it)");
+          }
+        }
         i += 2;
       } else if (multi_line && text_.substr(i, 3) == triple) {
         // Up to two more quotes may close it: """a""""" is a"".

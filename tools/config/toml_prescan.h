@@ -10,14 +10,17 @@
 //     __builtin_unreachable for most code points (U+00E9 'é' among them),
 //     undefined behaviour in every build. For the same reason a quote glued
 //     to a key or value (x = 1a"é") is refused: toml++ reads on through it,
-//     where a string cannot start.
+//     where a string cannot start. And in a multi-line basic string, a
+//     non-ASCII character after a backslash and blanks or line ends: valid
+//     TOML after a line continuation, but toml++ tests it for whitespace
+//     too. This is the one valid text refused.
 //   - A control character other than tab and the line ends: TOML allows
 //     none anywhere, not even in comments or strings, and refusing them all
 //     up front keeps them out of the paths that lead to the header above.
 //
 // To find the table headers it follows TOML's strings (all four kinds),
 // comments and the brackets of multi-line arrays, exactly as TOML defines
-// them, so valid TOML always passes.
+// them, so valid TOML passes (but for the continuation case above).
 #pragma once
 
 #include <optional>
