@@ -88,6 +88,12 @@ TEST(TomlPrescan, NonAsciiAfterABackslashInAMultiLineStringIsRefused) {
             "(passes)");
 }
 
+TEST(TomlPrescan, WithoutNonAsciiKeepsLinesColumnsAndStructure) {
+  EXPECT_EQ(WithoutNonAscii("x = \"\xc3\xa9t\xc3\xa9\" # \xe3\x81\x82\n\xf0\x9f\x98\x80"),
+            "x = \"xtx\" # x\nx");
+  EXPECT_EQ(WithoutNonAscii("a\x80\xbf" "b\xff"), "abx");
+}
+
 TEST(TomlPrescan, QuotesOpenStringsWhereTomlAllowsThem) {
   const char* const valid[] = {
       "\"a\" = 1\n'b' = 2\na.\"b\" . 'c' = 3\n",

@@ -167,4 +167,18 @@ std::optional<Error> PrescanToml(std::string_view text, std::string_view file_na
   return Scanner(text, file_name).Run();
 }
 
+std::string WithoutNonAscii(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x80) {
+      out += c;
+    } else if (byte >= 0xc0) {
+      out += 'x';  // a sequence's first byte; its continuation bytes (0x80..0xbf) are dropped
+    }
+  }
+  return out;
+}
+
 }  // namespace zrelay

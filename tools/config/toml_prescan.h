@@ -24,6 +24,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "engine/result.h"
@@ -31,6 +32,13 @@
 namespace zrelay {
 
 // nullopt, or an error "FILE:LINE:COLUMN: what", as toml++'s own are.
+// Exact for text whose structure is valid TOML: the caller first has
+// toml++ parse WithoutNonAscii(text), which it can do safely.
 std::optional<Error> PrescanToml(std::string_view text, std::string_view file_name);
+
+// `text` with each non-ASCII character (a UTF-8 sequence) replaced by one
+// 'x', stray continuation bytes dropped: the same lines, columns and
+// structure, and nothing toml++ 3.3 misreads.
+std::string WithoutNonAscii(std::string_view text);
 
 }  // namespace zrelay
