@@ -64,14 +64,16 @@ TEST(TomlPrescan, NonAsciiOutsideStringsAndCommentsIsRefused) {
             "zrelayd.toml:1:4: a non-ASCII character outside a string or comment");
   EXPECT_EQ(Verdict("x = \"a\" \xe3\x81\x82\n"),
             "zrelayd.toml:1:9: a non-ASCII character outside a string or comment");
-  EXPECT_EQ(Verdict("x = [\n  \xef\xbb\xbf" "1]\n"),
+  EXPECT_EQ(Verdict("x = [\n  \xef\xbb\xbf"
+                    "1]\n"),
             "zrelayd.toml:2:3: a non-ASCII character outside a string or comment");
   EXPECT_EQ(Verdict("[a.\xc3\xa9]\n"),
             "zrelayd.toml:1:4: a non-ASCII character outside a string or comment");
   // A quote glued to a value does not open a string: toml++ reads on.
   EXPECT_EQ(Verdict("x = 1a\"\xc3\xa9\"\n"),
             "zrelayd.toml:1:7: a quote in the middle of a key or value");
-  EXPECT_EQ(Verdict("x = \"a\" 'b'\n"), "zrelayd.toml:1:9: a quote in the middle of a key or value");
+  EXPECT_EQ(Verdict("x = \"a\" 'b'\n"),
+            "zrelayd.toml:1:9: a quote in the middle of a key or value");
   EXPECT_EQ(Verdict("[a\"b\"]\n"), "zrelayd.toml:1:3: a quote in the middle of a key or value");
 }
 
@@ -91,7 +93,9 @@ TEST(TomlPrescan, NonAsciiAfterABackslashInAMultiLineStringIsRefused) {
 TEST(TomlPrescan, WithoutNonAsciiKeepsLinesColumnsAndStructure) {
   EXPECT_EQ(WithoutNonAscii("x = \"\xc3\xa9t\xc3\xa9\" # \xe3\x81\x82\n\xf0\x9f\x98\x80"),
             "x = \"xtx\" # x\nx");
-  EXPECT_EQ(WithoutNonAscii("a\x80\xbf" "b\xff"), "abx");
+  EXPECT_EQ(WithoutNonAscii("a\x80\xbf"
+                            "b\xff"),
+            "abx");
 }
 
 TEST(TomlPrescan, QuotesOpenStringsWhereTomlAllowsThem) {

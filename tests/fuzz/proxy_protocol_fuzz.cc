@@ -34,7 +34,8 @@ bool SameAddress(const Address& a, const Address& b) {
 
 bool SameHeader(const ProxyHeader& a, const ProxyHeader& b) {
   return a.version == b.version && a.local == b.local &&
-         (a.local || (SameAddress(a.source, b.source) && SameAddress(a.destination, b.destination)));
+         (a.local ||
+          (SameAddress(a.source, b.source) && SameAddress(a.destination, b.destination)));
 }
 
 bool SameParse(const ProxyParse& a, const ProxyParse& b) {
@@ -101,9 +102,8 @@ void CheckWriters(const uint8_t* data, size_t size) {
   const Address destination = DrawnAddress(drawn + 19, drawn[0] >> 2);
   const bool same_family = source.family() == destination.family();
   for (const ProxyVersion version : {ProxyVersion::kV1, ProxyVersion::kV2}) {
-    const std::string written = version == ProxyVersion::kV1
-                                    ? ProxyHeaderV1(source, destination)
-                                    : ProxyHeaderV2(source, destination);
+    const std::string written = version == ProxyVersion::kV1 ? ProxyHeaderV1(source, destination)
+                                                             : ProxyHeaderV2(source, destination);
     const ProxyParse parse = ParseProxyHeader(written);
     FUZZ_CHECK(parse.status == ProxyParseStatus::kOk);
     FUZZ_CHECK(parse.length == written.size());

@@ -9,8 +9,8 @@ namespace zrelay {
 namespace {
 
 bool IsBareKeyCharacter(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
 }
 
 bool IsControlCharacter(char c) {
@@ -22,16 +22,15 @@ bool IsControlCharacter(char c) {
 // toml++ counts them) of the byte it is at.
 class Scanner {
  public:
-  Scanner(std::string_view text, std::string_view file_name)
-      : text_(text), file_name_(file_name) {}
+  Scanner(std::string_view text, std::string_view file_name) : text_(text), file_name_(file_name) {}
 
   std::optional<Error> Run() {
     for (size_t i = 0; i < text_.size(); ++i) {
       if (IsControlCharacter(text_[i])) {
         char code[8];
         std::snprintf(code, sizeof(code), "U+%04X", static_cast<unsigned char>(text_[i]));
-        return ErrorAt(i, std::string("control character ") + code +
-                              " is not allowed in a TOML file");
+        return ErrorAt(i,
+                       std::string("control character ") + code + " is not allowed in a TOML file");
       }
     }
     size_t i = 0;
@@ -43,9 +42,10 @@ class Scanner {
         if (key < text_.size() && !IsBareKeyCharacter(text_[key]) && text_[key] != '"' &&
             text_[key] != '\'' && text_[key] != ']') {
           const bool line_end = text_[key] == '\n' || text_[key] == '\r';
-          return ErrorAt(key, "a table header's key starts with " +
-                                  (line_end ? "a line end" : "'" + std::string(1, text_[key]) + "'") +
-                                  ", not a letter, digit, '-', '_' or quote");
+          return ErrorAt(key,
+                         "a table header's key starts with " +
+                             (line_end ? "a line end" : "'" + std::string(1, text_[key]) + "'") +
+                             ", not a letter, digit, '-', '_' or quote");
         }
         i = SkipStatement(key, '[');
       } else {
@@ -69,7 +69,7 @@ class Scanner {
   // byte outside strings and comments, and the first quote that cannot open
   // a string (one glued to a key or value: toml++ reads on through it).
   size_t SkipStatement(size_t i, char after) {
-    int depth = 0;  // open '[' and '{' of the value
+    int depth = 0;          // open '[' and '{' of the value
     char previous = after;  // the last character outside blanks, strings and comments
     while (i < text_.size()) {
       const char c = text_[i];
@@ -117,13 +117,14 @@ class Scanner {
           // skips blanks and line ends) with the whitespace test that is
           // undefined for non-ASCII characters.
           size_t next = i + 1;
-          while (next < text_.size() && std::string_view(" \t\r\n").find(text_[next]) !=
-                                            std::string_view::npos) {
+          while (next < text_.size() &&
+                 std::string_view(" \t\r\n").find(text_[next]) != std::string_view::npos) {
             ++next;
           }
           if (next < text_.size() && static_cast<unsigned char>(text_[next]) >= 0x80) {
-            return Problem(next, "a non-ASCII character after a backslash in a multi-line "
-                                 "string (toml++ cannot read it)");
+            return Problem(next,
+                           "a non-ASCII character after a backslash in a multi-line "
+                           "string (toml++ cannot read it)");
           }
         }
         i += 2;
