@@ -51,10 +51,10 @@ Result<CidrBlock> CidrBlock::Parse(std::string_view text) {
   if (slash != std::string_view::npos) {
     const std::string_view digits = text.substr(slash + 1);
     // At most 3 digits, no sign, no leading zero: "/08" is more likely a typo than /8.
-    const bool number = !digits.empty() && digits.size() <= 3 &&
-                        std::all_of(digits.begin(), digits.end(),
-                                    [](char c) { return c >= '0' && c <= '9'; }) &&
-                        (digits.size() == 1 || digits[0] != '0');
+    const bool number =
+        !digits.empty() && digits.size() <= 3 &&
+        std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+        (digits.size() == 1 || digits[0] != '0');
     int prefix = 0;
     if (number) {
       for (char c : digits) prefix = prefix * 10 + (c - '0');

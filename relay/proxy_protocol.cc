@@ -12,13 +12,13 @@ namespace zrelay {
 namespace {
 
 constexpr std::string_view kV1Prefix = "PROXY ";
-constexpr size_t kV1MaxLength = 107;      // the spec's bound, CRLF included
-constexpr size_t kV1MinLength = 15;       // "PROXY UNKNOWN\r\n"
+constexpr size_t kV1MaxLength = 107;  // the spec's bound, CRLF included
+constexpr size_t kV1MinLength = 15;   // "PROXY UNKNOWN\r\n"
 constexpr std::string_view kV2Signature("\r\n\r\n\0\r\nQUIT\n", 12);
-constexpr size_t kV2FixedLength = 16;     // signature, version/command, family/protocol, length
-constexpr size_t kV2Inet = 12;            // two IPv4 addresses, two ports
-constexpr size_t kV2Inet6 = 36;           // two IPv6 addresses, two ports
-constexpr size_t kV2Unix = 216;           // two 108-byte sun_path fields
+constexpr size_t kV2FixedLength = 16;  // signature, version/command, family/protocol, length
+constexpr size_t kV2Inet = 12;         // two IPv4 addresses, two ports
+constexpr size_t kV2Inet6 = 36;        // two IPv6 addresses, two ports
+constexpr size_t kV2Unix = 216;        // two 108-byte sun_path fields
 constexpr size_t kUnixPathField = 108;
 
 ProxyParse Invalid(std::string error) {
@@ -201,8 +201,7 @@ ProxyParse ParseV2(std::string_view bytes) {
   const size_t payload = ReadBigEndian16(bytes.data() + 14);
   const size_t length = kV2FixedLength + payload;
   if ((version_command >> 4) != 2) {
-    return Invalid("v2 header has version " + std::to_string(version_command >> 4) +
-                   ", not 2");
+    return Invalid("v2 header has version " + std::to_string(version_command >> 4) + ", not 2");
   }
   const int command = version_command & 0x0f;
   if (command > 1) {
@@ -229,7 +228,10 @@ ProxyParse ParseV2(std::string_view bytes) {
   if (protocol == 2) {
     return Invalid("v2 header is for a datagram (UDP) flow, which a TCP relay cannot carry");
   }
-  const size_t addresses = family == 1 ? kV2Inet : family == 2 ? kV2Inet6 : family == 3 ? kV2Unix : 0;
+  const size_t addresses = family == 1   ? kV2Inet
+                           : family == 2 ? kV2Inet6
+                           : family == 3 ? kV2Unix
+                                         : 0;
   if (payload < addresses) {
     return Invalid("v2 header's length " + std::to_string(payload) + " is too short for its " +
                    std::to_string(addresses) + " bytes of addresses");
@@ -307,8 +309,8 @@ ProxyParse ParseProxyHeader(std::string_view bytes) {
 
 std::string ProxyHeaderV1(const Address& source, const Address& destination) {
   if (!SameIpFamily(source, destination)) return "PROXY UNKNOWN\r\n";
-  return std::string(source.family() == AF_INET ? "PROXY TCP4 " : "PROXY TCP6 ") +
-         IpText(source) + " " + IpText(destination) + " " + std::to_string(source.port()) + " " +
+  return std::string(source.family() == AF_INET ? "PROXY TCP4 " : "PROXY TCP6 ") + IpText(source) +
+         " " + IpText(destination) + " " + std::to_string(source.port()) + " " +
          std::to_string(destination.port()) + "\r\n";
 }
 
@@ -319,8 +321,8 @@ std::string ProxyHeaderV2(const Address& source, const Address& destination) {
     return header;
   }
   const bool v4 = source.family() == AF_INET;
-  header += '\x21';                         // version 2, PROXY
-  header += v4 ? '\x11' : '\x21';           // AF_INET or AF_INET6, STREAM
+  header += '\x21';                // version 2, PROXY
+  header += v4 ? '\x11' : '\x21';  // AF_INET or AF_INET6, STREAM
   const size_t payload = v4 ? kV2Inet : kV2Inet6;
   header += static_cast<char>(payload >> 8);
   header += static_cast<char>(payload & 0xff);

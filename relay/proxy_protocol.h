@@ -11,6 +11,18 @@
 // bytes the header is so the caller consumes exactly those, and rejects
 // anything malformed rather than guessing. Writing makes the header for a
 // client/destination pair.
+//
+// Where the spec leaves a choice, the parser takes the strict one:
+//   - v1 ports are decimal 0..65535 as senders write them: no sign, no
+//     leading zero ("0443" is refused), single spaces between fields;
+//     addresses must be of the family TCP4/TCP6 names.
+//   - v2 PROXY with the DGRAM protocol is refused: a UDP flow cannot be
+//     relayed as a TCP stream. With the UNSPEC protocol or family the
+//     addresses are not a TCP peer's, so the header is `local`.
+//   - v2 UNIX addresses are kept as unix Addresses (an unnamed client's is
+//     empty); the writers never send them.
+//   - v2 TLVs after IPv4/IPv6/unix addresses must each end within the
+//     header; LOCAL and UNSPEC blocks are skipped whole, as the spec says.
 #pragma once
 
 #include <cstddef>

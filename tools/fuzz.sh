@@ -4,7 +4,8 @@
 #   bash tools/fuzz.sh client_hello        # 60 seconds
 #   bash tools/fuzz.sh address 300         # 300 seconds
 #
-# Targets are tests/fuzz/<target>_fuzz.cc (client_hello, address, values).
+# Targets are tests/fuzz/<target>_fuzz.cc (client_hello, proxy_protocol,
+# address, config, values).
 # The binary is built with clang-14 and -fsanitize=fuzzer,address,undefined
 # (.bazelrc's `fuzz` config) in a Bazel output base of its own, so the
 # default one keeps its g++ build. It runs on a copy of

@@ -1,9 +1,8 @@
 // CidrBlock: parsing, printing and matching IPv4 and IPv6 peers.
 #include "engine/cidr.h"
 
-#include <sys/socket.h>
-
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <string>
 
@@ -136,8 +135,7 @@ TEST(CidrTest, HostBitsBelowThePrefixAreAnError) {
   EXPECT_EQ(ParseError("10.0.0.1/8"), "bad network '10.0.0.1/8': host bits set below /8");
   EXPECT_EQ(ParseError("192.0.2.65/26"), "bad network '192.0.2.65/26': host bits set below /26");
   EXPECT_EQ(ParseError("0.0.0.1/0"), "bad network '0.0.0.1/0': host bits set below /0");
-  EXPECT_EQ(ParseError("2001:db8::1/32"),
-            "bad network '2001:db8::1/32': host bits set below /32");
+  EXPECT_EQ(ParseError("2001:db8::1/32"), "bad network '2001:db8::1/32': host bits set below /32");
   EXPECT_EQ(ParseError("::1/127"), "bad network '::1/127': host bits set below /127");
 }
 
@@ -153,8 +151,10 @@ TEST(CidrTest, BadTextIsAnErrorThatQuotesIt) {
             "bad network '256.0.0.0/8': '256.0.0.0' is not an IPv4 or IPv6 address");
   EXPECT_EQ(ParseError("10.0.0.0/33"),
             "bad network '10.0.0.0/33': prefix length '33' is not a number 0..32");
-  EXPECT_EQ(ParseError("::/129"), "bad network '::/129': prefix length '129' is not a number 0..128");
-  EXPECT_EQ(ParseError("10.0.0.0/"), "bad network '10.0.0.0/': prefix length '' is not a number 0..32");
+  EXPECT_EQ(ParseError("::/129"),
+            "bad network '::/129': prefix length '129' is not a number 0..128");
+  EXPECT_EQ(ParseError("10.0.0.0/"),
+            "bad network '10.0.0.0/': prefix length '' is not a number 0..32");
   EXPECT_EQ(ParseError("10.0.0.0/-8"),
             "bad network '10.0.0.0/-8': prefix length '-8' is not a number 0..32");
   EXPECT_EQ(ParseError("10.0.0.0/08"),

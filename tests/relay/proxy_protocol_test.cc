@@ -3,11 +3,10 @@
 // writers), round trips, headers cut at every byte, and malformed headers.
 #include "relay/proxy_protocol.h"
 
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-
-#include <gtest/gtest.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -57,8 +56,7 @@ void ExpectAddresses(const ProxyHeader& header, std::string_view source,
                      std::string_view destination) {
   EXPECT_FALSE(header.local);
   EXPECT_TRUE(SameAddress(header.source, Addr(source))) << header.source.ToString();
-  EXPECT_TRUE(SameAddress(header.destination, Addr(destination)))
-      << header.destination.ToString();
+  EXPECT_TRUE(SameAddress(header.destination, Addr(destination))) << header.destination.ToString();
 }
 
 // Every proper prefix of `header` asks for more, with a `needed` beyond
@@ -127,14 +125,15 @@ TEST(ProxyProtocolTest, HaproxyV2LocalHealthCheck) {
 TEST(ProxyProtocolTest, V2TlvsAreSkipped) {
   // As with proxy-v2-options: ALPN "h2", authority "example.com", a NOOP of
   // 3 bytes and an empty one, a CRC32C: 2+3 + 11+3 + 3+3 + 0+3 + 4+3 = 35 bytes.
-  const std::string tlvs = Bytes({0x01, 0x00, 0x02, 'h', '2'}) +
-                           Bytes({0x02, 0x00, 0x0b}) + "example.com" +
-                           Bytes({0x04, 0x00, 0x03, 0, 0, 0}) + Bytes({0x04, 0x00, 0x00}) +
+  const std::string tlvs = Bytes({0x01, 0x00, 0x02, 'h', '2'}) + Bytes({0x02, 0x00, 0x0b}) +
+                           "example.com" + Bytes({0x04, 0x00, 0x03, 0, 0, 0}) +
+                           Bytes({0x04, 0x00, 0x00}) +
                            Bytes({0x03, 0x00, 0x04, 0x12, 0x34, 0x56, 0x78});
   ASSERT_EQ(tlvs.size(), 35u);
-  const std::string header = kSignature + Bytes({0x21, 0x11, 0x00, 12 + 35,  //
-                                                 10, 0, 0, 1, 10, 0, 0, 2,   //
-                                                 0x30, 0x39, 0x00, 0x50}) +
+  const std::string header = kSignature +
+                             Bytes({0x21, 0x11, 0x00, 12 + 35,  //
+                                    10, 0, 0, 1, 10, 0, 0, 2,   //
+                                    0x30, 0x39, 0x00, 0x50}) +
                              tlvs;
   ExpectAddresses(ExpectOk(header + "data", header.size()), "10.0.0.1:12345", "10.0.0.2:80");
   ExpectNeedMoreAtEveryCut(header);
@@ -227,8 +226,8 @@ TEST(ProxyProtocolTest, V2UnspecAndLocalUseTheConnectionsAddresses) {
   // PROXY command with the UNSPEC family, or with the UNSPEC protocol, and
   // some bytes the receiver must skip.
   EXPECT_TRUE(ExpectOk(kSignature + Bytes({0x21, 0x00, 0x00, 0x03, 1, 2, 3}), 19).local);
-  EXPECT_TRUE(ExpectOk(kSignature + Bytes({0x21, 0x10, 0x00, 0x0c}) + std::string(12, '\0'), 28)
-                  .local);
+  EXPECT_TRUE(
+      ExpectOk(kSignature + Bytes({0x21, 0x10, 0x00, 0x0c}) + std::string(12, '\0'), 28).local);
   // LOCAL ignores the family and protocol, and whatever the block holds.
   const std::string local = kSignature + Bytes({0x20, 0x11, 0x00, 0x0c}) + std::string(12, '\x7f');
   EXPECT_TRUE(ExpectOk(local, 28).local);
@@ -280,7 +279,8 @@ TEST(ProxyProtocolTest, V1Malformed) {
       {"PROXY TCP4 192.0.2.1 198.51.100.1 1 99999999999\r\n",
        "v1 header has bad port '99999999999'"},
       {"PROXY TCP4 192.0.2.1 198.51.100.1 1 0x1\r\n", "v1 header has bad port '0x1'"},
-      {"PROXY TCP4 192.0.2.256 198.51.100.1 1 2\r\n", "v1 header has bad TCP4 address '192.0.2.256'"},
+      {"PROXY TCP4 192.0.2.256 198.51.100.1 1 2\r\n",
+       "v1 header has bad TCP4 address '192.0.2.256'"},
       {"PROXY TCP4 192.0.2 198.51.100.1 1 2\r\n", "v1 header has bad TCP4 address '192.0.2'"},
       {"PROXY TCP4 192.0.02.1 198.51.100.1 1 2\r\n", "v1 header has bad TCP4 address '192.0.02.1'"},
       {"PROXY TCP4 localhost 198.51.100.1 1 2\r\n", "v1 header has bad TCP4 address 'localhost'"},
@@ -292,8 +292,7 @@ TEST(ProxyProtocolTest, V1Malformed) {
       {"PROXY TCP6 2001:db8::1 192.0.2.1 1 2\r\n", "v1 header has bad TCP6 address '192.0.2.1'"},
       {"PROXY TCP5 192.0.2.1 198.51.100.1 1 2\r\n", "v1 header has unknown protocol 'TCP5'"},
       {"PROXY UDP4 192.0.2.1 198.51.100.1 1 2\r\n", "v1 header has unknown protocol 'UDP4'"},
-      {"PROXY UNKNOWNX\r\n",
-       "v1 header is not 'PROXY TCP4|TCP6 SOURCE DESTINATION SPORT DPORT'"},
+      {"PROXY UNKNOWNX\r\n", "v1 header is not 'PROXY TCP4|TCP6 SOURCE DESTINATION SPORT DPORT'"},
       {"PROXY \r\n", "v1 header is not 'PROXY TCP4|TCP6 SOURCE DESTINATION SPORT DPORT'"},
       {"PROXY TCP4 192.0.2.1 198.51.100.1 1\r\n",
        "v1 header is not 'PROXY TCP4|TCP6 SOURCE DESTINATION SPORT DPORT'"},
@@ -322,10 +321,8 @@ TEST(ProxyProtocolTest, V1Malformed) {
 TEST(ProxyProtocolTest, V2Malformed) {
   const std::string ipv4_block = Bytes({192, 0, 2, 1, 198, 51, 100, 1, 0, 1, 0, 2});
   const std::pair<std::string, std::string> cases[] = {
-      {kSignature + Bytes({0x11, 0x11, 0x00, 0x0c}) + ipv4_block,
-       "v2 header has version 1, not 2"},
-      {kSignature + Bytes({0x31, 0x11, 0x00, 0x0c}) + ipv4_block,
-       "v2 header has version 3, not 2"},
+      {kSignature + Bytes({0x11, 0x11, 0x00, 0x0c}) + ipv4_block, "v2 header has version 1, not 2"},
+      {kSignature + Bytes({0x31, 0x11, 0x00, 0x0c}) + ipv4_block, "v2 header has version 3, not 2"},
       {kSignature + Bytes({0x22, 0x11, 0x00, 0x0c}) + ipv4_block,
        "v2 header has unknown command 2"},
       {kSignature + Bytes({0x2f, 0x11, 0x00, 0x0c}) + ipv4_block,
@@ -348,7 +345,8 @@ TEST(ProxyProtocolTest, V2Malformed) {
        "v2 header's length 215 is too short for its 216 bytes of addresses"},
       // Longer than kMaxProxyHeader: refused at once, before it arrives.
       {kSignature + Bytes({0x21, 0x11, 0x0f, 0xf1}), "v2 header of 4097 bytes is longer than 4096"},
-      {kSignature + Bytes({0x20, 0x00, 0xff, 0xff}), "v2 header of 65551 bytes is longer than 4096"},
+      {kSignature + Bytes({0x20, 0x00, 0xff, 0xff}),
+       "v2 header of 65551 bytes is longer than 4096"},
       // TLVs that run past the header: a partial TLV head, or a value longer
       // than what is left.
       {kSignature + Bytes({0x21, 0x11, 0x00, 0x0d}) + ipv4_block + Bytes({0x04}),

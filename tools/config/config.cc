@@ -5,11 +5,13 @@
 
 #include <cctype>
 #include <cerrno>
+#include <optional>
 #include <utility>
 
 #include "engine/unique_fd.h"
 #include "tools/config/addresses.h"
 #include "tools/config/preamble_values.h"
+#include "tools/config/toml_prescan.h"
 #include "tools/config/toml_reader.h"
 
 namespace zrelay {
@@ -433,16 +435,27 @@ void Parser::ReadBackends(TableReader& reader, std::string_view expected,
   }
 }
 
+// toml++'s error, one line, as "FILE:LINE:COLUMN: what".
+Error TomlSyntaxError(const toml::parse_error& error, std::string_view file_name) {
+  const toml::source_position& at = error.source().begin;
+  return Error::Invalid(std::string(file_name) + ":" + std::to_string(at.line) + ":" +
+                        std::to_string(at.column) + ": " +
+                        // toml++ quotes the offending character as is, a newline too.
+                        EscapeControlCharacters(error.description()));
+}
+
 }  // namespace
 
 Result<FileConfig> ParseConfig(std::string_view text, std::string_view file_name) {
-  toml::parse_result parsed = toml::parse(text, file_name);
-  if (!parsed) {
-    const toml::parse_error& error = parsed.error();
-    const toml::source_position& at = error.source().begin;
-    return Error::Invalid(std::string(file_name) + ":" + std::to_string(at.line) + ":" +
-                          std::to_string(at.column) + ": " + std::string(error.description()));
-  }
+  if (std::optional<Error> error = PrescanToml(text, file_name)) return *error;
+  // The prescan follows TOML exactly only where the text is valid TOML, and
+  // toml++ 3.3 has undefined behaviour on non-ASCII characters it reaches
+  // outside strings and comments (toml_prescan.h). So the structure is
+  // checked first on a copy without them; only then does toml++ see them.
+  toml::parse_result parsed = toml::parse(WithoutNonAscii(text), file_name);
+  if (!parsed) return TomlSyntaxError(parsed.error(), file_name);
+  parsed = toml::parse(text, file_name);
+  if (!parsed) return TomlSyntaxError(parsed.error(), file_name);
   return Parser(file_name).Parse(parsed.table());
 }
 

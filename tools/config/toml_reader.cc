@@ -57,13 +57,10 @@ std::string HeaderOf(std::string_view path) {
 
 }  // namespace
 
-std::string QuoteString(std::string_view text) {
-  std::string out = "\"";
+std::string EscapeControlCharacters(std::string_view text) {
+  std::string out;
   for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
       char escaped[8];
       std::snprintf(escaped, sizeof(escaped), "\\u%04x", static_cast<unsigned char>(c));
       out += escaped;
@@ -71,7 +68,16 @@ std::string QuoteString(std::string_view text) {
       out += c;
     }
   }
-  return out + "\"";
+  return out;
+}
+
+std::string QuoteString(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return "\"" + EscapeControlCharacters(out) + "\"";
 }
 
 std::string DescribeValue(const toml::node& node) {
@@ -113,8 +119,9 @@ void ConfigErrors::Add(uint32_t line, std::string_view path, std::string_view wh
   std::string message = file_;
   if (line > 0) message += ":" + std::to_string(line);
   message += ": ";
-  if (!path.empty()) message.append(path).append(": ");
-  message.append(what);
+  // Keys and values are quoted as written, and may hold a newline.
+  if (!path.empty()) message += EscapeControlCharacters(path) + ": ";
+  message += EscapeControlCharacters(what);
   first_ = Error::Invalid(std::move(message));
 }
 

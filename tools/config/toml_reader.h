@@ -129,6 +129,10 @@ class TableReader {
 // control characters escaped.
 std::string QuoteString(std::string_view text);
 
+// `text` with its control characters (a newline among them) written as
+// \uXXXX, so that a message quoting it stays on one line.
+std::string EscapeControlCharacters(std::string_view text);
+
 // How a value reads in a message: "two" (quoted), 2, 2.5, true, an array,
 // a table, a date.
 std::string DescribeValue(const toml::node& node);
