@@ -8,8 +8,13 @@
 #include <fstream>
 #include <string>
 
+#include "tests/config/parse_util.h"
+
 namespace zrelay {
 namespace {
+
+using testing::ErrorOf;
+using testing::Parse;
 
 // The smallest file that parses: one listener, one backend.
 constexpr char kMinimal[] = R"(
@@ -20,14 +25,6 @@ listen = "127.0.0.1:8080"
 [[listener.backend]]
 address = "10.0.0.1:9000"
 )";
-
-Result<FileConfig> Parse(std::string_view text) { return ParseConfig(text, "zrelayd.toml"); }
-
-// The error message for `text`, or "(parsed)".
-std::string ErrorOf(std::string_view text) {
-  Result<FileConfig> config = Parse(text);
-  return config.ok() ? "(parsed)" : config.error().message();
-}
 
 // kMinimal's listener with `lines` added to it (line 5 on).
 std::string WithListenerKeys(std::string_view lines) {

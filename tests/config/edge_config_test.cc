@@ -6,10 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/config/parse_util.h"
 #include "tools/config/config.h"
 
 namespace zrelay {
 namespace {
+
+using testing::ErrorOf;
+using testing::Parse;
 
 constexpr char kHead[] = R"([[listener]]
 name = "edge"
@@ -20,13 +24,6 @@ constexpr char kBackend[] = R"(
 [[listener.backend]]
 address = "10.0.0.1:9000"
 )";
-
-Result<FileConfig> Parse(const std::string& text) { return ParseConfig(text, "zrelayd.toml"); }
-
-std::string ErrorOf(const std::string& text) {
-  Result<FileConfig> config = Parse(text);
-  return config.ok() ? "(parsed)" : config.error().message();
-}
 
 TEST(EdgeConfig, AbsentKeysMeanNoPreambleNoRoutesNoHeaderSent) {
   Result<FileConfig> config = Parse(std::string(kHead) + kBackend);

@@ -3,10 +3,14 @@
 
 #include <string>
 
+#include "tests/config/parse_util.h"
 #include "tools/config/config.h"
 
 namespace zrelay {
 namespace {
+
+using testing::ErrorOf;
+using testing::Parse;
 
 constexpr char kListener[] = R"(
 [[listener]]
@@ -16,13 +20,6 @@ listen = "127.0.0.1:8080"
 [[listener.backend]]
 address = "10.0.0.1:9000"
 )";
-
-Result<FileConfig> Parse(const std::string& text) { return ParseConfig(text, "zrelayd.toml"); }
-
-std::string ErrorOf(const std::string& text) {
-  Result<FileConfig> config = Parse(text);
-  return config.ok() ? "(parsed)" : config.error().message();
-}
 
 TEST(OperationsConfig, AbsentKeysMeanNoAdminStderrNoAccessLogNoUpgrades) {
   Result<FileConfig> config = Parse(kListener);
@@ -51,8 +48,8 @@ access_log = "stderr"
   EXPECT_EQ(config->access_log, "stderr");
   EXPECT_EQ(config->upgrade_socket, "/run/zrelayd/upgrade.sock");
 
-  Result<FileConfig> unix_admin = Parse("[admin]\nlisten = \"unix:/run/zrelayd/admin.sock\"\n" +
-                                        std::string(kListener));
+  Result<FileConfig> unix_admin =
+      Parse("[admin]\nlisten = \"unix:/run/zrelayd/admin.sock\"\n" + std::string(kListener));
   ASSERT_TRUE(unix_admin.ok()) << unix_admin.error().message();
   EXPECT_TRUE(unix_admin->admin_listen->is_unix());
 }
@@ -86,8 +83,9 @@ TEST(OperationsConfig, ErrorsNameTheKey) {
 
 TEST(OperationsConfig, AdminAddressIsNotAListenersToo) {
   std::string message = ErrorOf("[admin]\nlisten = \"127.0.0.1:8080\"\n" + std::string(kListener));
-  EXPECT_NE(message.find("listener[0].listen: 127.0.0.1:8080 is already listened on by admin.listen"),
-            std::string::npos)
+  EXPECT_NE(
+      message.find("listener[0].listen: 127.0.0.1:8080 is already listened on by admin.listen"),
+      std::string::npos)
       << message;
 }
 

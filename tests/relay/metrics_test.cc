@@ -24,6 +24,7 @@
 #include "ssl/tls_stream.h"
 #include "tests/relay/close_recorder.h"
 #include "tests/relay/holding_backend.h"
+#include "tests/relay/listen_or_fail.h"
 #include "tests/relay/relay_test_util.h"
 #include "tests/support/certs_fixture.h"
 #include "tests/support/loop_test_util.h"
@@ -121,11 +122,7 @@ class MetricsTest : public testing::CertsTest {
     return options;
   }
 
-  Address Listen(const ListenOptions& options) {
-    auto id = engine_->Listen(options);
-    EXPECT_TRUE(id.ok()) << id.error().message();
-    return id.ok() ? engine_->ListenAddress(id.value()).value() : Address();
-  }
+  Address Listen(const ListenOptions& options) { return testing::ListenOrFail(*engine_, options); }
 
   // The listener named `name` in a fresh snapshot (a default one, which
   // fails the test, when there is none).

@@ -14,6 +14,7 @@
 
 #include "relay/relay.h"
 #include "tests/relay/close_recorder.h"
+#include "tests/relay/listen_or_fail.h"
 #include "tests/relay/pool_test_util.h"
 #include "tests/support/loop_test_util.h"
 
@@ -76,13 +77,7 @@ class PoolTest : public ::testing::Test {
     return o;
   }
 
-  Address Listen(const ListenOptions& o) {
-    auto id = engine_->Listen(o);
-    EXPECT_TRUE(id.ok()) << id.error().message();
-    if (!id.ok()) return {};
-    id_ = *id;
-    return engine_->ListenAddress(*id).value();
-  }
+  Address Listen(const ListenOptions& o) { return testing::ListenOrFail(*engine_, o, &id_); }
 
   // Every pair closed so far ended kDone, relayed to one of `backends`.
   void ExpectAllDone(size_t n, const std::vector<Address>& backends) {

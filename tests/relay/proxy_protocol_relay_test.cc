@@ -15,6 +15,7 @@
 #include "relay/proxy_protocol.h"
 #include "relay/relay.h"
 #include "tests/relay/close_recorder.h"
+#include "tests/relay/listen_or_fail.h"
 #include "tests/relay/recording_backend.h"
 #include "tests/relay/relay_test_util.h"
 #include "tests/ssl/client_hello_capture.h"
@@ -72,18 +73,12 @@ class ProxyProtocolRelayTest : public ::testing::Test {
     return options;
   }
 
-  Address Listen(const ListenOptions& options) {
-    auto id = engine_->Listen(options);
-    EXPECT_TRUE(id.ok()) << id.error().message();
-    if (!id.ok()) return {};
-    return engine_->ListenAddress(*id).value();
-  }
+  Address Listen(const ListenOptions& options) { return testing::ListenOrFail(*engine_, options); }
 
   // One client sends `header` then a payload: the backend must get the
   // payload alone, and the pair report `client` (empty: the client
   // socket's own address).
-  void ExpectAccepted(const Address& listener, const std::string& header,
-                      std::string client) {
+  void ExpectAccepted(const Address& listener, const std::string& header, std::string client) {
     const std::string payload = Payload(5000, header.size());
     const size_t before = backend_.received().size();
     Address local;
@@ -110,8 +105,7 @@ TEST_F(ProxyProtocolRelayTest, V1AndV2FromAnIpv4Client) {
   ExpectAccepted(listener, ProxyHeaderV2(Parse("203.0.113.9:4000"), Parse("198.51.100.1:443")),
                  "203.0.113.9:4000");
   // An IPv6 source told by an IPv4 peer.
-  ExpectAccepted(listener, "PROXY TCP6 2001:db8::1 2001:db8::2 4001 443\r\n",
-                 "[2001:db8::1]:4001");
+  ExpectAccepted(listener, "PROXY TCP6 2001:db8::1 2001:db8::2 4001 443\r\n", "[2001:db8::1]:4001");
 }
 
 TEST_F(ProxyProtocolRelayTest, V1AndV2FromAnIpv6Client) {
@@ -124,8 +118,8 @@ TEST_F(ProxyProtocolRelayTest, V1AndV2FromAnIpv6Client) {
 
 TEST_F(ProxyProtocolRelayTest, LocalAndUnknownKeepThePeersAddress) {
   const Address listener = Listen(Options());
-  for (const std::string& header : {ProxyHeaderV2(Address(), Address()),
-                                    std::string("PROXY UNKNOWN\r\n")}) {
+  for (const std::string& header :
+       {ProxyHeaderV2(Address(), Address()), std::string("PROXY UNKNOWN\r\n")}) {
     ExpectAccepted(listener, header, "");
   }
 }
@@ -183,9 +177,9 @@ TEST_F(ProxyProtocolRelayTest, BadHeadersCloseWithoutABackend) {
 TEST_F(ProxyProtocolRelayTest, LateOrUnfinishedHeadersTimeOut) {
   const Address listener = Listen(Options());
   std::vector<UniqueFd> clients;
-  for (const std::string& sent : {std::string(), std::string("PROXY TCP4 192.0.2.1 "),
-                                  ProxyHeaderV2(Parse("192.0.2.1:1"), Parse("192.0.2.2:2"))
-                                      .substr(0, 20)}) {
+  for (const std::string& sent :
+       {std::string(), std::string("PROXY TCP4 192.0.2.1 "),
+        ProxyHeaderV2(Parse("192.0.2.1:1"), Parse("192.0.2.2:2")).substr(0, 20)}) {
     auto fd = testing::BlockingConnect(listener);
     ASSERT_TRUE(fd.ok());
     ASSERT_TRUE(testing::WriteAll(fd->get(), sent));

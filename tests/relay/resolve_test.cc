@@ -13,6 +13,7 @@
 
 #include "relay/relay.h"
 #include "tests/relay/close_recorder.h"
+#include "tests/relay/listen_or_fail.h"
 #include "tests/relay/pool_test_util.h"
 #include "tests/support/loop_test_util.h"
 
@@ -81,11 +82,7 @@ class ResolveTest : public ::testing::Test {
     return o;
   }
 
-  Address Listen(const ListenOptions& o) {
-    auto id = engine_->Listen(o);
-    EXPECT_TRUE(id.ok()) << id.error().message();
-    return id.ok() ? engine_->ListenAddress(*id).value() : Address();
-  }
+  Address Listen(const ListenOptions& o) { return testing::ListenOrFail(*engine_, o); }
 
   bool SawEvent(const std::string& part) {
     std::lock_guard<std::mutex> lock(mu_);

@@ -14,6 +14,7 @@
 #include "relay/relay.h"
 #include "ssl/tls_context.h"
 #include "tests/relay/close_recorder.h"
+#include "tests/relay/listen_or_fail.h"
 #include "tests/relay/recording_backend.h"
 #include "tests/relay/relay_test_util.h"
 #include "tests/ssl/client_hello_capture.h"
@@ -62,12 +63,7 @@ class SniRouteTest : public ::testing::Test {
     return options;
   }
 
-  Address Listen(const ListenOptions& options) {
-    auto id = engine_->Listen(options);
-    EXPECT_TRUE(id.ok()) << id.error().message();
-    if (!id.ok()) return {};
-    return engine_->ListenAddress(*id).value();
-  }
+  Address Listen(const ListenOptions& options) { return testing::ListenOrFail(*engine_, options); }
 
   int BackendConnections() {
     return fallback_.accepted() + a_.accepted() + wild_.accepted() + eu_.accepted();
@@ -222,8 +218,10 @@ TEST_F(SniRouteTest, MetricsListEachRoutesEndpoints) {
     if (b.address == a_.address().ToString()) connects_to_a += b.connects_total;
   }
   const std::vector<std::pair<std::string, std::string>> expected = {
-      {"", fallback_.address().ToString()}, {"a", a_.address().ToString()},
-      {"wild", wild_.address().ToString()}, {"wild", a_.address().ToString()},
+      {"", fallback_.address().ToString()},
+      {"a", a_.address().ToString()},
+      {"wild", wild_.address().ToString()},
+      {"wild", a_.address().ToString()},
       {"eu", eu_.address().ToString()}};
   EXPECT_EQ(endpoints, expected);
   EXPECT_EQ(connects_to_a, 1u);  // counted once, in route a's pool
