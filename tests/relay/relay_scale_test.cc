@@ -402,9 +402,16 @@ TEST_P(RelayScaleTest, SlowReaderOfOneGibHoldsOneVehiclePerDirection) {
   // (a relay that buffered the stream would keep that queue near empty).
   EXPECT_GT(max_client_unsent, 256 << 10);
   // Only A->B carries data while the reader runs (B->A has nothing to read),
-  // so the relay holds exactly one pipe or ring, never more, and at least one
-  // sample caught it holding that one (a full destination keeps it busy).
-  EXPECT_EQ(max_vehicles, 1u) << "pipes " << max_pipes << ", buffers " << max_buffers;
+  // so the relay holds one pipe or ring, never more. When the reader sets
+  // the pace, its full socket keeps that one busy, and some sample catches
+  // it. A relay slower than the reader (a TSan build: every counter is an
+  // instrumented atomic) never fills its destination, so a ring goes back to
+  // the pool after every turn and the samples may all miss it.
+  const double rate = static_cast<double>(got.bytes) / secs;
+  EXPECT_LE(max_vehicles, 1u) << "pipes " << max_pipes << ", buffers " << max_buffers;
+  if (rate >= 0.8 * kReaderBytesPerSecond) {
+    EXPECT_EQ(max_vehicles, 1u) << "pipes " << max_pipes << ", buffers " << max_buffers;
+  }
   if (GetParam() == RelayMode::kCopy) {
     EXPECT_EQ(max_pipes, 0u);
   }
