@@ -420,7 +420,10 @@ TEST_F(MetricsTest, HostEndpointsKeepTheirCountsAcrossReResolution) {
   ASSERT_TRUE(client.ok());
   ASSERT_TRUE(testing::WaitFor([&] { return backend.accepted() == 1; }, seconds(10)));
   ListenerMetrics before = WaitForListener(
-      "host", [](const ListenerMetrics& l) { return l.backends.size() == 1 && l.open == 1; });
+      "host", [](const ListenerMetrics& l) {
+        // The backend may accept before the worker sees its connect finish.
+        return l.backends.size() == 1 && l.open == 1 && l.backends[0].connects_total == 1;
+      });
   ASSERT_EQ(before.backends.size(), 1u);
   EXPECT_EQ(before.backends[0].address, live.ToString());
   EXPECT_EQ(before.backends[0].host, "app.test");
