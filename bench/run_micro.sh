@@ -6,7 +6,7 @@
 # it with nothing else building.
 set -euo pipefail
 status=0
-for binary in engine/timer_wheel_bench engine/event_loop_bench relay/pump_bench relay/balancer_bench ssl/tls_bench; do
+for binary in engine/timer_wheel_bench engine/event_loop_bench engine/uring_pingpong_bench relay/pump_bench relay/balancer_bench ssl/tls_bench; do
   echo "==== //bench/${binary%/*}:${binary#*/}"
   "bench/$binary" "$@" || status=1
 done

@@ -1,37 +1,25 @@
 #include "engine/event_loop.h"
 
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <utility>
 
 #include "engine/check.h"
+#include "engine/uring_ring.h"
 
 namespace zrelay {
 namespace {
 
-constexpr uint32_t kWatchEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-constexpr size_t kInitialEvents = 256;
-constexpr size_t kMaxEvents = 4096;
-
 uint64_t ThisThreadId() {
   uint64_t id = std::hash<std::thread::id>{}(std::this_thread::get_id());
   return id != 0 ? id : 1;  // 0 means "unbound"
-}
-
-// epoll_wait's timeout: `d` rounded UP to whole milliseconds, so a timer is
-// never woken for before its tick has ended (which would cost a spin).
-int TimeoutMs(Duration d) {
-  if (d <= Duration::zero()) return 0;
-  if (d >= milliseconds(INT_MAX)) return INT_MAX;
-  auto ms = std::chrono::ceil<milliseconds>(d).count();
-  return static_cast<int>(ms);
 }
 
 }  // namespace
@@ -46,31 +34,40 @@ Status FdWatch::Register(EventLoop& loop, int fd, FdHandler* handler) {
                  "register fd " + std::to_string(fd) + ": watch already registered for fd " +
                      std::to_string(fd_));
   }
-  struct epoll_event ev {};
-  ev.events = kWatchEvents;
-  ev.data.ptr = this;
-  if (::epoll_ctl(loop.epoll_fd(), EPOLL_CTL_ADD, fd, &ev) != 0) {
-    return Error::FromErrno(errno, "epoll_ctl ADD fd " + std::to_string(fd));
+  // An io_uring poll is an SQE on the loop's single-issuer ring: only the
+  // loop's thread may queue it (epoll_ctl works from any thread).
+  ZR_CHECK(loop.io() != IoBackend::kUring || loop.InLoopThread(),
+           "FdWatch::Register of fd %d off its io_uring loop's thread", fd);
+  fd_ = fd;
+  Status added = loop.poller_->Add(*this);
+  if (!added) {
+    fd_ = -1;
+    return added;
   }
   loop_ = &loop;
   handler_ = handler;
-  fd_ = fd;
   readable_ = writable_ = read_hup_ = error_ = false;
   return Status::Ok();
 }
 
-void FdWatch::Unregister() {
+void FdWatch::Unregister() { Remove(/*fd_closing=*/false); }
+
+void FdWatch::UnregisterForClose() { Remove(/*fd_closing=*/true); }
+
+void FdWatch::Remove(bool fd_closing) {
   if (loop_ == nullptr) return;
-  // EBADF/ENOENT: the fd was closed (or never added) already; nothing to undo.
-  (void)::epoll_ctl(loop_->epoll_fd(), EPOLL_CTL_DEL, fd_, nullptr);
-  UnregisterForClose();
+  ZR_CHECK(loop_->io() != IoBackend::kUring || loop_->InLoopThread(),
+           "FdWatch of fd %d removed off its io_uring loop's thread", fd_);
+  loop_->poller_->Remove(*this, fd_closing);
+  Forget();
 }
 
-void FdWatch::UnregisterForClose() {
+void FdWatch::Forget() {
   // Events already fetched for this watch in the current batch are skipped:
-  // the loop checks loop_ before dispatching.
+  // the poller stops delivering them once Remove() returns.
   loop_ = nullptr;
   fd_ = -1;
+  poller_token_ = 0;
   readable_ = writable_ = read_hup_ = error_ = false;
 }
 
@@ -82,28 +79,30 @@ ReadyHandler::~ReadyHandler() {
 
 // ---- EventLoop -------------------------------------------------------------
 
-Result<std::unique_ptr<EventLoop>> EventLoop::Create() {
-  UniqueFd epoll_fd(::epoll_create1(EPOLL_CLOEXEC));
-  if (!epoll_fd) return Error::FromErrno(errno, "epoll_create1");
+Result<std::unique_ptr<EventLoop>> EventLoop::Create(const EventLoopOptions& options) {
+  Result<std::unique_ptr<Poller>> poller = Poller::Create(options.io);
+  if (!poller.ok()) return poller.error();
   UniqueFd wake_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!wake_fd) return Error::FromErrno(errno, "eventfd");
-  std::unique_ptr<EventLoop> loop(new EventLoop(std::move(epoll_fd), std::move(wake_fd)));
+  std::unique_ptr<EventLoop> loop(new EventLoop(std::move(poller.value()), std::move(wake_fd)));
   // The wake watch has no handler: Dispatch recognises it and drains it.
   Status s = loop->wake_watch_.Register(*loop, loop->wake_fd_.get(), nullptr);
   if (!s) return s.error();
   return loop;
 }
 
-EventLoop::EventLoop(UniqueFd epoll_fd, UniqueFd wake_fd)
-    : epoll_fd_(std::move(epoll_fd)),
+EventLoop::EventLoop(std::unique_ptr<Poller> poller, UniqueFd wake_fd)
+    : poller_(std::move(poller)),
       wake_fd_(std::move(wake_fd)),
       now_(Clock::now()),
       timers_(now_),
-      sys_(&Syscalls::Real()),
-      events_(kInitialEvents) {}
+      sys_(&Syscalls::Real()) {}
 
 EventLoop::~EventLoop() {
-  wake_watch_.Unregister();
+  // Often run by another thread than the loop's (a pool destroys its loops
+  // after joining them): no poller call here. The poller goes next and takes
+  // its registrations with it.
+  wake_watch_.Forget();
   // Objects handed over for deletion die now; handlers still on the ready
   // list simply stop being scheduled.
   while (!deferred_.empty()) {
@@ -135,6 +134,9 @@ void EventLoop::Run() {
   do {
     Turn(Duration::max());
   } while (!stop_.exchange(false));
+  // Stopped: no thread runs the loop now, so its owner may tear things down
+  // from any thread (WorkerPool::RunOnEach after Stop()).
+  thread_id_.store(0, std::memory_order_relaxed);
 }
 
 void EventLoop::RunOnce(Duration max_wait) {
@@ -214,31 +216,19 @@ void EventLoop::DeferDelete(std::unique_ptr<Deferrable> object) {
 
 void EventLoop::Turn(Duration max_wait) {
   ++stats_.turns;
-  int timeout_ms = 0;
+  Duration wait = Duration::zero();
   if (ready_head_ == nullptr && !wake_pending_.load(std::memory_order_relaxed) &&
       !stop_.load(std::memory_order_relaxed)) {
-    Duration wait = std::max(max_wait, Duration::zero());
+    wait = std::max(max_wait, Duration::zero());
     if (std::optional<Duration> next = timers_.NextTimeout(Clock::now())) {
       wait = std::min(wait, *next);
     }
-    timeout_ms = wait == Duration::max() ? -1 : TimeoutMs(wait);
   }
-
-  int n = ::epoll_wait(epoll_fd_.get(), events_.data(), static_cast<int>(events_.size()),
-                       timeout_ms);
-  if (n < 0) {
-    // EINTR (a signal, a debugger): just a short turn. Anything else (EBADF,
-    // EFAULT, EINVAL) means a broken epoll fd or event array, a bug that
-    // would repeat on every turn: a loop spinning on it would serve nothing.
-    const int err = errno;
-    ZR_CHECK(err == EINTR, "epoll_wait on epoll fd %d: %s", epoll_fd_.get(), std::strerror(err));
-    n = 0;
-  }
-  UpdateNow();
-  Dispatch(n);
-  if (static_cast<size_t>(n) == events_.size() && events_.size() < kMaxEvents) {
-    events_.resize(events_.size() * 2);  // a full batch: fetch more next time
-  }
+  // Delivery needs the turn's time (handlers arm timers against it): the
+  // poller calls Deliver only after the wait, so refresh it first there.
+  waited_ = false;
+  poller_->Wait(wait, *this);
+  if (!waited_) UpdateNow();
 
   RunReadyList();
   RunTasks();
@@ -254,33 +244,58 @@ void EventLoop::Turn(Duration max_wait) {
   }
 }
 
-void EventLoop::Dispatch(int count) {
-  for (int i = 0; i < count; ++i) {
-    const uint32_t ev = events_[i].events;
-    auto* watch = static_cast<FdWatch*>(events_[i].data.ptr);
-    if (watch == &wake_watch_) {
-      uint64_t value;
-      while (::read(wake_fd_.get(), &value, sizeof(value)) < 0 && errno == EINTR) {
-      }
-      continue;
-    }
-    // Unregistered by an earlier handler of this batch: drop its events.
-    if (watch->loop_ != this) continue;
-    if (ev & EPOLLIN) watch->readable_ = true;
-    if (ev & EPOLLOUT) watch->writable_ = true;
-    if (ev & EPOLLRDHUP) {
-      watch->read_hup_ = true;
-      watch->readable_ = true;
-    }
-    if (ev & (EPOLLERR | EPOLLHUP)) {
-      // Let the owner try both directions and learn the error from the call.
-      watch->error_ = true;
-      watch->readable_ = true;
-      watch->writable_ = true;
-    }
-    ++stats_.fd_events;
-    watch->handler_->OnFdEvent(*watch, ev);
+void EventLoop::Notify(FdWatch& watch, uint32_t events) {
+  ZR_CHECK(InLoopThread(), "Notify from another thread than the loop's");
+  if (watch.loop_ == this) Deliver(watch, events);
+}
+
+// ThreadSanitizer watches close(2) to know that an fd number is free again;
+// a close the kernel runs for the ring is invisible to it, and the next
+// socket to get the number (made on any thread) would look like a race with
+// the old one. Its builds submit what is queued and close(2) here.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kCloseThroughRing = false;
+#else
+constexpr bool kCloseThroughRing = true;
+#endif
+
+void EventLoop::CloseFd(UniqueFd fd) {
+  if (!fd) return;
+  UringRing* ring = uring();
+  if (ring == nullptr) return;  // epoll: `fd` closes here, as it goes out of scope
+  if (kCloseThroughRing) {
+    ring->CloseDetached(fd.Release());
+  } else {
+    ring->SubmitQueued();  // then `fd` closes as it goes out of scope
   }
+}
+
+void EventLoop::Deliver(FdWatch& watch, uint32_t ev) {
+  if (!waited_) {
+    waited_ = true;
+    UpdateNow();
+  }
+  if (&watch == &wake_watch_) {
+    uint64_t value;
+    while (::read(wake_fd_.get(), &value, sizeof(value)) < 0 && errno == EINTR) {
+    }
+    return;
+  }
+  if (watch.loop_ != this) return;  // unregistered by an earlier handler of this batch
+  if (ev & EPOLLIN) watch.readable_ = true;
+  if (ev & EPOLLOUT) watch.writable_ = true;
+  if (ev & EPOLLRDHUP) {
+    watch.read_hup_ = true;
+    watch.readable_ = true;
+  }
+  if (ev & (EPOLLERR | EPOLLHUP)) {
+    // Let the owner try both directions and learn the error from the call.
+    watch.error_ = true;
+    watch.readable_ = true;
+    watch.writable_ = true;
+  }
+  ++stats_.fd_events;
+  watch.handler_->OnFdEvent(watch, ev);
 }
 
 void EventLoop::RunReadyList() {

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <condition_variable>
+#include <future>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -67,45 +68,41 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::Start(const WorkerPoolOptions& o
   }
 
   std::unique_ptr<WorkerPool> pool(new WorkerPool());
-  for (size_t i = 0; i < count; ++i) {
-    Result<std::unique_ptr<EventLoop>> loop = EventLoop::Create();
-    if (!loop) {
-      return Error(loop.error().code(), "worker " + std::to_string(i) + ": " + loop.error().message());
-    }
-    pool->loops_.push_back(std::move(loop).value());
-  }
-
-  // Each thread reports its setup before running its loop, so a CPU that
-  // cannot be pinned fails Start() instead of a silently unpinned worker.
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t reported = 0;
-  std::vector<Status> setup(count);
+  pool->loops_.resize(count);
+  // Each thread creates its own loop: an io_uring belongs to the thread that
+  // sets it up (the kernel signals that thread when the ring is torn down,
+  // which would interrupt whatever the creator is blocked in by then). The
+  // threads start one at a time, so kAuto is decided by the first worker
+  // and holds for all, and a setup failure (a CPU that cannot be pinned, no
+  // io_uring) stops Start() before the next one.
+  IoBackend io = options.io;
   for (size_t i = 0; i < count; ++i) {
     // More workers than CPUs wrap around the allowed set.
     const int pin = options.pin_cpus ? cpus[i % cpus.size()] : -1;
-    EventLoop* loop = pool->loops_[i].get();
-    pool->threads_.emplace_back([i, pin, loop, &mu, &cv, &reported, &setup] {
+    std::promise<Status> setup;
+    std::future<Status> reported = setup.get_future();
+    std::unique_ptr<EventLoop>* slot = &pool->loops_[i];
+    pool->threads_.emplace_back([i, pin, io, slot, &setup] {
       Status s = SetUpWorkerThread(i, pin);
-      const bool ok = s.ok();
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        setup[i] = std::move(s);
-        ++reported;
-        cv.notify_all();
+      if (s) {
+        Result<std::unique_ptr<EventLoop>> loop = EventLoop::Create({io});
+        if (loop) {
+          *slot = std::move(loop).value();
+        } else {
+          s = Error(loop.error().code(), "worker " + std::to_string(i) + ": " + loop.error().message());
+        }
       }
-      if (ok) loop->Run();
+      EventLoop* mine = slot->get();
+      setup.set_value(std::move(s));  // `setup` is gone after this line
+      if (mine != nullptr) mine->Run();
     });
-  }
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return reported == count; });
-  }
-  for (const Status& s : setup) {
+    Status s = reported.get();
     if (!s) {
+      pool->loops_.resize(i);  // the loops that run; Stop() joins every thread
       pool->Stop();
       return s.error();
     }
+    io = pool->loops_[i]->io();
   }
   return pool;
 }

@@ -20,18 +20,21 @@ namespace zrelay {
 struct WorkerPoolOptions {
   int workers = 0;        // 0: one per online CPU
   bool pin_cpus = false;  // worker i pinned to the i-th CPU the process may use
+  IoBackend io = IoBackend::kEpoll;  // what every worker's loop waits with
 };
 
 class WorkerPool {
  public:
-  // Creates the loops and starts the threads. Errors (epoll_create, a CPU
-  // that cannot be pinned) name the worker.
+  // Creates the loops and starts the threads. Errors (epoll_create, io_uring
+  // unavailable, a CPU that cannot be pinned) name the worker.
   static Result<std::unique_ptr<WorkerPool>> Start(const WorkerPoolOptions& options);
   ~WorkerPool();  // Stop()
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   size_t size() const { return loops_.size(); }
+  // The backend the loops wait with (kAuto resolved).
+  IoBackend io() const { return loops_.front()->io(); }
   EventLoop& loop(size_t worker) { return *loops_[worker]; }
 
   // Runs `fn(worker)` on every worker's thread and waits for all to finish.

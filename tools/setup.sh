@@ -30,6 +30,7 @@ readonly BUILD_PKGS=(
   libcli11-dev               # @system_cli11 (header-only): zrelayd and zrelay-load command lines
   libtomlplusplus-dev        # @system_tomlplusplus (header-only): zrelayd's config file
   libsystemd-dev             # @system_libsystemd: zrelayd's sd_notify (Type=notify)
+  liburing-dev               # @system_liburing: the io_uring data path (engine/uring_ring)
   openssl                    # tests make certificates and talk to s_client/s_server
 )
 readonly TEST_PKGS=(

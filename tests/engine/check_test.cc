@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <string>
+
 #include "engine/event_loop.h"
 #include "engine/result.h"
 #include "engine/timer_wheel.h"
@@ -44,11 +47,21 @@ TEST_F(CheckDeathTest, ChecksStayOnWithoutDebugAsserts) {
   EXPECT_EXIT(ZR_CHECK(false), ::testing::KilledBySignal(SIGABRT), "CHECK failed");
 }
 
+// The process's epoll instance (the one loop's), found in /proc/self/fd.
+int OpenEpollFd() {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink(entry.path(), ec).string();
+    if (target == "anon_inode:[eventpoll]") return std::stoi(entry.path().filename().string());
+  }
+  return -1;
+}
+
 TEST_F(CheckDeathTest, BrokenEpollFdAbortsInsteadOfSpinning) {
   EXPECT_DEATH(
       {
-        auto loop = EventLoop::Create();
-        ::close(loop.value()->epoll_fd());
+        auto loop = EventLoop::Create({IoBackend::kEpoll});
+        ::close(OpenEpollFd());
         loop.value()->RunOnce(milliseconds(10));
       },
       "epoll_wait on epoll fd [0-9]+: Bad file descriptor");

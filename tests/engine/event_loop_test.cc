@@ -1,6 +1,7 @@
 // EventLoop on real fds: flags, tasks, ready list, deferred deletion, timers.
 #include "engine/event_loop.h"
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,11 +21,16 @@ namespace {
 
 using testing::RunUntil;
 
-std::unique_ptr<EventLoop> NewLoop() {
-  auto loop = EventLoop::Create();
-  EXPECT_TRUE(loop.ok()) << loop.error().message();
-  return std::move(loop).value();
-}
+// Every test runs on both backends: their readiness must be the same.
+class EventLoopTest : public ::testing::TestWithParam<IoBackend> {
+ protected:
+  std::unique_ptr<EventLoop> NewLoop() {
+    auto loop = EventLoop::Create({GetParam()});
+    EXPECT_TRUE(loop.ok()) << loop.error().message();
+    EXPECT_EQ(loop.value()->io(), GetParam());
+    return std::move(loop).value();
+  }
+};
 
 // Records every event; can clear the flags like an owner draining to EAGAIN.
 struct Recorder : FdHandler {
@@ -57,7 +63,7 @@ size_t Drain(FdWatch& w, bool* eof = nullptr) {
   }
 }
 
-TEST(EventLoopTest, TaskPostedFromAnotherThreadRunsOnTheLoopThread) {
+TEST_P(EventLoopTest, TaskPostedFromAnotherThreadRunsOnTheLoopThread) {
   auto loop = NewLoop();
   std::thread::id loop_thread;
   std::atomic<bool> ran{false};
@@ -78,7 +84,7 @@ TEST(EventLoopTest, TaskPostedFromAnotherThreadRunsOnTheLoopThread) {
   EXPECT_TRUE(in_loop_thread);
 }
 
-TEST(EventLoopTest, TenThousandPostsFromTwoThreadsRunInPerThreadOrder) {
+TEST_P(EventLoopTest, TenThousandPostsFromTwoThreadsRunInPerThreadOrder) {
   auto loop = NewLoop();
   loop->RunOnce(Duration::zero());  // bind to this thread
   constexpr int kPerThread = 5000;
@@ -105,7 +111,7 @@ TEST(EventLoopTest, TenThousandPostsFromTwoThreadsRunInPerThreadOrder) {
   EXPECT_EQ(loop->stats().tasks_run, 2u * kPerThread);
 }
 
-TEST(EventLoopTest, PostWakesABlockedLoop) {
+TEST_P(EventLoopTest, PostWakesABlockedLoop) {
   auto loop = NewLoop();
   std::atomic<bool> ran{false};
   std::thread runner([&] { loop->Run(); });
@@ -119,14 +125,14 @@ TEST(EventLoopTest, PostWakesABlockedLoop) {
   runner.join();
 }
 
-TEST(EventLoopTest, StopBeforeRunStillReturns) {
+TEST_P(EventLoopTest, StopBeforeRunStillReturns) {
   auto loop = NewLoop();
   loop->Stop();
   loop->Run();  // must not block
   SUCCEED();
 }
 
-TEST(EventLoopTest, ReadableSetOnDataClearedByOwner) {
+TEST_P(EventLoopTest, ReadableSetOnDataClearedByOwner) {
   auto loop = NewLoop();
   auto pair = testing::UnixPair();
   ASSERT_TRUE(pair.ok());
@@ -160,7 +166,7 @@ TEST(EventLoopTest, ReadableSetOnDataClearedByOwner) {
   EXPECT_FALSE(watch.registered());
 }
 
-TEST(EventLoopTest, FinGivesReadHupAndReadable) {
+TEST_P(EventLoopTest, FinGivesReadHupAndReadable) {
   auto loop = NewLoop();
   auto pair = testing::TcpPair();
   ASSERT_TRUE(pair.ok()) << pair.error().message();
@@ -177,7 +183,7 @@ TEST(EventLoopTest, FinGivesReadHupAndReadable) {
   EXPECT_TRUE(eof);
 }
 
-TEST(EventLoopTest, PeerResetGivesError) {
+TEST_P(EventLoopTest, PeerResetGivesError) {
   auto loop = NewLoop();
   auto pair = testing::TcpPair();
   ASSERT_TRUE(pair.ok()) << pair.error().message();
@@ -195,7 +201,7 @@ TEST(EventLoopTest, PeerResetGivesError) {
   EXPECT_EQ(SocketError(watch.fd()), ECONNRESET);
 }
 
-TEST(EventLoopTest, UnregisteredWatchGetsNoMoreEventsInTheSameBatch) {
+TEST_P(EventLoopTest, UnregisteredWatchGetsNoMoreEventsInTheSameBatch) {
   auto loop = NewLoop();
   auto p1 = testing::UnixPair();
   auto p2 = testing::UnixPair();
@@ -214,7 +220,7 @@ TEST(EventLoopTest, UnregisteredWatchGetsNoMoreEventsInTheSameBatch) {
 
 // UnregisterForClose skips EPOLL_CTL_DEL: in-batch events are still dropped,
 // and closing the (unshared) fd takes it out of epoll for good.
-TEST(EventLoopTest, UnregisterForCloseThenCloseStopsEvents) {
+TEST_P(EventLoopTest, UnregisterForCloseThenCloseStopsEvents) {
   auto loop = NewLoop();
   auto p1 = testing::UnixPair();
   auto p2 = testing::UnixPair();
@@ -246,8 +252,54 @@ TEST(EventLoopTest, UnregisterForCloseThenCloseStopsEvents) {
   EXPECT_EQ(r1.events + r2.events, events_before + 1);
 }
 
-TEST(EventLoopTest, RegisterErrorNamesTheFd) {
+// A closed fd whose file lives on elsewhere (here a dup; in zrelayd a child
+// between fork and exec held every socket) keeps firing in epoll after its
+// watch is gone. Those events must reach nobody: the watch was freed (ASan
+// would see the read), and a new watch in its place gets only its own.
+TEST_P(EventLoopTest, EventsOfAFileStillOpenElsewhereNeverReachAGoneWatch) {
   auto loop = NewLoop();
+  auto gone_pair = testing::UnixPair();
+  auto next_pair = testing::UnixPair();
+  ASSERT_TRUE(gone_pair.ok() && next_pair.ok());
+  Recorder gone_rec, next_rec;
+  auto gone = std::make_unique<FdWatch>();
+  ASSERT_TRUE(gone->Register(*loop, gone_pair->server.get(), &gone_rec).ok());
+  loop->RunOnce(milliseconds(50));  // the registration's own event (writable)
+  const int events_before = gone_rec.events;
+  UniqueFd elsewhere(::dup(gone_pair->server.get()));
+  ASSERT_TRUE(elsewhere);
+  gone->UnregisterForClose();
+  gone_pair->server.Reset();
+  gone.reset();
+  auto next = std::make_unique<FdWatch>();  // may take the gone watch's slot
+  ASSERT_TRUE(next->Register(*loop, next_pair->server.get(), &next_rec).ok());
+  ASSERT_TRUE(testing::WriteAll(gone_pair->client.get(), "to the file kept open"));
+  loop->RunOnce(milliseconds(50));
+  loop->RunOnce(milliseconds(50));
+  EXPECT_EQ(gone_rec.events, events_before);
+  const int next_events = next_rec.events;
+  EXPECT_GE(next_events, 1);  // its writable edge
+  ASSERT_TRUE(testing::WriteAll(next_pair->client.get(), "x"));
+  ASSERT_TRUE(RunUntil(*loop, [&] { return next_rec.events > next_events; }));
+  EXPECT_TRUE(next->readable());
+  EXPECT_EQ(gone_rec.events, events_before);
+}
+
+// epoll refuses a bad fd at once; io_uring learns it from the poll's
+// completion and reports an error event, so the owner's own call fails.
+TEST_P(EventLoopTest, RegisterOfABadFdFailsOrReportsAnError) {
+  auto loop = NewLoop();
+  if (GetParam() == IoBackend::kUring) {
+    Recorder rec;
+    FdWatch watch;
+    ASSERT_TRUE(watch.Register(*loop, 9999, &rec).ok());
+    loop->RunOnce(milliseconds(100));
+    EXPECT_EQ(rec.events, 1);
+    EXPECT_TRUE(rec.last_events & EPOLLERR);
+    EXPECT_TRUE(watch.error());
+    watch.Unregister();
+    return;
+  }
   Recorder rec;
   FdWatch watch;
   Status s = watch.Register(*loop, 9999, &rec);  // not an open fd
@@ -266,7 +318,7 @@ struct CountingReady : ReadyHandler {
   std::function<void()> fn;
 };
 
-TEST(EventLoopTest, ScheduledHandlerRunsNextTurnOnce) {
+TEST_P(EventLoopTest, ScheduledHandlerRunsNextTurnOnce) {
   auto loop = NewLoop();
   CountingReady h;
   loop->ScheduleReady(&h);
@@ -277,7 +329,7 @@ TEST(EventLoopTest, ScheduledHandlerRunsNextTurnOnce) {
   EXPECT_EQ(h.runs, 1);  // not scheduled again
 }
 
-TEST(EventLoopTest, ReschedulingRunsNextTurnNotInAnEndlessLoop) {
+TEST_P(EventLoopTest, ReschedulingRunsNextTurnNotInAnEndlessLoop) {
   auto loop = NewLoop();
   CountingReady h;
   h.fn = [&] { loop->ScheduleReady(&h); };
@@ -291,7 +343,7 @@ TEST(EventLoopTest, ReschedulingRunsNextTurnNotInAnEndlessLoop) {
   EXPECT_EQ(h.runs, 5);
 }
 
-TEST(EventLoopTest, ReadyHandlerDoesNotStarveFdEvents) {
+TEST_P(EventLoopTest, ReadyHandlerDoesNotStarveFdEvents) {
   auto loop = NewLoop();
   CountingReady busy;
   busy.fn = [&] { loop->ScheduleReady(&busy); };  // always has more work
@@ -310,7 +362,7 @@ TEST(EventLoopTest, ReadyHandlerDoesNotStarveFdEvents) {
   loop->UnscheduleReady(&busy);
 }
 
-TEST(EventLoopTest, UnscheduleFromAnotherReadyHandlerInTheSameBatch) {
+TEST_P(EventLoopTest, UnscheduleFromAnotherReadyHandlerInTheSameBatch) {
   auto loop = NewLoop();
   CountingReady a, b, c;
   a.fn = [&] { loop->UnscheduleReady(&b); };
@@ -323,7 +375,7 @@ TEST(EventLoopTest, UnscheduleFromAnotherReadyHandlerInTheSameBatch) {
   EXPECT_EQ(c.runs, 1);
 }
 
-TEST(EventLoopTest, DestroyedReadyHandlerLeavesTheList) {
+TEST_P(EventLoopTest, DestroyedReadyHandlerLeavesTheList) {
   auto loop = NewLoop();
   CountingReady a;
   {
@@ -341,7 +393,7 @@ struct Tracked : Deferrable {
   bool* alive;
 };
 
-TEST(EventLoopTest, DeferDeleteRunsAtTheEndOfTheTurn) {
+TEST_P(EventLoopTest, DeferDeleteRunsAtTheEndOfTheTurn) {
   auto loop = NewLoop();
   bool alive = false;
   bool alive_in_later_task = false;
@@ -376,7 +428,7 @@ struct LoopTimer : TimerHandler {
 // strict (a timer must never fire early). The upper bound is asked + 50 ms:
 // the wheel itself adds at most one 1 ms tick plus epoll's ms rounding, so
 // the rest is slack for scheduler delays on a loaded 2-core CI box.
-TEST(EventLoopTest, TimersFireOnTimeOnARealLoop) {
+TEST_P(EventLoopTest, TimersFireOnTimeOnARealLoop) {
   auto loop = NewLoop();
   LoopTimer t30(*loop), t10(*loop), cancelled(*loop);
   loop->UpdateNow();
@@ -396,7 +448,7 @@ TEST(EventLoopTest, TimersFireOnTimeOnARealLoop) {
   EXPECT_EQ(loop->stats().timers_fired, 2u);
 }
 
-TEST(EventLoopTest, RunBlocksUntilTheNextTimerThenFiresIt) {
+TEST_P(EventLoopTest, RunBlocksUntilTheNextTimerThenFiresIt) {
   // Run() computes its epoll timeout from the wheel: with only a timer
   // pending it must wake for it (no event would ever wake it otherwise).
   auto loop = NewLoop();
@@ -428,7 +480,7 @@ struct FailingSyscalls : Syscalls {
   int calls = 0;
 };
 
-TEST(EventLoopTest, InjectedSyscallsReturnTheInjectedError) {
+TEST_P(EventLoopTest, InjectedSyscallsReturnTheInjectedError) {
   auto loop = NewLoop();
   auto pair = testing::UnixPair();
   ASSERT_TRUE(pair.ok());
@@ -448,7 +500,7 @@ TEST(EventLoopTest, InjectedSyscallsReturnTheInjectedError) {
   EXPECT_EQ(r.err, 0);
 }
 
-TEST(EventLoopTest, RealSyscallsReportEagainAsWouldBlock) {
+TEST_P(EventLoopTest, RealSyscallsReportEagainAsWouldBlock) {
   auto pair = testing::UnixPair();
   ASSERT_TRUE(pair.ok());
   char buf[8];
@@ -463,6 +515,12 @@ TEST(EventLoopTest, RealSyscallsReportEagainAsWouldBlock) {
   r = Syscalls::Real().Send(pair->client.get(), "ab", 2);
   EXPECT_EQ(r.err, EPIPE);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, EventLoopTest,
+                         ::testing::Values(IoBackend::kEpoll, IoBackend::kUring),
+                         [](const ::testing::TestParamInfo<IoBackend>& info) {
+                           return std::string(IoBackendName(info.param));
+                         });
 
 }  // namespace
 }  // namespace zrelay
