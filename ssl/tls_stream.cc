@@ -60,11 +60,21 @@ const char* TlsIoName(TlsIo io) {
   return "?";
 }
 
+void SetStreamModes(SSL* ssl) {
+  // The same modes as the contexts tls_context.cc builds; see the reasons there.
+  SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                        SSL_MODE_RELEASE_BUFFERS);
+  SSL_clear_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+}
+
+TlsStream::TlsStream(SSL* ssl) : ssl_(ssl) { NoteHandshake(); }
+
 TlsStream::TlsStream(TlsStream&& other) noexcept
     : ssl_(std::exchange(other.ssl_, nullptr)),
       failure_(std::exchange(other.failure_, std::string())),
       close_notify_sent_(other.close_notify_sent_),
-      retry_len_(other.retry_len_) {}
+      retry_len_(other.retry_len_),
+      handshake_finished_(other.handshake_finished_) {}
 
 TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
   if (this != &other) {
@@ -73,6 +83,7 @@ TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
     failure_ = std::exchange(other.failure_, std::string());
     close_notify_sent_ = other.close_notify_sent_;
     retry_len_ = other.retry_len_;
+    handshake_finished_ = other.handshake_finished_;
   }
   return *this;
 }
@@ -81,7 +92,15 @@ TlsStream::~TlsStream() { SSL_free(ssl_); }
 
 SSL* TlsStream::Release() { return std::exchange(ssl_, nullptr); }
 
-bool TlsStream::handshake_done() const { return ssl_ != nullptr && SSL_is_init_finished(ssl_); }
+bool TlsStream::handshake_done() const {
+  return handshake_finished_ || (ssl_ != nullptr && SSL_is_init_finished(ssl_));
+}
+
+// Latches a finished handshake before a call that may fail fatally (and so
+// clear OpenSSL's own flag) and after one that may have finished it.
+void TlsStream::NoteHandshake() {
+  if (ssl_ != nullptr && SSL_is_init_finished(ssl_)) handshake_finished_ = true;
+}
 
 // Classifies a failed call; `ret` is its return value, errno is still the
 // call's. Always leaves the thread's error queue empty.
@@ -146,7 +165,10 @@ TlsResult TlsStream::Handshake() {
   if (!failure_.empty()) return AlreadyFailed(failure_);
   BeforeCall();
   const int ret = SSL_do_handshake(ssl_);
-  if (ret == 1) return Make(TlsIo::kOk);
+  if (ret == 1) {
+    NoteHandshake();
+    return Make(TlsIo::kOk);
+  }
   return Fail(ret, /*handshake=*/true);
 }
 
@@ -154,11 +176,15 @@ TlsResult TlsStream::Read(void* buf, size_t len) {
   if (ssl_ == nullptr) return NoSsl();
   if (len == 0) return Make(TlsIo::kOk);
   if (!failure_.empty()) return AlreadyFailed(failure_);
-  const bool in_handshake = !SSL_is_init_finished(ssl_);
+  NoteHandshake();
+  const bool in_handshake = !handshake_finished_;
   BeforeCall();
   size_t n = 0;
   const int ret = SSL_read_ex(ssl_, buf, len, &n);
-  if (ret == 1) return Make(TlsIo::kOk, n);
+  if (ret == 1) {
+    NoteHandshake();
+    return Make(TlsIo::kOk, n);
+  }
   return Fail(ret, in_handshake);
 }
 
@@ -170,11 +196,13 @@ TlsResult TlsStream::Write(const void* buf, size_t len) {
   // write ("bad length" or "bad write retry"), which Fail() reports as this
   // stream's error: the session ends, nothing is corrupted.
   if (!failure_.empty()) return AlreadyFailed(failure_);
-  const bool in_handshake = !SSL_is_init_finished(ssl_);
+  NoteHandshake();
+  const bool in_handshake = !handshake_finished_;
   BeforeCall();
   size_t n = 0;
   const int ret = SSL_write_ex(ssl_, buf, len, &n);
   if (ret == 1) {
+    NoteHandshake();
     retry_len_ = 0;
     return Make(TlsIo::kOk, n);
   }

@@ -42,6 +42,17 @@ enum class TlsIo {
 };
 const char* TlsIoName(TlsIo io);
 
+// Gives `ssl` the settings TlsStream relies on, whatever its SSL_CTX says:
+// partial writes (Write reports each record sent, like write(2)), a moving
+// write buffer (a retried Write may pass its bytes from another address,
+// as a ring buffer's span does), released idle buffers, and an EOF without
+// close_notify reported as kTruncated (SSL_OP_IGNORE_UNEXPECTED_EOF
+// cleared: it would make a cut-off stream look cleanly ended). SSLs from
+// NewServerSsl / NewClientSsl have these from their context already; the
+// relay applies them to every SSL an embedder hands in, so one made with a
+// bare SSL_new works the same. Any time before the stream's first Write.
+void SetStreamModes(SSL* ssl);
+
 struct TlsResult {
   TlsIo status = TlsIo::kOk;
   size_t bytes = 0;
@@ -62,13 +73,16 @@ class TlsStream {
   TlsStream() = default;
   // Takes ownership of `ssl` (SSL_free on destruction). Its fd and its
   // accept/connect state come from NewServerSsl / NewClientSsl.
-  explicit TlsStream(SSL* ssl) : ssl_(ssl) {}
+  explicit TlsStream(SSL* ssl);
   TlsStream(TlsStream&& other) noexcept;
   TlsStream& operator=(TlsStream&& other) noexcept;
   TlsStream(const TlsStream&) = delete;
   TlsStream& operator=(const TlsStream&) = delete;
   ~TlsStream();
 
+  // The handshake finished (before this stream or through it). Stays true
+  // after a later fatal error, which OpenSSL records by putting the SSL back
+  // "in init": the version and server name are still those it agreed on.
   bool handshake_done() const;
 
   // Runs the handshake as server or client (per the SSL's state).
@@ -153,6 +167,9 @@ class TlsStream {
   std::string failure_;
   bool close_notify_sent_ = false;  // Shutdown() returned kOk
   size_t retry_len_ = 0;            // bytes of a Write that returned kWant*
+  bool handshake_finished_ = false;  // seen finished (NoteHandshake)
+
+  void NoteHandshake();
 };
 
 }  // namespace zrelay

@@ -359,6 +359,37 @@ TEST_F(TlsStreamTest, VersionIsEmptyUntilTheHandshakeIsDone) {
   EXPECT_EQ(c.server.version(), "TLSv1.3");
 }
 
+// OpenSSL puts a session back "in init" when it fails fatally; the stream
+// still reports what the finished handshake agreed on.
+TEST_F(TlsStreamTest, VersionSurvivesTruncation) {
+  TlsContext server = ServerCtx(), client = ClientCtx();
+  Conn c = Connect(server, client);
+  ASSERT_TRUE(c.Handshake().ok());
+  c.fds.server.Reset();  // FIN without close_notify
+  TlsResult r = ReadUntilEnd(c.client, c.cfd());
+  ASSERT_EQ(r.status, TlsIo::kTruncated) << Describe(r);
+  EXPECT_TRUE(c.client.handshake_done());
+  EXPECT_EQ(c.client.version(), "TLSv1.3");
+}
+
+// An SSL from a bare context gets what TlsStream relies on.
+TEST_F(TlsStreamTest, SetStreamModesOverridesTheContext) {
+  SSL_CTX* bare = SSL_CTX_new(TLS_method());
+  ASSERT_NE(bare, nullptr);
+  SSL_CTX_clear_mode(bare, SSL_CTX_get_mode(bare));
+  SSL_CTX_set_options(bare, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL* ssl = SSL_new(bare);
+  SSL_CTX_free(bare);
+  ASSERT_NE(ssl, nullptr);
+  const long wanted = SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                      SSL_MODE_RELEASE_BUFFERS;
+  EXPECT_EQ(SSL_get_mode(ssl) & wanted, 0);
+  SetStreamModes(ssl);
+  EXPECT_EQ(SSL_get_mode(ssl) & wanted, wanted);
+  EXPECT_EQ(SSL_get_options(ssl) & SSL_OP_IGNORE_UNEXPECTED_EOF, 0u);
+  SSL_free(ssl);
+}
+
 TEST_F(TlsStreamTest, MoveAndRelease) {
   TlsContext server = ServerCtx(), client = ClientCtx();
   Conn c = Connect(server, client);
