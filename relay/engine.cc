@@ -12,10 +12,13 @@
 
 #include "engine/fd_limit.h"
 #include "engine/listener.h"
+#include "engine/socket.h"
 #include "engine/worker_pool.h"
 #include "relay/backend_pool.h"
+#include "relay/connection_impl.h"
 #include "relay/listener_reaper.h"
 #include "relay/pair.h"
+#include "relay/pair_options.h"
 #include "relay/relay.h"
 #include "relay/relay_listener.h"
 #include "relay/sni_router.h"
@@ -114,7 +117,28 @@ Status ValidateRouting(const ListenOptions& o) {
   return Status::Ok();
 }
 
+// A listener either connects backends itself or hands each client to
+// on_accept, never both.
+Status ValidateClientHandling(const ListenOptions& o) {
+  if (!o.on_accept) {
+    if (o.backends.empty()) return Error::Invalid("no backend given");
+    return Status::Ok();
+  }
+  if (!o.backends.empty()) {
+    return Error::Invalid(
+        "on_accept hands every client to the embedder, which picks its backend: backends must be "
+        "empty");
+  }
+  if (o.proxy_protocol) return Error::Invalid("on_accept is not for a proxy_protocol listener");
+  if (o.route_by != RouteBy::kNone || !o.routes.empty()) {
+    return Error::Invalid("on_accept is not for a listener with route_by or routes");
+  }
+  return Status::Ok();
+}
+
 Status ValidateListenOptions(const ListenOptions& o) {
+  Status handling = ValidateClientHandling(o);
+  if (!handling.ok()) return handling;
   Status backends = ValidateBackends(o.backends, "");
   if (!backends.ok()) return backends;
   Status routing = ValidateRouting(o);
@@ -170,6 +194,7 @@ class Engine::Impl {
     WorkerPoolOptions po;
     po.workers = options_.workers;
     po.pin_cpus = options_.pin_cpus;
+    po.io = options_.io;
     auto pool = WorkerPool::Start(po);
     if (!pool.ok()) return pool.error();
     pool_ = std::move(pool.value());
@@ -195,21 +220,40 @@ class Engine::Impl {
     }
   }
 
-  void Pipe(Leg a, Leg b, OnClose on_close) {
+  // The caller's own worker when called from one, else the next one
+  // round-robin.
+  size_t PickWorker() {
+    int current = WorkerPool::CurrentWorker();
+    return current >= 0 && static_cast<size_t>(current) < workers_.size() &&
+                   pool_->loop(current).InLoopThread()
+               ? static_cast<size_t>(current)
+               : next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size();
+  }
+
+  void Pipe(Leg a, Leg b, OnClose on_close, const PairOptions& options) {
     // A caller on one of our workers keeps the pair on its own worker. Either
     // way the pair starts from a posted task, so on_close never runs inside
     // Pipe() itself.
-    int current = WorkerPool::CurrentWorker();
-    size_t i = current >= 0 && static_cast<size_t>(current) < workers_.size() &&
-                       pool_->loop(current).InLoopThread()
-                   ? static_cast<size_t>(current)
-                   : next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size();
+    const size_t i = PickWorker();
     // std::function needs a copyable callable; the legs ride in a shared box.
-    auto box = std::make_shared<std::tuple<Leg, Leg, OnClose>>(std::move(a), std::move(b),
-                                                                std::move(on_close));
+    auto box = std::make_shared<std::tuple<Leg, Leg, OnClose, PairOptions>>(
+        std::move(a), std::move(b), std::move(on_close), options);
     pool_->loop(i).Post([this, i, box] {
-      auto& [la, lb, cb] = *box;
-      Pair::Start(*workers_[i], std::move(la), std::move(lb), std::move(cb));
+      auto& [la, lb, cb, po] = *box;
+      Pair::Start(*workers_[i], std::move(la), std::move(lb), std::move(cb), po);
+    });
+  }
+
+  void Adopt(UniqueFd fd, OnConnection ready) {
+    // Like Pipe: the caller's worker or the next one, from a posted task.
+    const size_t i = PickWorker();
+    auto box = std::make_shared<std::pair<UniqueFd, OnConnection>>(std::move(fd), std::move(ready));
+    pool_->loop(i).Post([this, i, box] {
+      Result<Address> peer = PeerAddress(box->first.get());
+      ConnectionPtr connection =
+          ConnectionImpl::Adopt(*workers_[i], std::move(box->first),
+                                peer.ok() ? *peer : Address(), /*accepted=*/false);
+      if (box->second) box->second(std::move(connection));
     });
   }
 
@@ -397,6 +441,7 @@ class Engine::Impl {
   }
 
   size_t workers() const { return workers_.size(); }
+  IoBackend io() const { return pool_->io(); }
 
  private:
   static void Add(WorkerStats& t, const WorkerStats& w) {
@@ -425,9 +470,11 @@ class Engine::Impl {
   // inherited_sockets bound to its addresses. It counts into `counters`.
   Result<std::unique_ptr<RelayListener>> StartListener(
       const ListenOptions& options, std::shared_ptr<ListenerCounters> counters) {
-    if (options.backends.empty()) return Error::Invalid(Label(options) + "no backend given");
     Status valid = ValidateListenOptions(options);
     if (!valid.ok()) return Error(valid.error().code(), Label(options) + valid.error().message());
+    if (std::string error = PairOptionsError(options.pair, options_); !error.empty()) {
+      return Error::Invalid(Label(options) + error);
+    }
     ListenOptions resolved = options;
     if (resolved.max_connections == 0) {
       Result<size_t> derived = DerivedMaxConnections(options_, workers_.size());
@@ -514,7 +561,13 @@ Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
 void Engine::Pipe(Leg a, Leg b, OnClose on_close) {
-  impl_->Pipe(std::move(a), std::move(b), std::move(on_close));
+  impl_->Pipe(std::move(a), std::move(b), std::move(on_close), PairOptions{});
+}
+void Engine::Pipe(Leg a, Leg b, OnClose on_close, const PairOptions& options) {
+  impl_->Pipe(std::move(a), std::move(b), std::move(on_close), options);
+}
+void Engine::Adopt(UniqueFd fd, OnConnection ready) {
+  impl_->Adopt(std::move(fd), std::move(ready));
 }
 Result<ListenerId> Engine::Listen(const ListenOptions& options) { return impl_->Listen(options); }
 Result<Address> Engine::ListenAddress(ListenerId id) const { return impl_->ListenAddress(id); }
@@ -533,5 +586,6 @@ EngineStats Engine::Stats() const { return impl_->Stats(); }
 MetricsSnapshot Engine::Metrics() const { return impl_->Metrics(); }
 void Engine::Drain(Duration grace) { impl_->Drain(grace); }
 size_t Engine::workers() const { return impl_->workers(); }
+IoBackend Engine::io() const { return impl_->io(); }
 
 }  // namespace zrelay

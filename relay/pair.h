@@ -25,9 +25,13 @@
 // done, the sockets close normally. A TLS leg that ended without
 // close_notify can take no more writes (OpenSSL makes its session fatal):
 // the direction towards it discards from then on, the other one is still
-// delivered in full, and the pair reports kTruncated. Either way on_close
-// runs exactly once, then the pair deletes itself at the end of the loop
-// turn.
+// delivered in full, and the pair reports kTruncated. Such a peer's kernel
+// may answer with RST instead of (or after) its FIN: a reset after its EOF
+// changes nothing, and one before it, once everything owed to it was
+// written and nothing it sent is in flight, is the same departure:
+// kTruncated too, both sockets closed normally (PeerLeftWithoutCloseNotify).
+// Either way on_close runs exactly once, then the pair deletes itself at the
+// end of the loop turn.
 #pragma once
 
 #include <memory>
@@ -42,6 +46,7 @@
 #include "relay/client_preamble.h"
 #include "relay/direction.h"
 #include "relay/listener_counters.h"
+#include "relay/pair_options.h"
 #include "relay/plain_transport.h"
 #include "relay/pump.h"
 #include "relay/relay.h"
@@ -74,9 +79,21 @@ struct ClientRouting {
   const BackendRoute* fallback = nullptr;  // the listener's own backends
   SniRouter sni_router;                    // route_by kSni
   std::vector<const BackendRoute*> routes;  // by the router's route index
+  const PairOptions* pair_options = nullptr;  // ListenOptions::pair; each pair its own filters
 
   bool TrustsProxyFrom(const Address& peer) const;
   const BackendRoute& RouteFor(const std::string& server_name) const;
+};
+
+// Where a pair made from two legs came from, when it was more than two
+// sockets (Connection::Pipe: a listener's client and the backend it
+// connected).
+struct PairOrigin {
+  // A listener's, for this worker: the pair counts its bytes and close
+  // into them as the listener's own pairs do; A is the client.
+  ListenerWorkerCounters* counters = nullptr;
+  Address client{};   // PairStats::client
+  Address backend{};  // PairStats::backend
 };
 
 class Pair final : public ReadyHandler,
@@ -85,8 +102,11 @@ class Pair final : public ReadyHandler,
                    private TimerHandler,
                    private ConnectHandler {
  public:
-  // Relays between two connected legs. Worker thread only.
-  static void Start(Worker& worker, Leg a, Leg b, OnClose on_close);
+  // Relays between two connected legs, with `options` (checked here: a bad
+  // one closes the pair with kError naming the field). Each leg's preread
+  // goes to the other leg first. Worker thread only.
+  static void Start(Worker& worker, Leg a, Leg b, OnClose on_close,
+                    const PairOptions& options = {}, const PairOrigin& origin = {});
   // Relays between an accepted client (from `peer`) and a backend endpoint
   // the pool of its route picks for it. The client's preamble (PROXY
   // header, ClientHello) comes first, when `routing` asks for one. With
@@ -152,11 +172,18 @@ class Pair final : public ReadyHandler,
   PumpResult Discard(Direction& dir, PairLeg& src, PairLeg& dst, const Direction& other,
                      size_t budget);
   void Fail(const char* leg_name, const char* what, int err, const std::string& detail);
+  // Whether a failure (errno `err`) on `leg` is its TLS peer gone without
+  // close_notify when it was owed nothing (kTruncated, not kReset).
+  bool PeerLeftWithoutCloseNotify(const PairLeg& leg, int err) const;
   void Close(CloseCause cause, int err, std::string detail);
 
   void OnFdEvent(FdWatch& watch, uint32_t events) override;
   void OnReady() override { Run(); }
   void OnTimer(Timer& timer) override;
+  // After a pump run: a direction its rate limit paused resumes when its
+  // bucket holds tokens again.
+  void ArmRateTimer();
+  void OnRateTimer();
   void OnConnect(Result<UniqueFd> fd) override;
 
   Worker& worker_;
@@ -170,6 +197,7 @@ class Pair final : public ReadyHandler,
   bool a_to_b_discards_ = false;
   bool b_to_a_discards_ = false;
   Timer timer_;  // handshake timeout(s), then idle timeout
+  Timer rate_timer_;  // resumes directions their rate limit paused
   Duration idle_timeout_{};
   Duration handshake_timeout_{};
   // Listener pairs: how the client is routed, the route it took (the

@@ -2,12 +2,21 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
 namespace zrelay {
 
-IoResult PlainTransport::Read(RingBuffer& ring) {
+IoResult PlainTransport::Read(RingBuffer& ring, size_t max) {
   struct iovec iov[2];
   int n = ring.FreeIovecs(iov);
-  size_t offered = ring.free_space();
+  size_t offered = std::min(ring.free_space(), max);
+  // Trim the iovecs to `max`: the second half only takes what the first
+  // leaves of it.
+  iov[0].iov_len = std::min(iov[0].iov_len, offered);
+  if (n == 2) {
+    iov[1].iov_len = std::min(iov[1].iov_len, offered - iov[0].iov_len);
+    if (iov[1].iov_len == 0) n = 1;
+  }
   SysResult r = sys_.Readv(watch_.fd(), iov, n);
   if (r.rc > 0) {
     ring.Commit(static_cast<size_t>(r.rc));
@@ -28,9 +37,25 @@ IoResult PlainTransport::Read(RingBuffer& ring) {
   return {IoStatus::kError, 0, r.err};
 }
 
+IoResult PlainTransport::WaitForSender() const {
+  if (sender_.error() != 0) return {IoStatus::kError, 0, sender_.error()};
+  if (sender_.busy()) return {IoStatus::kWouldBlock, 0, 0};
+  return {};
+}
+
 IoResult PlainTransport::Write(RingBuffer& ring) {
+  if (IoResult wait = WaitForSender(); wait.status != IoStatus::kOk) return wait;
   struct iovec iov[2];
   int n = ring.DataIovecs(iov);
+  // Through the ring: the bytes are the sender's now, as if the socket had
+  // taken them (a failure shows at the next write or shutdown, as a reset
+  // would after send(2)).
+  const size_t size = ring.size();
+  if (size <= UringSender::kMaxBytes && sender_.available()) {
+    sender_.Send(iov, n, size);
+    ring.Consume(size);
+    return {IoStatus::kOk, size, 0};
+  }
   SysResult r = sys_.Writev(watch_.fd(), iov, n);
   if (r.rc > 0) {
     ring.Consume(static_cast<size_t>(r.rc));
@@ -44,6 +69,7 @@ IoResult PlainTransport::Write(RingBuffer& ring) {
 }
 
 IoResult PlainTransport::ShutdownWrite() {
+  if (IoResult wait = WaitForSender(); wait.status != IoStatus::kOk) return wait;
   SysResult r = sys_.Shutdown(watch_.fd(), SHUT_WR);
   // ENOTCONN: the peer already reset; the read side will report it.
   if (r.ok() || r.err == ENOTCONN) return {};

@@ -1,5 +1,12 @@
 // The pump: moves one direction's bytes from its source leg to its
 // destination leg, through a pipe (splice) or a ring (copy), within a budget.
+//
+// Each turn first fills the vehicle, then flushes it. Filling takes staged
+// bytes first (a leg's preread, a filter's output: relay/staged_pump.h) and
+// reads the source only once none are left, so nothing read later can
+// overtake them. A source read is bounded by the budget, the direction's
+// rate limit (its token bucket) and its high watermark; with no tokens the
+// direction sets rate_paused and its pair's timer resumes it.
 #pragma once
 
 #include <cstddef>
@@ -14,19 +21,16 @@
 
 namespace zrelay {
 
-// What a pump needs of its leg: the fd's readiness and its transport.
-struct PumpLeg {
-  FdWatch& watch;
-  Transport& io;
-};
-
 // What a pump needs of its worker.
 struct PumpEnv {
   Syscalls& sys;
   PipePool& pipes;
   BufferPool& buffers;
   WorkerCounters& stats;
-  size_t watermark_low;  // resume reading a paused ring at or below this
+  // Filtered directions read their raw bytes here before the filter; the
+  // worker is single-threaded, so one serves all its pairs. Empty between
+  // reads.
+  RingBuffer& scratch;
 };
 
 enum class PumpOutcome {
@@ -48,7 +52,7 @@ struct PumpResult {
 // `close_follows`: the pair closes both sockets as soon as this direction is
 // done (the other one is), so a plain destination gets its FIN from close()
 // and the shutdown() call is skipped.
-PumpResult Pump(Direction& dir, PumpLeg src, PumpLeg dst, PumpEnv& env, size_t budget,
+PumpResult Pump(Direction& dir, Transport& src, Transport& dst, PumpEnv& env, size_t budget,
                 bool close_follows = false);
 
 // Returns `dir`'s pipe and ring to the pools (a pipe still holding bytes is

@@ -16,11 +16,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/address.h"
 #include "engine/cidr.h"
 #include "engine/clock.h"
+#include "engine/io_backend.h"
 #include "engine/result.h"
 #include "engine/unique_fd.h"
 #include "relay/balancer.h"        // BalancePolicy, kMaxBackendWeight
@@ -37,6 +39,8 @@ enum class RelayMode {
   kCopy,    // user-space ring buffers with readv/writev
   kAuto,    // start on copy, move a direction to splice once it sees bulk
 };
+// "splice", "copy", "auto": as zrelayd's --mode spells them.
+const char* RelayModeName(RelayMode mode);
 
 // Why a pair closed.
 enum class CloseCause {
@@ -46,34 +50,118 @@ enum class CloseCause {
   kError,          // any other error; PairStats::error has errno and detail
   kConnectFailed,  // the backend refused, timed out or was unreachable
   kDrained,        // still open at Drain()'s deadline, closed by the engine
-  kTruncated,      // finished, but a TLS leg ended without close_notify
+  kTruncated,      // finished, but a TLS leg's peer left without close_notify
                    // (its EOF was passed on; the data may be cut short)
 };
+// A TLS peer that closes its socket without close_notify reaches the relay
+// as EOF or, when its socket still held unread input (the relay's
+// close_notify, bytes it did not read) or got more (OpenSSL's alert for
+// its EOF), as a reset; which one comes first is timing. The cause does not
+// depend on it:
+//  - kTruncated: its EOF came (a reset after it changes nothing), or it
+//    reset once the other leg's stream towards it had ended with every
+//    byte written to its socket, and with nothing it sent still in flight
+//    (nothing was owed to it, nothing of its own is lost: an IMAP client's
+//    LOGOUT, answer and close, whether the backend closes first or last).
+//    A kTruncated that a reset showed is still passed on to the other leg as
+//    a reset: from there a careless close cannot be told from an abort in
+//    the middle of the peer's stream, which must not look complete;
+//  - kReset: it reset while bytes towards it were still in flight or the
+//    other leg's stream towards it was still open (data was lost), or
+//    with bytes it sent still in flight.
 const char* CloseCauseName(CloseCause cause);
 
 // One side of a pair: a connected socket and, for TLS, its SSL object.
 // The engine takes ownership of both (it calls SSL_free).
 struct Leg {
   UniqueFd fd;
-  // null: plain. Otherwise an SSL already bound to `fd` (SSL_set_fd) and set
-  // up as server or client (ssl/tls_context.h: NewServerSsl, NewClientSsl).
-  // If its handshake is not finished, the engine finishes it under
-  // EngineOptions::handshake_timeout. A TLS leg's directions use the copy
-  // path (no kernel TLS on this kernel).
+  // null: plain. Otherwise the leg's TLS session, which must be:
+  //  - reading and writing `fd` itself: SSL_set_fd(ssl, fd) on this very
+  //    descriptor (not a dup of it), or a BIO chain that ends in it;
+  //  - a server or a client: SSL_set_accept_state / SSL_set_connect_state
+  //    called (ssl/tls_context.h: NewServerSsl, NewClientSsl do both);
+  //  - at any point of its handshake: not started, part way, or finished
+  //    (by the embedder, on a blocking or non-blocking socket). An
+  //    unfinished one is finished by the engine under
+  //    EngineOptions::handshake_timeout; PairStats::tls_version and sni
+  //    come from the session either way;
+  //  - not failed, and without a close_notify sent or received.
+  // Its SSL_CTX may be any: the engine sets on the SSL itself the modes it
+  // relays with (ssl/tls_stream.h SetStreamModes: partial writes, a moving
+  // write buffer, released idle buffers, and an EOF without close_notify
+  // reported as such, never as a clean end), so an SSL from a bare SSL_new
+  // works like one from ssl/tls_context.h. A TLS leg's directions use the
+  // copy path (no kernel TLS on this kernel).
   SSL* ssl = nullptr;
+  // Bytes already read from this leg and not yet passed on (a protocol
+  // phase that read past what it consumed): the other leg gets them before
+  // anything read from this leg from here on, and PairStats counts them.
+  std::string preread{};
+};
+
+// The two ways through a pair. For a listener's pairs, A is the client.
+enum class Flow { kAToB, kBToA };
+
+// A token bucket for one way of a pair: at most `bytes_per_second` on
+// average, with bursts of up to `burst` bytes after a quiet spell. Reading
+// the source stops while the bucket is empty (the sender is slowed by TCP's
+// own flow control, nothing is dropped) and resumes when a timer on the
+// worker's wheel says it holds tokens again.
+struct RateLimit {
+  uint64_t bytes_per_second = 0;  // 0: unlimited
+  uint64_t burst = 0;             // 0: bytes_per_second / 10 (at least 16 KiB)
+};
+
+// Sees every byte of one way of a pair, in order, and says what the other
+// leg gets instead: the same bytes (inspection), other bytes, more, fewer
+// or none. One object per pair and way, called on the pair's worker only,
+// so it needs no lock. A pair with a filter moves that way through user
+// space (copy), never splice.
+class Filter {
+ public:
+  virtual ~Filter() = default;
+  // `in`: bytes just read from the source. Append to `out` what the
+  // destination should get for them (now or never: the relay keeps no
+  // other copy of `in`).
+  virtual void OnData(std::string_view in, std::string& out) = 0;
+  // The source ended (FIN or close_notify): a last chance to append what
+  // the filter held back. The destination's FIN follows it.
+  virtual void OnEnd(std::string& /*out*/) {}
+};
+
+// Per-pair behaviour beyond plain relaying (libevent's bufferevent knobs).
+// Engine::Pipe takes one per pair, ListenOptions::pair one per listener
+// (each of its pairs gets these settings and filters of its own).
+struct PairOptions {
+  RateLimit a_to_b{};
+  RateLimit b_to_a{};
+  // Bytes one way may hold in flight (read, not yet written) before the
+  // relay stops reading its source; reading resumes once the destination
+  // took enough to leave `low_watermark` or fewer. 0: the whole ring
+  // (EngineOptions::buffer_size) or pipe, and half of that. A high
+  // watermark above buffer_size is an error (Listen; Pipe closes the pair).
+  size_t high_watermark = 0;
+  size_t low_watermark = 0;
+  // Makes a new pair's filter for one way; null (or a null result): that
+  // way is not filtered. Called on the pair's worker as the pair starts (a
+  // listener's workers may call it at the same time).
+  std::function<std::unique_ptr<Filter>(Flow flow)> filter{};
 };
 
 struct PairStats {
   uint64_t a_to_b = 0;  // bytes delivered from leg A to leg B
   uint64_t b_to_a = 0;
   CloseCause cause = CloseCause::kDone;
-  int error = 0;         // errno (or 0) for kError / kReset / kConnectFailed
+  int error = 0;         // errno (or 0) for kError / kReset / kConnectFailed,
+                         // and for kTruncated the reset that showed it (or 0)
   std::string detail;    // human-readable cause; empty for kDone
   Duration age{};        // from Pipe()/accept to close
   size_t worker = 0;
-  // The endpoint the pair connected to (or tried last); empty for Pipe().
+  // The endpoint the pair connected to (or tried last); for
+  // Connection::Pipe, leg B's peer; empty for Engine::Pipe().
   Address backend{};
-  // Listener pairs: the client's address; empty for Pipe().
+  // Listener pairs: the client's address; for Connection::Pipe, leg A's
+  // peer; empty for Engine::Pipe().
   Address client{};
   // Leg A's TLS, when it is a TLS leg that finished its handshake: the
   // version ("TLSv1.3") and the server name the client asked for (SNI;
@@ -83,6 +171,16 @@ struct PairStats {
 };
 
 using OnClose = std::function<void(const PairStats&)>;
+
+class Connection;
+struct ConnectionDeleter {
+  void operator()(Connection* connection) const;
+};
+// A connection in its protocol phase (relay/connection.h). Destroying it
+// closes the socket (at the end of the loop turn when called from one of
+// the connection's own callbacks).
+using ConnectionPtr = std::unique_ptr<Connection, ConnectionDeleter>;
+using OnConnection = std::function<void(ConnectionPtr connection)>;
 
 struct EngineOptions {
   int workers = 0;         // 0: one per online CPU
@@ -95,6 +193,12 @@ struct EngineOptions {
   size_t budget_per_event = 256 << 10; // bytes per direction per readiness turn
   Duration idle_timeout{};             // 0: none. Closes pairs that moved nothing this long
   Duration handshake_timeout = seconds(10);  // TLS legs zrelay handshakes
+  // What each worker's loop waits with: epoll, or io_uring (one ring per
+  // worker; every request of a loop turn goes to the kernel in one
+  // io_uring_enter). kUring fails Start() when this process may not use
+  // io_uring, naming why; kAuto then falls back to epoll. Engine::io() says
+  // which one runs.
+  IoBackend io = IoBackend::kEpoll;
 };
 
 // Fields added after the first three have default member initializers, so
@@ -240,6 +344,21 @@ struct ListenOptions {
   // How long a client has to send what the listener reads before choosing
   // a backend (the PROXY header, the ClientHello for route_by).
   Duration preamble_timeout = seconds(5);
+
+  // Rate limits, watermarks and filters for every pair of this listener.
+  PairOptions pair{};
+
+  // Set: the listener connects no backend itself. Each accepted client is
+  // handed to `on_accept` as a Connection (relay/connection.h) on the
+  // worker that accepted it, for a protocol phase of the embedder's own
+  // (a greeting, STARTTLS, a login that picks the backend), which ends in
+  // Connection::Pipe() or in dropping the Connection. With `tls`, the
+  // client's TLS handshake is done first (under handshake_timeout). Then
+  // `backends` must be empty, and proxy_protocol and route_by unset. A
+  // client holds its max_connections slot until its Connection, or the
+  // pair it became, is gone. `on_close` is not called for such clients
+  // (Connection::Pipe takes its own).
+  OnConnection on_accept{};
 };
 
 // A listener's listening socket, for handing to another process.
@@ -299,6 +418,13 @@ class Engine {
   // once, on the pair's worker. Pairs are spread across workers round-robin
   // (or stay on the caller's worker when called from one).
   void Pipe(Leg a, Leg b, OnClose on_close = {});
+  void Pipe(Leg a, Leg b, OnClose on_close, const PairOptions& options);
+
+  // Adopts a connected socket for a protocol phase on a worker's loop
+  // (relay/connection.h): `ready` runs there with the Connection, which
+  // may read, write, start TLS, connect a backend, and at last Pipe().
+  // Any thread; `ready` never runs inside Adopt() itself.
+  void Adopt(UniqueFd fd, OnConnection ready);
 
   // Binds the address on every worker (SO_REUSEPORT), or adopts
   // options.inherited_sockets, then for each client: connect a backend,
@@ -357,6 +483,9 @@ class Engine {
   void Drain(Duration grace);
 
   size_t workers() const;
+  // The backend the workers' loops wait with (EngineOptions::io, kAuto
+  // resolved to what this process got).
+  IoBackend io() const;
 
  private:
   class Impl;

@@ -4,6 +4,7 @@
 #include <iterator>
 #include <utility>
 
+#include "relay/connection_impl.h"
 #include "relay/listener_reaper.h"
 
 namespace zrelay {
@@ -13,6 +14,9 @@ RelayListener::RelayListener(std::vector<std::unique_ptr<Worker>>& workers, List
                              std::shared_ptr<ListenerCounters> counters)
     : workers_(workers), options_(std::move(options)), counters_(std::move(counters)) {
   if (options_.tls != nullptr) tls_refs_.push_back(TlsContext::Share(options_.tls));
+  handshake_timeout_ = options_.handshake_timeout.value_or(engine.handshake_timeout);
+  // A listener with on_accept connects no backend: it has no pool.
+  if (options_.on_accept) return;
   groups_.push_back(std::make_unique<BackendGroup>(std::string(), options_.backends,
                                                    options_.balance, options_, engine, *counters_));
   for (size_t i = 0; i < options_.routes.size(); ++i) {
@@ -34,6 +38,7 @@ RelayListener::RelayListener(std::vector<std::unique_ptr<Worker>>& workers, List
   routing_.preamble.timeout = options_.preamble_timeout;
   routing_.proxy_from = options_.proxy_protocol_from;
   routing_.fallback = &groups_.front()->route();
+  routing_.pair_options = &options_.pair;
   routing_.sni_router = SniRouter(options_.routes);
   for (size_t i = 1; i < groups_.size(); ++i) routing_.routes.push_back(&groups_[i]->route());
 }
@@ -153,11 +158,38 @@ void RelayListener::OnAccept(AddressAcceptor& acceptor, size_t worker, UniqueFd 
   w.stats().accepted.Add();
   counters_->worker(worker).accepted.Add();
   holds_.fetch_add(1, std::memory_order_relaxed);  // the listener is not retired while accepting
+  if (options_.on_accept) return AcceptConnection(acceptor, w, std::move(fd), peer);
   // Holding two pointers, the callback fits std::function's inline
   // buffer: no allocation per client.
   Pair::StartWithBackend(
       w, Leg{std::move(fd), nullptr}, peer, options_.tls, routing_,
       [this, a = &acceptor](const PairStats& stats) { OnPairClosed(*a, stats); });
+}
+
+void RelayListener::AcceptConnection(AddressAcceptor& acceptor, Worker& worker, UniqueFd fd,
+                                     const Address& peer) {
+  ListenerWorkerCounters& counters = counters_->worker(worker.index());
+  // The client's slot and our hold last until its Connection, or the pair
+  // it became, is gone.
+  ListenerTie tie{&counters, [this, a = &acceptor] {
+                    a->listener->Release();
+                    DropHold();  // last: the listener may be destroyed from here on
+                  }};
+  ConnectionPtr client =
+      ConnectionImpl::Adopt(worker, std::move(fd), peer, /*accepted=*/true, std::move(tie));
+  if (options_.tls == nullptr) return options_.on_accept(std::move(client));
+  Connection& c = *client;
+  c.SetTimeout(handshake_timeout_);
+  c.StartTls(options_.tls, TlsRole::kServer,
+             [this, &counters, client = std::move(client)](Status status) mutable {
+               if (!status.ok()) {
+                 counters.client_tls_handshake_failures.Add();
+                 return;  // dropping the client closes it
+               }
+               counters.client_tls_handshakes.Add();
+               client->SetTimeout(Duration::zero());
+               options_.on_accept(std::move(client));
+             });
 }
 
 void RelayListener::OnPairClosed(AddressAcceptor& acceptor, const PairStats& stats) {

@@ -1,5 +1,6 @@
 // RelayListener: one ListenOptions at work. Accepts clients on every worker,
-// on each of its addresses, and pairs each with a backend endpoint its pool
+// on each of its addresses, and hands each to on_accept as a Connection, or
+// pairs it with a backend endpoint its pool
 // (or the pool of the route the client's preamble picked) picks, connected
 // on the same worker. Each pair holds one of its address's
 // max_connections slots until it closes. The Engine owns its listeners;
@@ -82,6 +83,10 @@ class RelayListener {
   };
 
   void OnAccept(AddressAcceptor& acceptor, size_t worker, UniqueFd fd, const Address& peer);
+  // on_accept: the client becomes a Connection (TLS-handshaken first with
+  // options_.tls) handed to the embedder.
+  void AcceptConnection(AddressAcceptor& acceptor, Worker& worker, UniqueFd fd,
+                        const Address& peer);
   // On the pair's worker.
   void OnPairClosed(AddressAcceptor& acceptor, const PairStats& stats);
   // Drops one hold; the last one hands the listener to the reaper.
@@ -98,7 +103,8 @@ class RelayListener {
   const std::shared_ptr<ListenerCounters> counters_;
   // Its own backends first, then one group per route (options_.routes).
   std::vector<std::unique_ptr<BackendGroup>> groups_;
-  ClientRouting routing_;  // points into groups_
+  ClientRouting routing_;  // points into groups_ (unused with on_accept: no groups)
+  Duration handshake_timeout_{};  // on_accept with tls: the client's handshake
   std::vector<std::unique_ptr<AddressAcceptor>> acceptors_;
 };
 

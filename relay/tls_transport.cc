@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
 namespace zrelay {
 
 IoResult TlsTransport::Map(const TlsResult& r, Wait& wait) {
@@ -39,9 +41,9 @@ IoResult TlsTransport::Handshake() {
   return r;
 }
 
-IoResult TlsTransport::Read(RingBuffer& ring) {
+IoResult TlsTransport::Read(RingBuffer& ring, size_t max) {
   struct iovec span = ring.FreeSpan();
-  IoResult r = Map(tls_.Read(span.iov_base, span.iov_len), read_wait_);
+  IoResult r = Map(tls_.Read(span.iov_base, std::min(span.iov_len, max)), read_wait_);
   if (r.status == IoStatus::kOk) ring.Commit(r.bytes);
   return r;
 }

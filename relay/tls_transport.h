@@ -31,11 +31,13 @@ class TlsTransport final : public Transport {
   bool HandshakeReady() const { return Ready(handshake_wait_); }
 
   IoResult Handshake() override;
-  IoResult Read(RingBuffer& ring) override;
+  IoResult Read(RingBuffer& ring, size_t max) override;
   IoResult Write(RingBuffer& ring) override;
   IoResult ShutdownWrite() override;
   bool ReadReady() const override { return tls_.pending() > 0 || Ready(read_wait_); }
   bool WriteReady() const override { return Ready(write_wait_); }
+  // Bytes on a TLS leg are records to decrypt or encrypt in user space: no
+  // pipe can carry them, so the pipe calls keep Transport's refusal.
   bool can_splice() const override { return false; }
   bool truncated() const override { return truncated_; }
   std::string error_detail() const override { return detail_; }

@@ -12,7 +12,8 @@ Worker::Worker(size_t index, EventLoop& loop, const EngineOptions& options)
       options_(options),
       pipes_(options.pipe_size, options.pipe_pool_cap),
       buffers_(options.buffer_size, options.buffers_cap),
-      env_{loop.sys(), pipes_, buffers_, stats_, options.buffer_size / 2} {}
+      scratch_(options.buffer_size),
+      env_{loop.sys(), pipes_, buffers_, stats_, scratch_} {}
 
 Worker::~Worker() {
   while (head_ != nullptr) delete head_;  // ~Pair unlinks itself

@@ -8,9 +8,11 @@
 
 #include "engine/event_loop.h"
 #include "relay/buffer_pool.h"
+#include "relay/connection_list.h"
 #include "relay/pipe_pool.h"
 #include "relay/pump.h"
 #include "relay/relay.h"
+#include "relay/ring_buffer.h"
 #include "relay/worker_counters.h"
 
 namespace zrelay {
@@ -44,6 +46,9 @@ class Worker {
   // Aborts every open pair with `cause` (Drain's deadline).
   void AbortAll(CloseCause cause);
 
+  // The Connections (protocol phase) alive on this worker.
+  ConnectionList& connections() { return connections_; }
+
   // Counters, with the pools' gauges filled in. Any thread.
   WorkerStats Snapshot() const;
 
@@ -54,10 +59,14 @@ class Worker {
   PipePool pipes_;
   BufferPool buffers_;
   WorkerCounters stats_;
+  RingBuffer scratch_;  // filtered reads (PumpEnv::scratch)
   PumpEnv env_;
   Pair* head_ = nullptr;
   size_t open_ = 0;
   std::vector<Pair*> buffer_waiters_;
+  // Last: destroyed first, closing Connections still open while the rest
+  // of the worker is whole.
+  ConnectionList connections_;
 };
 
 }  // namespace zrelay

@@ -27,7 +27,7 @@ using testing::WaitFor;
 class ConnectionLimitTest : public ::testing::TestWithParam<RelayMode> {
  protected:
   void SetUp() override {
-    auto engine = Engine::Start({.workers = 2, .mode = GetParam()});
+    auto engine = testing::StartEngine({.workers = 2, .mode = GetParam()});
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     engine_ = std::move(engine).value();
   }

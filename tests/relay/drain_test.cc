@@ -46,7 +46,7 @@ std::string ReadPattern(int fd, uint64_t seed, size_t len) {
 
 TEST(DrainTest, SecondDrainCutsTheFirstOnesWaitAndBothReturn) {
   CloseRecorder closes;  // outlives the engine's callbacks
-  auto engine = Engine::Start({.workers = 2, .mode = RelayMode::kCopy});
+  auto engine = testing::StartEngine({.workers = 2, .mode = RelayMode::kCopy});
   ASSERT_TRUE(engine.ok()) << engine.error().message();
 
   // A listener, only to see from outside when the first drain has begun:
@@ -110,7 +110,7 @@ TEST(DrainTest, OverlappingDrainKeepsTheEarlierDeadline) {
   // The reverse order: a running Drain(0) is not extended by a later,
   // longer one, and both return with every pair closed.
   CloseRecorder closes;
-  auto engine = Engine::Start({.workers = 2, .mode = RelayMode::kSplice});
+  auto engine = testing::StartEngine({.workers = 2, .mode = RelayMode::kSplice});
   ASSERT_TRUE(engine.ok()) << engine.error().message();
   std::vector<testing::LegPair> a(kPairs), b(kPairs);
   for (int i = 0; i < kPairs; ++i) {

@@ -104,7 +104,7 @@ bool ReadWithin(int fd, void* buf, size_t len, Duration deadline) {
   }
   std::mutex mu;
   ChildReport closes;  // the connect_failed_* fields, guarded by mu
-  auto engine = Engine::Start({.workers = 1, .mode = RelayMode::kCopy});
+  auto engine = testing::StartEngine({.workers = 1, .mode = RelayMode::kCopy});
   if (!engine) fail(engine.error().message());
   ListenOptions options;
   options.address = testing::Loopback();

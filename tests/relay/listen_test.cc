@@ -60,7 +60,7 @@ class ListenTest : public ::testing::TestWithParam<std::tuple<RelayMode, int>> {
     EngineOptions options;
     options.workers = 2;
     options.mode = std::get<0>(GetParam());
-    auto engine = Engine::Start(options);
+    auto engine = testing::StartEngine(options);
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     engine_ = std::move(engine.value());
   }

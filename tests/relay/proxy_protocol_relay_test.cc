@@ -57,7 +57,7 @@ class ProxyProtocolRelayTest : public ::testing::Test {
     EngineOptions options;
     options.workers = 2;
     options.mode = RelayMode::kSplice;
-    auto engine = Engine::Start(options);
+    auto engine = testing::StartEngine(options);
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     engine_ = std::move(engine.value());
   }

@@ -16,6 +16,7 @@
 
 #include "relay/relay.h"
 #include "tests/relay/close_recorder.h"
+#include "tests/relay/relay_test_util.h"
 #include "tests/relay/reload_test_util.h"
 #include "tests/support/loop_test_util.h"
 
@@ -47,7 +48,7 @@ ListenOptions ListenTo(const Address& address, const SeededBackend& backend,
 }
 
 std::unique_ptr<Engine> StartEngine(int workers) {
-  auto engine = Engine::Start({.workers = workers});
+  auto engine = testing::StartEngine({.workers = workers});
   EXPECT_TRUE(engine.ok()) << engine.error().message();
   return engine.ok() ? std::move(engine).value() : nullptr;
 }

@@ -80,7 +80,7 @@ class ReconfigureTlsTest : public testing::CertsTest {
 TEST_F(ReconfigureTlsTest, ContextsFreedByTheCallerStayUsable) {
   ASSERT_TRUE(kSigpipeIgnored);
   SeededBackend old_backend(kOldSeed), new_backend(kNewSeed);
-  auto engine = Engine::Start({.workers = 2});
+  auto engine = testing::StartEngine({.workers = 2});
   ASSERT_TRUE(engine.ok()) << engine.error().message();
 
   std::optional<TlsContext> first = ServerContext();

@@ -44,10 +44,6 @@ constexpr bool kAsan = false;
 constexpr bool kAsan = false;
 #endif
 
-const char* ModeName(RelayMode m) {
-  return m == RelayMode::kSplice ? "Splice" : m == RelayMode::kCopy ? "Copy" : "Auto";
-}
-
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 // ---- 4,000 pairs ------------------------------------------------------------
@@ -156,7 +152,7 @@ TEST_P(RelayScaleTest, FourThousandConcurrentPairsFinishByteExact) {
   options.mode = GetParam();
   options.pipe_size = 64 << 10;
   options.pipe_pool_cap = 128;  // at most 2 x 128 pipes = 512 fds
-  auto started = Engine::Start(options);
+  auto started = testing::StartEngine(options);
   ASSERT_TRUE(started.ok()) << started.error().message();
   std::unique_ptr<Engine> engine = std::move(started.value());
 
@@ -291,7 +287,7 @@ TEST_P(RelayScaleTest, FourThousandConcurrentPairsFinishByteExact) {
   }
   std::printf("[ %s ] %zu pairs: setup %.2f s, transfer %.2f s, %.1f MiB up + %.1f MiB down; "
               "spliced %.1f MiB, copied %.1f MiB, pipe pool exhausted %llu, splice switches %llu\n",
-              ModeName(GetParam()), kPairs,
+              RelayModeName(GetParam()), kPairs,
               std::chrono::duration<double>(setup).count(),
               std::chrono::duration<double>(transfer).count(), total_up / 1048576.0,
               total_down / 1048576.0, stats.total.bytes_spliced / 1048576.0,
@@ -315,7 +311,7 @@ TEST_P(RelayScaleTest, SlowReaderOfOneGibHoldsOneVehiclePerDirection) {
   EngineOptions options;
   options.workers = 1;
   options.mode = GetParam();
-  auto started = Engine::Start(options);
+  auto started = testing::StartEngine(options);
   ASSERT_TRUE(started.ok()) << started.error().message();
   std::unique_ptr<Engine> engine = std::move(started.value());
   testing::CloseRecorder closes;
@@ -442,7 +438,7 @@ TEST_P(RelayScaleTest, SlowReaderOfOneGibHoldsOneVehiclePerDirection) {
   std::printf("[ %s ] slow reader: %.0f MiB in %.2f s (%.0f MiB/s), %d reads (avg %.0f KiB), "
               "%d samples, client unsent max %d KiB, max pipes %llu, "
               "max buffers %llu, RSS %zu KiB -> max %zu KiB (+%.1f MiB)\n",
-              ModeName(GetParam()), kSlowTotal / 1048576.0, secs, kSlowTotal / 1048576.0 / secs,
+              RelayModeName(GetParam()), kSlowTotal / 1048576.0, secs, kSlowTotal / 1048576.0 / secs,
               reads, got.bytes / 1024.0 / std::max(reads, 1), samples, max_client_unsent / 1024,
               static_cast<unsigned long long>(max_pipes),
               static_cast<unsigned long long>(max_buffers), rss_start, rss_max, growth_mib);
@@ -467,7 +463,7 @@ TEST_P(BufferPressureTest, PairWaitingForARingRunsWhenAnotherPairReturnsOne) {
   options.mode = GetParam();
   options.buffers_cap = 1;
   options.pipe_pool_cap = 0;  // splice mode falls back to copy: rings only
-  auto started = Engine::Start(options);
+  auto started = testing::StartEngine(options);
   ASSERT_TRUE(started.ok()) << started.error().message();
   std::unique_ptr<Engine> engine = std::move(started.value());
   testing::CloseRecorder closes;
@@ -546,13 +542,13 @@ TEST_P(BufferPressureTest, PairWaitingForARingRunsWhenAnotherPairReturnsOne) {
 INSTANTIATE_TEST_SUITE_P(Modes, BufferPressureTest,
                          ::testing::Values(RelayMode::kSplice, RelayMode::kCopy, RelayMode::kAuto),
                          [](const ::testing::TestParamInfo<RelayMode>& info) {
-                           return std::string(ModeName(info.param));
+                           return std::string(RelayModeName(info.param));
                          });
 
 INSTANTIATE_TEST_SUITE_P(Modes, RelayScaleTest,
                          ::testing::Values(RelayMode::kSplice, RelayMode::kCopy, RelayMode::kAuto),
                          [](const ::testing::TestParamInfo<RelayMode>& info) {
-                           return std::string(ModeName(info.param));
+                           return std::string(RelayModeName(info.param));
                          });
 
 }  // namespace

@@ -30,9 +30,7 @@ struct Param {
 };
 
 std::string ParamName(const ::testing::TestParamInfo<Param>& info) {
-  const char* mode = info.param.mode == RelayMode::kSplice ? "Splice"
-                     : info.param.mode == RelayMode::kCopy ? "Copy"
-                                                           : "Auto";
+  const char* mode = RelayModeName(info.param.mode);
   const char* fam = info.param.family == AF_INET ? "IPv4"
                     : info.param.family == AF_INET6 ? "IPv6"
                                                     : "Unix";
@@ -44,7 +42,7 @@ class RelayTest : public ::testing::TestWithParam<Param> {
   void StartEngine(EngineOptions options = {}) {
     options.workers = 2;
     options.mode = GetParam().mode;
-    auto engine = Engine::Start(options);
+    auto engine = testing::StartEngine(options);
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     engine_ = std::move(engine.value());
   }

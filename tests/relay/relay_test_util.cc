@@ -4,7 +4,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <vector>
@@ -114,6 +117,20 @@ size_t RssKiB() {
     if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
   }
   return 0;
+}
+
+IoBackend TestIo() {
+  const char* value = std::getenv("ZRELAY_TEST_IO");
+  IoBackend io = IoBackend::kEpoll;
+  if (value != nullptr && !ParseIoBackend(value, &io)) {
+    ADD_FAILURE() << "ZRELAY_TEST_IO='" << value << "': not epoll, uring or auto";
+  }
+  return io;
+}
+
+Result<std::unique_ptr<Engine>> StartEngine(EngineOptions options) {
+  options.io = TestIo();
+  return Engine::Start(options);
 }
 
 }  // namespace zrelay::testing

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "engine/result.h"
@@ -47,5 +48,13 @@ void SetBlocking(int fd, bool blocking);
 size_t RaiseFdLimit();
 // Resident set size of this process, in KiB.
 size_t RssKiB();
+
+// The io backend this test binary runs its engines on: ZRELAY_TEST_IO
+// ("epoll" or "uring"), as tests/relay/engine_test.bzl sets it; epoll when
+// unset. A value it cannot parse fails the test that asks.
+IoBackend TestIo();
+// Engine::Start with `options.io` = TestIo(): how every relay test starts
+// its engine, so the suite runs on both backends.
+Result<std::unique_ptr<Engine>> StartEngine(EngineOptions options = {});
 
 }  // namespace zrelay::testing

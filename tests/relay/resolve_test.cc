@@ -15,6 +15,7 @@
 #include "tests/relay/close_recorder.h"
 #include "tests/relay/listen_or_fail.h"
 #include "tests/relay/pool_test_util.h"
+#include "tests/relay/relay_test_util.h"
 #include "tests/support/loop_test_util.h"
 
 namespace zrelay {
@@ -59,7 +60,7 @@ class ResolveTest : public ::testing::Test {
   void SetUp() override {
     EngineOptions options;
     options.workers = 2;
-    auto engine = Engine::Start(options);
+    auto engine = testing::StartEngine(options);
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     engine_ = std::move(engine.value());
   }

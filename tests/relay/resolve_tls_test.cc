@@ -15,6 +15,7 @@
 #include "ssl/tls_context.h"
 #include "tests/relay/close_recorder.h"
 #include "tests/relay/pool_test_util.h"
+#include "tests/relay/relay_test_util.h"
 #include "tests/support/certs_fixture.h"
 #include "tests/support/loop_test_util.h"
 
@@ -93,8 +94,10 @@ class TlsEchoBackend {
       }
       sent += len;
     }
-    SSL_shutdown(ssl);
+    // Counted before close_notify: the relay may close the pair, and the
+    // test read served(), as soon as close_notify reaches it.
     ++served_;
+    SSL_shutdown(ssl);
   }
 
   TlsContext ctx_;
@@ -117,7 +120,7 @@ TEST_F(ResolveTlsTest, AddressesOfANameAreVerifiedAgainstTheName) {
   auto client_ctx = BuildClientContext(client);
   ASSERT_TRUE(client_ctx.ok()) << client_ctx.error().message();
 
-  auto engine = Engine::Start({.workers = 2});
+  auto engine = testing::StartEngine({.workers = 2});
   ASSERT_TRUE(engine.ok()) << engine.error().message();
   testing::CloseRecorder closes;
   ListenOptions o;

@@ -43,7 +43,7 @@ class SniRouteTest : public ::testing::Test {
     EngineOptions options;
     options.workers = 2;
     options.mode = mode;
-    auto engine = Engine::Start(options);
+    auto engine = testing::StartEngine(options);
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     engine_ = std::move(engine.value());
   }
