@@ -212,9 +212,15 @@ int Main(int argc, char** argv) {
          static_cast<unsigned>(::getuid()), static_cast<unsigned>(::getgid()));
   }
   // systemd's STATUS= line, and the file form's last start-up line.
+  // The io backend is named when it is not the default epoll (with "auto",
+  // it says what this process got).
+  const IoBackend io = engine.value()->io();
+  const std::string io_part =
+      io == IoBackend::kEpoll ? std::string() : std::string(", io ") + IoBackendName(io);
   const std::string status = std::to_string(ids.size()) + " listener" +
-                             (ids.size() == 1 ? "" : "s") + ", mode " + ModeName(config.mode) +
-                             ", " + std::to_string(engine.value()->workers()) + " workers";
+                             (ids.size() == 1 ? "" : "s") + ", mode " + RelayModeName(config.mode) +
+                             io_part + ", " + std::to_string(engine.value()->workers()) +
+                             " workers";
   if (from_file) {
     for (size_t i = 0; i < ids.size(); ++i) {
       PrintListener(config.listeners[i], engine.value()->ListenAddress(ids[i]));
@@ -224,10 +230,11 @@ int Main(int argc, char** argv) {
     auto bound = engine.value()->ListenAddress(ids[0]);
     auto limit = engine.value()->MaxConnections(ids[0]);
     Logf(
-        "listening on %s, backend %s, mode %s, at most %zu connections, %zu "
+        "listening on %s, backend %s, mode %s%s, at most %zu connections, %zu "
         "workers",
         bound.ok() ? bound->ToString().c_str() : "?", flags.backend.ToString().c_str(),
-        ModeName(config.mode), limit.ok() ? limit.value() : size_t{0}, engine.value()->workers());
+        RelayModeName(config.mode), io_part.c_str(), limit.ok() ? limit.value() : size_t{0},
+        engine.value()->workers());
   }
 
   SignalActions actions;

@@ -131,6 +131,14 @@ FlagTable::FlagTable(ZrelaydConfig& config) : config_(config) {
           }
           return Status::Ok();
         });
+  Value("--io", "epoll|uring|auto",
+        "what the workers wait with (default: epoll; auto: io_uring where allowed)",
+        [&engine](const std::string& text) -> Status {
+          if (!ParseIoBackend(text, &engine.io)) {
+            return Usage("'" + text + "' is not one of epoll, uring, auto");
+          }
+          return Status::Ok();
+        });
   Value("--workers", "N", "event-loop threads (default: one per CPU)",
         count(&engine.workers, 1, 1024));
   Bool("--pin", &engine.pin_cpus, "pin worker i to CPU i");

@@ -108,6 +108,7 @@ FileConfig FileConfigFromFlags(const ZrelaydConfig& flags) {
   const EngineOptions& engine = flags.engine;
   config.workers = engine.workers;
   config.mode = engine.mode;
+  config.io = engine.io;
   config.pin = engine.pin_cpus;
   config.pipe_size = engine.pipe_size;
   config.pipe_pool = engine.pipe_pool_cap;
@@ -136,6 +137,7 @@ EngineOptions EngineOptionsFor(const FileConfig& config) {
   engine.workers = config.workers;
   engine.pin_cpus = config.pin;
   engine.mode = config.mode;
+  engine.io = config.io;
   engine.pipe_size = static_cast<size_t>(config.pipe_size);
   engine.pipe_pool_cap = static_cast<size_t>(config.pipe_pool);
   engine.buffer_size = static_cast<size_t>(config.buffer_size);

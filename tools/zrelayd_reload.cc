@@ -65,6 +65,7 @@ void KeepRestartOnlyKeys(const FileConfig& running, FileConfig& next) {
   auto text = [](const std::optional<Address>& a) { return a ? a->ToString() : std::string(); };
   keep("workers", next.workers, running.workers, next.workers != running.workers);
   keep("mode", next.mode, running.mode, next.mode != running.mode);
+  keep("io", next.io, running.io, next.io != running.io);
   keep("pin", next.pin, running.pin, next.pin != running.pin);
   keep("pipe_size", next.pipe_size, running.pipe_size, next.pipe_size != running.pipe_size);
   keep("pipe_pool", next.pipe_pool, running.pipe_pool, next.pipe_pool != running.pipe_pool);

@@ -6,18 +6,6 @@
 
 namespace zrelay {
 
-const char* ModeName(RelayMode mode) {
-  switch (mode) {
-    case RelayMode::kSplice:
-      return "splice";
-    case RelayMode::kCopy:
-      return "copy";
-    case RelayMode::kAuto:
-      return "auto";
-  }
-  return "?";
-}
-
 void PrintTotals(const EngineStats& s) {
   const WorkerStats& t = s.total;
   Logf(

@@ -12,8 +12,6 @@
 
 namespace zrelay {
 
-const char* ModeName(RelayMode mode);
-
 // "zrelayd.toml: OK, 2 listeners, 5 backends" (route backends counted), then
 // ", 3 routes by SNI" and ", proxy protocol accepted on 1 listener" when any.
 std::string CheckSummary(const std::string& path, const FileConfig& config);

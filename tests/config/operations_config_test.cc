@@ -1,4 +1,4 @@
-// The operations keys of zrelayd's file: [admin], [log] and upgrade_socket.
+// The operations keys of zrelayd's file: io, [admin], [log] and upgrade_socket.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -79,6 +79,14 @@ TEST(OperationsConfig, ErrorsNameTheKey) {
             "zrelayd.toml:2: log.acces_log: unknown key (did you mean \"access_log\"?)");
   EXPECT_EQ(ErrorOf("[log]\nfile = 3\n" + std::string(kListener)),
             "zrelayd.toml:2: log.file: expected a non-empty string, got 3");
+}
+
+TEST(OperationsConfig, IoBackend) {
+  EXPECT_EQ(Parse(kListener)->io, IoBackend::kEpoll);
+  EXPECT_EQ(Parse("io = \"uring\"\n" + std::string(kListener))->io, IoBackend::kUring);
+  EXPECT_EQ(Parse("io = \"auto\"\n" + std::string(kListener))->io, IoBackend::kAuto);
+  EXPECT_EQ(ErrorOf("io = \"kqueue\"\n" + std::string(kListener)),
+            "zrelayd.toml:1: io: expected \"epoll\", \"uring\" or \"auto\", got \"kqueue\"");
 }
 
 TEST(OperationsConfig, AdminAddressIsNotAListenersToo) {

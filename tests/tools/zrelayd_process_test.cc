@@ -45,14 +45,26 @@ TEST(ZrelaydProcess, PortInUseExitsOne) {
   ::close(p.err_fd);
 }
 
-TEST(ZrelaydProcess, RelaysThenDrainsOnSigtermAndPrintsTotals) {
+TEST(ZrelaydProcess, AnUnknownIoBackendIsAUsageError) {
+  Process p = Spawn({"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1", "--io", "kqueue"});
+  std::string err = ReadUntil(p.err_fd, "--help");
+  EXPECT_EQ(WaitExit(p.pid), 2);
+  EXPECT_NE(err.find("'kqueue' is not one of epoll, uring, auto"), std::string::npos) << err;
+  ::close(p.err_fd);
+}
+
+// On each io backend: the banner names it (epoll, the default, goes unsaid).
+class ZrelaydProcessIo : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ZrelaydProcessIo, RelaysThenDrainsOnSigtermAndPrintsTotals) {
   auto backend = ListenOn(testing::Loopback(AF_INET));
   ASSERT_TRUE(backend.ok());
   testing::SetBlocking(backend->get(), true);
   std::string backend_addr = LocalAddress(backend->get())->ToString();
   Process p = Spawn({"--listen", "127.0.0.1:0", "--backend", backend_addr, "--workers", "2",
-                     "--drain-grace", "200ms"});
+                     "--drain-grace", "200ms", "--io", GetParam()});
   std::string banner = ReadUntil(p.err_fd, "workers\n");
+  EXPECT_EQ(banner.find(", io uring,") != std::string::npos, GetParam() == "uring") << banner;
   auto front = testing::ListeningAddress(banner);
   ASSERT_TRUE(front.ok()) << front.error().message();
 
@@ -79,6 +91,11 @@ TEST(ZrelaydProcess, RelaysThenDrainsOnSigtermAndPrintsTotals) {
   EXPECT_NE(tail.find("client->backend 1048576"), std::string::npos) << tail;
   ::close(p.err_fd);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ZrelaydProcessIo, ::testing::Values("epoll", "uring"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace zrelay

@@ -93,6 +93,19 @@ std::string ReadUntil(int fd, const std::string& needle) {
   return text;
 }
 
+std::string ReadAvailable(int fd) {
+  std::string text;
+  const TimePoint deadline = Clock::now() + seconds(5);
+  char buf[4096];
+  pollfd p{fd, POLLIN, 0};
+  while (Clock::now() < deadline && ::poll(&p, 1, 300) > 0) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return text;
+}
+
 int WaitExit(pid_t pid) {
   int status = 0;
   for (int i = 0; i < 1000; ++i) {

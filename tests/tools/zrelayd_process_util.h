@@ -33,6 +33,11 @@ Finished RunZrelayd(const std::vector<std::string>& args);
 // Reads the child's stderr until `needle` shows up, EOF, or 10 s.
 std::string ReadUntil(int fd, const std::string& needle);
 
+// What the child wrote to `fd` until it has been quiet for 300 ms (at most
+// 5 s): the rest of a log, for a failure message. Does not wait for EOF, which
+// never comes while a successor shares the pipe.
+std::string ReadAvailable(int fd);
+
 // The exit status, 128 for a death by signal, or -1 after 10 s (the child is
 // then killed).
 int WaitExit(pid_t pid);

@@ -289,13 +289,13 @@ class ZrelaydUpgrade : public ::testing::Test {
               std::string::npos)
         << log;
     EXPECT_NE(log.find("SIGTERM: draining"), std::string::npos) << log;
-    EXPECT_EQ(WaitExit(p.pid), 0);
+    EXPECT_EQ(WaitExit(p.pid), 0) << testing::ReadAvailable(p.err_fd);
     ::close(p.err_fd);
   }
 
   void StopAndExpectExit0(Process& p) {
     ::kill(p.pid, SIGTERM);
-    EXPECT_EQ(WaitExit(p.pid), 0);
+    EXPECT_EQ(WaitExit(p.pid), 0) << testing::ReadAvailable(p.err_fd);
     ::close(p.err_fd);
   }
 
@@ -444,7 +444,7 @@ TEST_F(ZrelaydUpgrade, Sigusr2StartsItsSuccessorWhichTakesOver) {
   EXPECT_NE(log.find("upgrade: process " + std::to_string(successor) + " took over; draining"),
             std::string::npos)
       << log;
-  EXPECT_EQ(WaitExit(a.pid), 0);
+  EXPECT_EQ(WaitExit(a.pid), 0) << testing::ReadAvailable(a.err_fd);
   EXPECT_EQ(stream.Finish(), "");
   // The old process names its successor the service's main process, and
   // its own drain is not the service stopping: no STOPPING=1.

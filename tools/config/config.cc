@@ -29,6 +29,7 @@ constexpr int64_t kMaxFallRise = 100;
 constexpr size_t kMaxAlpnLength = 255;  // one length byte on the wire
 
 constexpr char kModes[] = R"("splice", "copy" or "auto")";
+constexpr char kIoBackends[] = R"("epoll", "uring" or "auto")";
 constexpr char kBalancePolicies[] = R"("round-robin", "least-conn" or "maglev")";
 
 Result<RelayMode> ParseMode(std::string_view text) {
@@ -36,6 +37,12 @@ Result<RelayMode> ParseMode(std::string_view text) {
   if (text == "copy") return RelayMode::kCopy;
   if (text == "auto") return RelayMode::kAuto;
   return Error::Invalid(std::string("expected ") + kModes + ", got " + QuoteString(text));
+}
+
+Result<IoBackend> ParseIo(std::string_view text) {
+  IoBackend io;
+  if (ParseIoBackend(std::string(text), &io)) return io;
+  return Error::Invalid(std::string("expected ") + kIoBackends + ", got " + QuoteString(text));
 }
 
 // Listen addresses seen so far, to refuse one bound twice: with SO_REUSEPORT
@@ -75,6 +82,7 @@ Result<FileConfig> Parser::Parse(const toml::table& root) {
   int64_t number = 0;
   if (reader.Int("workers", 1, kMaxWorkers, &number)) config.workers = static_cast<int>(number);
   reader.Parsed("mode", kModes, ParseMode, &config.mode);
+  reader.Parsed("io", kIoBackends, ParseIo, &config.io);
   reader.Bool("pin", &config.pin);
   reader.Size("pipe_size", &config.pipe_size);
   if (reader.Int("pipe_pool", 0, kMaxPipePool, &number))

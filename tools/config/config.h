@@ -33,6 +33,7 @@
 #include "engine/address.h"
 #include "engine/cidr.h"
 #include "engine/clock.h"
+#include "engine/io_backend.h"
 #include "engine/result.h"
 #include "relay/balancer.h"
 #include "relay/relay.h"
@@ -125,6 +126,7 @@ struct ListenerConfig {
 struct FileConfig {
   int workers = 0;                      // 1..1024; 0 (absent): one per online CPU
   RelayMode mode = RelayMode::kSplice;  // "splice", "copy" or "auto"
+  IoBackend io = IoBackend::kEpoll;     // "epoll", "uring" or "auto"
   bool pin = false;                     // pin worker i to CPU i
   uint64_t pipe_size = 1 << 20;         // kernel pipe size for splice (sizes: above 0)
   uint64_t pipe_pool = 1024;            // pipes per worker, at most (0..1048576)
