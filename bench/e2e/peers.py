@@ -201,12 +201,17 @@ class Stunnel(Relay):
 class Zrelayd(Relay):
     family = "zrelayd"
 
-    def __init__(self, mode, backends=1):
-        super().__init__("zrelayd-" + mode, backends)
+    def __init__(self, mode, backends=1, io="epoll"):
+        # zrelayd-splice, ...; on io_uring loops: zrelayd-uring-splice, ...
+        prefix = "zrelayd-" if io == "epoll" else f"zrelayd-{io}-"
+        super().__init__(prefix + mode, backends)
         self.mode = mode
+        self.io = io
         self.tls = mode == "tls"
         self.note = ("--tls-cert/--tls-key (termination)" if self.tls
                      else f"--mode {mode}")
+        if io != "epoll":
+            self.note += f" --io {io}"
         if backends > 1:
             self.note = (f"--config: mode {mode}, balance round-robin over "
                          f"{backends} backends")
@@ -233,6 +238,8 @@ class Zrelayd(Relay):
             argv += ["--tls-cert", ctx.certs["cert"], "--tls-key", ctx.certs["key"]]
         else:
             argv += ["--mode", self.mode]
+        if self.io != "epoll":
+            argv += ["--io", self.io]
         return argv
 
 
@@ -308,6 +315,7 @@ def all_relays():
     return [
         Direct(),
         Zrelayd("splice"), Zrelayd("copy"), Zrelayd("auto"), Zrelayd("auto", backends=2),
+        Zrelayd("splice", io="uring"), Zrelayd("copy", io="uring"),
         ZrelaydScraped("splice"),
         HAProxy("splice"), HAProxy("nosplice"), HAProxy("auto"), HAProxy("auto", backends=2),
         NginxStream(), NginxStream(backends=2), Socat(),
