@@ -193,6 +193,12 @@ void UringRing::Recv(UringOp& op, int fd, void* buf, size_t len) {
   io_uring_sqe_set_data64(sqe, UserData(&op));
 }
 
+void UringRing::RecvNow(UringOp& op, int fd, void* buf, size_t len) {
+  struct io_uring_sqe* sqe = NextSqe(&op);
+  io_uring_prep_recv(sqe, fd, buf, len, MSG_DONTWAIT);
+  io_uring_sqe_set_data64(sqe, UserData(&op));
+}
+
 void UringRing::Send(UringOp& op, int fd, const void* buf, size_t len) {
   struct io_uring_sqe* sqe = NextSqe(&op);
   io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);

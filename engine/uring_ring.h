@@ -146,6 +146,9 @@ class UringRing {
   // buffer is pinned until the CQE: to wait for data without pinning one,
   // PollAdd(POLLIN) first and Recv once it fires.
   void Recv(UringOp& op, int fd, void* buf, size_t len);
+  // Recv() with MSG_DONTWAIT: never waits for data (res is -EAGAIN when
+  // none is queued), so the buffer is the kernel's only while it runs.
+  void RecvNow(UringOp& op, int fd, void* buf, size_t len);
   // send(2) with MSG_NOSIGNAL (a peer that is gone is -EPIPE, not SIGPIPE).
   void Send(UringOp& op, int fd, const void* buf, size_t len);
   // Send() with MSG_WAITALL: the kernel keeps sending (waiting for room as

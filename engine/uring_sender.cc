@@ -5,34 +5,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <memory>
 
 #include "engine/check.h"
 #include "engine/event_loop.h"
 #include "engine/uring_ring.h"
 
 namespace zrelay {
-
-// One send's copy of its bytes and its request. Outlives its sender when
-// the sender goes first (detached: sender_ == nullptr).
-class UringSender::Pending final : public UringOwnedOp {
- public:
-  Pending(UringRing& ring, UringSender* sender, size_t len)
-      : UringOwnedOp(ring), sender_(sender), len_(len), bytes_(new char[len]) {}
-
-  char* bytes() { return bytes_.get(); }
-  void Detach() { sender_ = nullptr; }
-
- private:
-  void Completed(int res, uint32_t /*flags*/) override {
-    if (sender_ != nullptr) sender_->Done(res, len_);
-  }
-  bool Finish() override { return true; }
-
-  UringSender* sender_;
-  size_t len_;
-  std::unique_ptr<char[]> bytes_;
-};
 
 UringSender::~UringSender() {
   if (pending_ != nullptr) pending_->Detach();
@@ -57,7 +35,8 @@ void UringSender::Send(const struct iovec* iov, int count, size_t total) {
   ring.SendAll(pending->op, watch_.fd(), pending->bytes(), total);
 }
 
-void UringSender::Done(int res, size_t len) {
+void UringSender::Done(int res, Pending& pending) {
+  const size_t len = pending.len();
   pending_ = nullptr;
   // MSG_WAITALL: short only when the socket failed part way.
   if (res < 0) {

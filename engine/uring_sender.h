@@ -22,6 +22,8 @@
 
 #include <cstddef>
 
+#include "engine/uring_buffered_op.h"
+
 namespace zrelay {
 
 class EventLoop;
@@ -49,10 +51,10 @@ class UringSender {
   void Send(const struct iovec* iov, int count, size_t total);
 
  private:
-  class Pending;
-  friend class Pending;
+  using Pending = UringBufferedOp<UringSender>;
+  friend Pending;
   // `pending` finished with `res` while this sender still waited for it.
-  void Done(int res, size_t len);
+  void Done(int res, Pending& pending);
 
   FdWatch& watch_;
   Pending* pending_ = nullptr;

@@ -60,6 +60,10 @@ Pair::Pair(Worker& worker, OnClose on_close)
   Path start = worker.options().mode == RelayMode::kSplice ? Path::kSplice : Path::kCopy;
   a_to_b_.path = b_to_a_.path = start;
   a_to_b_.auto_splice = b_to_a_.auto_splice = worker.options().mode == RelayMode::kAuto;
+  // Legs that are only ever copied read through the loop's ring, if any.
+  const bool copy_only = worker.options().mode == RelayMode::kCopy;
+  a_.plain.set_receive_through_ring(copy_only);
+  b_.plain.set_receive_through_ring(copy_only);
   worker_.Adopt(this);
 }
 
@@ -254,7 +258,12 @@ void Pair::OnTimer(Timer& timer) {
   // A direction its rate limit paused is not idle: its source had bytes to
   // read (the pump pauses only a readable source) and the pair itself holds
   // them back, so a limit slower than the idle timeout must not close it.
-  if (a_to_b_.rate_paused || b_to_a_.rate_paused) last_active_ = loop.now();
+  // Nor is a leg whose bytes are on their way through the loop's ring (a
+  // receive queued this turn, perhaps by the rate timer that just fired).
+  if (a_to_b_.rate_paused || b_to_a_.rate_paused || a_.io().receiving_now() ||
+      b_.io().receiving_now()) {
+    last_active_ = loop.now();
+  }
   Duration idle = idle_timeout_;
   Duration quiet = loop.now() - last_active_;
   if (quiet >= idle) {

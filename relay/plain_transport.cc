@@ -7,6 +7,7 @@
 namespace zrelay {
 
 IoResult PlainTransport::Read(RingBuffer& ring, size_t max) {
+  if (receiving() && !streaming_) return Receive(ring, max);
   struct iovec iov[2];
   int n = ring.FreeIovecs(iov);
   size_t offered = std::min(ring.free_space(), max);
@@ -26,15 +27,40 @@ IoResult PlainTransport::Read(RingBuffer& ring, size_t max) {
     // as drained without the extra read that would only say EAGAIN: a third
     // of the syscalls of small request/response traffic (HAProxy's raw_sock
     // does the same with epoll). Not when FIN was seen: the 0 must be read.
-    if (static_cast<size_t>(r.rc) < offered && !watch_.read_hup()) watch_.clear_readable();
+    if (static_cast<size_t>(r.rc) < offered) {
+      if (!watch_.read_hup()) watch_.clear_readable();
+      streaming_ = false;  // drained: the next small message goes through the ring
+    }
     return {IoStatus::kOk, static_cast<size_t>(r.rc), 0};
   }
   if (r.rc == 0) return {IoStatus::kEof, 0, 0};
   if (r.would_block()) {
     watch_.clear_readable();
+    streaming_ = false;
     return {IoStatus::kWouldBlock, 0, 0};
   }
   return {IoStatus::kError, 0, r.err};
+}
+
+IoResult PlainTransport::Receive(RingBuffer& ring, size_t max) {
+  if (receiver_.buffered() > 0) {
+    struct iovec iov[2];
+    const int n = ring.FreeIovecs(iov);
+    const size_t got = receiver_.Take(iov, n, std::min(ring.free_space(), max));
+    ring.Commit(got);
+    // A full-sized receive: more is queued; readv takes it from here.
+    if (receiver_.buffered() == 0 && receiver_.filled()) streaming_ = true;
+    return {IoStatus::kOk, got, 0};
+  }
+  if (receiver_.error() != 0) return {IoStatus::kError, 0, receiver_.error()};
+  if (receiver_.eof()) return {IoStatus::kEof, 0, 0};
+  if (!receiver_.busy()) {
+    // The receive takes this readiness: the watch says readable again when
+    // new bytes come, or the receive's completion does when it filled up.
+    receiver_.Receive(std::min(max, UringReceiver::kMaxBytes));
+    watch_.clear_readable();
+  }
+  return {IoStatus::kWouldBlock, 0, 0};
 }
 
 IoResult PlainTransport::WaitForSender() const {

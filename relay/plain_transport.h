@@ -2,11 +2,17 @@
 // readv/writev, and spliced to and from a kernel pipe
 // (plain_transport_pipe.cc), through the loop's syscall seam. On an
 // io_uring loop, small writes go through the ring instead (UringSender):
-// queued with the turn's other requests, not a syscall each.
+// queued with the turn's other requests, not a syscall each; so do reads
+// when the owner says the leg never splices (set_receive_through_ring):
+// a recv queued once the socket is readable (UringReceiver), whose bytes
+// arrive a loop turn later. A receive that fills up shows a stream, which
+// readv then drains in large reads until one comes back short: a bulk
+// transfer gains nothing from the ring and would pay a turn per 16 KiB.
 #pragma once
 
 #include "engine/event_loop.h"
 #include "engine/syscalls.h"
+#include "engine/uring_receiver.h"
 #include "engine/uring_sender.h"
 #include "relay/transport.h"
 
@@ -14,7 +20,13 @@ namespace zrelay {
 
 class PlainTransport final : public Transport {
  public:
-  PlainTransport(FdWatch& watch, Syscalls& sys) : watch_(watch), sys_(sys), sender_(watch) {}
+  PlainTransport(FdWatch& watch, Syscalls& sys)
+      : watch_(watch), sys_(sys), sender_(watch), receiver_(watch) {}
+
+  // Reads go through the loop's ring when it has one. Only for a leg that
+  // is read by copying alone: a splice would overtake the bytes a receive
+  // holds (ReadToPipe refuses with ENOSYS then). Before the first Read.
+  void set_receive_through_ring(bool on) { receive_through_ring_ = on; }
 
   IoResult Handshake() override { return {}; }
   IoResult Read(RingBuffer& ring, size_t max) override;
@@ -22,21 +34,34 @@ class PlainTransport final : public Transport {
   IoResult ShutdownWrite() override;
   IoResult ReadToPipe(KernelPipe& pipe, size_t max) override;
   IoResult WriteFromPipe(KernelPipe& pipe) override;
-  bool ReadReady() const override { return watch_.readable(); }
+  // Through the ring: a receive's result waits, or the socket is readable
+  // and no receive is on its way.
+  bool ReadReady() const override {
+    if (receiving()) return receiver_.has_result() || (watch_.readable() && !receiver_.busy());
+    return watch_.readable();
+  }
   // A write through the ring still on its way blocks every other write
   // (the byte order) and the FIN that would overtake it.
   bool WriteReady() const override { return watch_.writable() && !sender_.busy(); }
   bool can_splice() const override { return true; }
   bool close_sends_fin() const override { return !sender_.busy(); }
+  bool receiving_now() const override { return receiver_.busy() || receiver_.buffered() > 0; }
 
  private:
   // kWouldBlock while a ring send is on its way (its completion makes the
   // socket writable again), kError once one failed; else nothing (kOk).
   IoResult WaitForSender() const;
+  bool receiving() const { return receive_through_ring_ && receiver_.available(); }
+  // Read() through the ring: hands over what a receive brought, or queues
+  // the next receive (kWouldBlock until it completes).
+  IoResult Receive(RingBuffer& ring, size_t max);
 
   FdWatch& watch_;
   Syscalls& sys_;
   UringSender sender_;
+  UringReceiver receiver_;
+  bool receive_through_ring_ = false;
+  bool streaming_ = false;  // receiving(), but readv until the socket is drained
 };
 
 }  // namespace zrelay

@@ -254,21 +254,39 @@ def scenario_table(scen, relays, summ, records, skipped_relays):
     return lines
 
 
-def sweep_table(scen, relays, summ, ctx):
-    names = [r.name for r in relays if scen.accepts(r)]
+# Scenarios run once per parameter (a chunk size, a connection count): one
+# row per parameter, one "metric (CPU)" column per relay.
+PARAM_TABLES = {
+    # scenario: (parameter label, formatted parameter, metric, metric header, fmt, CPU key)
+    "sweep": ("chunk", lambda c: _size(c), "gbit_per_s", "Gbit/s (CPU s/GB)", "{:.2f}",
+              "cpu_s_per_gb", "{:.3f}"),
+    "conc": ("connections", str, "rps", "req/s (CPU us/req)", "{:,.0f}",
+             "cpu_us_per_req", "{:.1f}"),
+}
+
+
+def param_values(scen, ctx):
+    return ctx.sweep_chunks if scen.name == "sweep" else scen.params()
+
+
+def param_table(scen, relays, summ, ctx):
+    names = [r.name for r in relays if scen.accepts(r)
+             and any(k[0] == scen.name and k[2] == r.name for k in summ)]
     if not names:
         return []
-    lines = ["| chunk | " + " | ".join(f"{n} Gbit/s (CPU s/GB)" for n in names) + " |",
+    label, shown, metric, header, fmt, cpu_key, cpu_fmt = PARAM_TABLES[scen.name]
+    lines = [f"| {label} | " + " | ".join(f"{n} {header}" for n in names) + " |",
              "|--:|" + "--:|" * len(names)]
-    for chunk in ctx.sweep_chunks:
-        cells = [_size(chunk)]
+    for value in param_values(scen, ctx):
+        cells = [shown(value)]
         for n in names:
-            s = summ.get(("sweep", str(chunk), n))
+            s = summ.get((scen.name, str(value), n))
             if not s or not s["n"]:
                 cells.append("")
                 continue
-            cpu = s.get("cpu_s_per_gb")
-            cells.append(f"{s['gbit_per_s']:.2f}" + (f" ({cpu:.3f})" if cpu is not None else ""))
+            cpu = s.get(cpu_key)
+            cells.append(fmt.format(s[metric]) +
+                         (" (" + cpu_fmt.format(cpu) + ")" if cpu is not None else ""))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -376,8 +394,8 @@ def render_markdown(ctx, scens, relays, summ, meta, png_names):
         L.append("")
         L.append(scen.measures + ".")
         L.append("")
-        if scen.name == "sweep":
-            L += sweep_table(scen, relays, summ, ctx)
+        if scen.name in PARAM_TABLES:
+            L += param_table(scen, relays, summ, ctx)
         else:
             L += scenario_table(scen, relays, summ, ctx.records, skipped)
         L.append("")
@@ -534,35 +552,50 @@ def write_plots(ctx, scens, relays, summ, outdir):
             "set yrange [0:*]\n"
             f"plot 'overview.dat' {plot[3:]}\n"), made, "overview.png")
 
-    # chunk sweep
+    # chunk sweep, and request/response as concurrency grows
     sw = [n for n in ctx.sweep_relays
           if any(k[0] == "sweep" and k[2] == n and summ[k]["n"] for k in summ)]
     if sw:
-        with open(os.path.join(pdir, "sweep.dat"), "w") as f:
-            f.write("# " + "chunk " + " ".join(f"{n}_gbit {n}_cpu" for n in sw) + "\n")
-            for c in ctx.sweep_chunks:
-                row = [str(c)]
-                for n in sw:
-                    s = summ.get(("sweep", str(c), n))
-                    row += [_val(s, "gbit_per_s"), _val(s, "cpu_s_per_gb")]
-                f.write(" ".join(row) + "\n")
         tool = ("zrelay-load bulk --chunk" if getattr(ctx, "sweep_tool", "") == "zrelay-load"
                 else "iperf3 -l")
-        xtics = ", ".join(f"'{_size(c)}' {c}" for c in ctx.sweep_chunks)
-        p1 = ", ".join(f"'sweep.dat' using 1:{2 + 2 * i} with linespoints lw 2 title '{n}'"
-                       for i, n in enumerate(sw))
-        p2 = ", ".join(f"'sweep.dat' using 1:{3 + 2 * i} with linespoints lw 2 title '{n}'"
-                       for i, n in enumerate(sw) if n != "direct")
-        _gnuplot(pdir, "sweep", (
-            "set terminal pngcairo size 1100,480 font 'sans,10'\nset datafile missing '?'\n"
-            "set output 'sweep.png'\nset multiplot layout 1,2 title "
-            f"'Chunk-size sweep ({tool}, 1 stream), relay CPU: none for direct'\n"
-            "set logscale x 2\nset grid\n"
-            f"set xtics ({xtics})\nset xlabel 'write size'\nset key bottom right\n"
-            f"set ylabel 'Gbit/s'\nset yrange [0:*]\nplot {p1}\n"
-            f"set ylabel 'relay CPU s per GB'\nset key top right\nplot {p2}\n"
-            "unset multiplot\n"), made, "sweep.png")
+        _param_plot(pdir, "sweep", ctx.sweep_chunks, sw, summ, made,
+                    f"Chunk-size sweep ({tool}, 1 stream), relay CPU: none for direct",
+                    "write size", "Gbit/s", "relay CPU s per GB")
+    conc = next((sc for sc in scens if sc.name == "conc"), None)
+    cn = [r.name for r in relays if any(k[0] == "conc" and k[2] == r.name and summ[k]["n"]
+                                        for k in summ)]
+    if conc and cn:
+        _param_plot(pdir, "conc", conc.params(), cn, summ, made,
+                    "Request/response as concurrency grows (zrelay-load rr, 128 B)",
+                    "connections", "req/s", "relay CPU us per request")
     return made
+
+
+def _param_plot(pdir, name, values, names, summ, made, title, xlabel, y1, y2):
+    """Two panels over a scenario's parameter (log x): its metric and the
+    relay's CPU, one line per relay (no CPU line for direct)."""
+    _, shown, metric, _, _, cpu_key, _ = PARAM_TABLES[name]
+    with open(os.path.join(pdir, name + ".dat"), "w") as f:
+        f.write("# " + "param " + " ".join(f"{n}_metric {n}_cpu" for n in names) + "\n")
+        for v in values:
+            row = [str(v)]
+            for n in names:
+                s = summ.get((name, str(v), n))
+                row += [_val(s, metric), _val(s, cpu_key)]
+            f.write(" ".join(row) + "\n")
+    xtics = ", ".join(f"'{shown(v)}' {v}" for v in values)
+    p1 = ", ".join(f"'{name}.dat' using 1:{2 + 2 * i} with linespoints lw 2 title '{n}'"
+                   for i, n in enumerate(names))
+    p2 = ", ".join(f"'{name}.dat' using 1:{3 + 2 * i} with linespoints lw 2 title '{n}'"
+                   for i, n in enumerate(names) if n != "direct")
+    _gnuplot(pdir, name, (
+        "set terminal pngcairo size 1100,480 font 'sans,10'\nset datafile missing '?'\n"
+        f"set output '{name}.png'\nset multiplot layout 1,2 title '{title}'\n"
+        "set logscale x 2\nset grid\n"
+        f"set xtics ({xtics})\nset xlabel '{xlabel}'\nset key bottom right\n"
+        f"set ylabel '{y1}'\nset yrange [0:*]\nplot {p1}\n"
+        f"set ylabel '{y2}'\nset key top right\nplot {p2}\n"
+        "unset multiplot\n"), made, name + ".png")
 
 
 def _gnuplot(pdir, name, script, made, png):

@@ -58,7 +58,7 @@ def parse_args(argv):
                     help="smoke run: 1 round, 1 s loads, fewer idle pairs and chunk sizes")
     ap.add_argument("--only", default="",
                     help="comma list of scenarios or groups: bulk,bulk1,bulk4,rr,rr-zload,"
-                         "connect,lb,idle,tls,tls-rr,tls-hs,tls-bulk,sweep")
+                         "connect,lb,idle,tls,tls-rr,tls-hs,tls-bulk,sweep,conc (conc: only when named)")
     ap.add_argument("--skip", default="", help="comma list of scenarios or groups to leave out")
     ap.add_argument("--relays", default="",
                     help="comma list of relays or prefixes (e.g. direct,haproxy,zrelayd-splice)")
@@ -410,6 +410,8 @@ def main(argv=None):
             ctx.sweep_relays = ["direct", "haproxy-splice", "haproxy-nosplice"]
 
         chosen_scens = select(scens, args.only, lambda s: s.name)
+        if not args.only:
+            chosen_scens = [s for s in chosen_scens if not s.opt_in]
         if args.skip:
             drop = {s.name for s in select(scens, args.skip, lambda s: s.name)}
             chosen_scens = [s for s in chosen_scens if s.name not in drop]

@@ -22,6 +22,7 @@ class Scenario:
     metric = ""          # headline metric (higher is better)
     cpu_per = None       # "gb" | "req" | "conn": how relay CPU is normalized
     needs_relay = False  # no meaning without a relay (idle)
+    opt_in = False       # runs only when --only names it (adds minutes to a full run)
     needs_zload = False
     backend_ports = 1    # backend ports a relay may forward to (balancing relays: > 1)
     reference = ("haproxy-splice",)  # ratio column: best of these relays
@@ -426,10 +427,13 @@ class ZloadRR(Scenario):
     def prepare(self, param, rundir, log):
         return self.port
 
+    def conns(self, param):
+        return self.ctx.rr_conns
+
     def load(self, param, port, relay_proc, log):
         s = self.ctx.seconds["zload"]
         return loads.zload(self.ctx, ["rr", "--target", f"127.0.0.1:{port}",
-                                      "--conns", str(self.ctx.rr_conns), "--req", "128",
+                                      "--conns", str(self.conns(param)), "--req", "128",
                                       "--resp", "128", "--duration", str(s)], s, log)
 
 
@@ -453,7 +457,29 @@ class ZloadConnect(ZloadRR):
                                       "--resp", "128", "--duration", str(s)], s, log)
 
 
+class Concurrency(ZloadRR):
+    """Request/response as the number of connections grows: what a relay pays
+    per request when each loop turn has 1 connection's work or 200's (the
+    io_uring backend's batching only shows with many). Opt-in: --only conc."""
+    name = group = "conc"
+    opt_in = True
+    levels = (1, 10, 50, 200)
+    title = "Request/response as concurrency grows, zrelay-load rr, 128 B each way"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.measures = (f"zrelay-load rr --conns N --req 128 --resp 128 for "
+                         f"{ctx.seconds['zload']} s per N in {', '.join(map(str, self.levels))}, "
+                         "against zrelay-load backend --mode fixed; req/s (relay CPU us per request)")
+
+    def params(self):
+        return list(self.levels)
+
+    def conns(self, param):
+        return param
+
+
 def all_scenarios(ctx):
     return [Bulk(ctx, 1), Bulk(ctx, 4), RR(ctx), ZloadRR(ctx), Connect(ctx),
             ZloadConnect(ctx), Balance(ctx), Idle(ctx), TlsRR(ctx), TlsHandshake(ctx), TlsBulk(ctx),
-            Sweep(ctx)]
+            Sweep(ctx), Concurrency(ctx)]
