@@ -38,7 +38,7 @@
 // pointers; from then on the pair belongs to the engine and `on_close`
 // runs once, on the same worker, when it ends. An Engine that is
 // destroyed closes the Connections still open, calling no handler; Drain()
-// waits only for pairs.
+// waits for them up to its grace, then closes them the same way.
 //
 // Operations. One read at a time (ReadLine, ReadExactly or ReadSome) and
 // any number of writes, queued in order; a read may be pending while

@@ -68,7 +68,13 @@ void ConnectionImpl::Orphan() {
   Close();
 }
 
+void ConnectionImpl::Drain() {
+  drained_ = true;
+  Close();
+}
+
 CloseCause ConnectionImpl::EndCause() const {
+  if (drained_) return CloseCause::kDrained;
   if (!broken_) return CloseCause::kDone;
   const int code = broken_->code().value();
   if (code == ETIMEDOUT) return CloseCause::kTimeout;
@@ -79,7 +85,7 @@ CloseCause ConnectionImpl::EndCause() const {
 void ConnectionImpl::Close() {
   if (closed_) return;
   closed_ = true;
-  worker_.connections().Remove(this);
+  worker_.RemoveConnection(this);
   EventLoop& l = loop();
   l.UnscheduleReady(this);
   l.CancelTimer(read_timer_.timer);

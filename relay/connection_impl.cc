@@ -29,7 +29,7 @@ Error TlsError(const TlsResult& r, const char* what) {
 }  // namespace
 
 ConnectionImpl::ConnectionImpl(Worker& worker, const Address& peer) : worker_(worker), peer_(peer) {
-  worker_.connections().Add(this);
+  worker_.AddConnection(this);
 }
 
 ConnectionImpl::~ConnectionImpl() { Close(); }

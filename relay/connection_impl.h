@@ -87,6 +87,9 @@ class ConnectionImpl final : public Connection,
   // The worker is going away: Close() without releasing the listener tie
   // (the engine is shutting down; its listeners are gone with it).
   void Orphan();
+  // Drain()'s deadline: closes it as dropping the ConnectionPtr would (no
+  // handler runs), counted as kDrained.
+  void Drain();
 
   // ConnectionList links.
   ConnectionImpl* list_prev = nullptr;
@@ -157,6 +160,7 @@ class ConnectionImpl final : public Connection,
   bool closed_ = false;
   bool destroyed_ = false;
   bool orphaned_ = false;
+  bool drained_ = false;
   bool eof_ = false;        // the peer ended its side (FIN or close_notify)
   std::string eof_detail_;  // how, for ENODATA's message
   std::optional<Error> broken_;

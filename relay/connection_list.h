@@ -4,6 +4,8 @@
 // closing it drops the handler and so frees it.
 #pragma once
 
+#include <cstddef>
+
 namespace zrelay {
 
 class ConnectionImpl;
@@ -16,10 +18,15 @@ class ConnectionList {
   ConnectionList& operator=(const ConnectionList&) = delete;
 
   void Add(ConnectionImpl* connection);
-  void Remove(ConnectionImpl* connection);  // a no-op when not listed
+  // False (and a no-op) when `connection` is not listed.
+  bool Remove(ConnectionImpl* connection);
+  size_t size() const { return size_; }
+  // Closes every Connection listed, as Drain()'s deadline does.
+  void DrainAll();
 
  private:
   ConnectionImpl* head_ = nullptr;
+  size_t size_ = 0;
 };
 
 }  // namespace zrelay

@@ -429,13 +429,13 @@ class Engine::Impl {
       draining_ = true;
       for (auto& [id, l] : listeners_) l->Stop();
     }
-    while (OpenPairs() > 0) {
+    while (OpenWork() > 0) {
       std::unique_lock<std::mutex> lock(drain_mu_);
       if (Clock::now() >= drain_deadline_) break;
       // Wakes early when another Drain moves the deadline closer.
       drain_cv_.wait_until(lock, std::min(drain_deadline_, Clock::now() + kDrainPoll));
     }
-    pool_->RunOnEach([this](size_t i) { workers_[i]->AbortAll(CloseCause::kDrained); });
+    pool_->RunOnEach([this](size_t i) { workers_[i]->AbortAll(); });
     std::lock_guard<std::mutex> lock(drain_mu_);
     --drainers_;
   }
@@ -446,6 +446,7 @@ class Engine::Impl {
  private:
   static void Add(WorkerStats& t, const WorkerStats& w) {
     t.pairs_open += w.pairs_open;
+    t.connections_open += w.connections_open;
     t.pairs_closed += w.pairs_closed;
     t.accepted += w.accepted;
     t.connect_failures += w.connect_failures;
@@ -513,9 +514,12 @@ class Engine::Impl {
     reaper_->Retire(std::move(listener));
   }
 
-  size_t OpenPairs() const {
+  // Pairs, and Connections in their protocol phase, open on every worker.
+  size_t OpenWork() const {
     std::atomic<size_t> open{0};
-    pool_->RunOnEach([&](size_t i) { open += workers_[i]->open_pairs(); });
+    pool_->RunOnEach([&](size_t i) {
+      open += workers_[i]->open_pairs() + workers_[i]->open_connections();
+    });
     return open.load();
   }
 

@@ -371,6 +371,7 @@ using ListenerId = uint32_t;
 
 struct WorkerStats {
   uint64_t pairs_open = 0;
+  uint64_t connections_open = 0;  // Connections in their protocol phase (relay/connection.h)
   uint64_t pairs_closed = 0;
   uint64_t accepted = 0;
   uint64_t connect_failures = 0;
@@ -471,15 +472,16 @@ class Engine {
   // listener, and those wait for the workers.
   MetricsSnapshot Metrics() const;
 
-  // Stops accepting on every listener, waits up to `grace` for open pairs to
-  // finish, then closes the rest (cause kDrained). Returns when no pair is
-  // left; Listen and Reconfigure fail from its start on. Any non-worker
+  // Stops accepting on every listener, waits up to `grace` for open pairs
+  // and Connections (relay/connection.h) to finish, then closes the rest:
+  // pairs with cause kDrained, Connections as dropping their ConnectionPtr
+  // would (no handler runs). Returns when neither is left; Listen and Reconfigure fail from its start on. Any non-worker
   // thread.
   //
   // Safe to call again, from another thread, while a Drain runs: drains that
   // overlap share the earliest deadline, so a second call with a shorter
   // grace (Drain(Duration::zero()) on a second SIGTERM) cuts the first one's
-  // wait short, and both return once no pair is left.
+  // wait short, and both return once neither is left.
   void Drain(Duration grace);
 
   size_t workers() const;

@@ -58,13 +58,24 @@ void Worker::WakeBufferWaitersIfFree() {
   buffer_waiters_.clear();
 }
 
-void Worker::AbortAll(CloseCause cause) {
-  while (head_ != nullptr) head_->Abort(cause, "closed by the engine");
+void Worker::AbortAll() {
+  while (head_ != nullptr) head_->Abort(CloseCause::kDrained, "closed by the engine");
+  connections_.DrainAll();
+}
+
+void Worker::AddConnection(ConnectionImpl* connection) {
+  connections_.Add(connection);
+  stats_.connections_open.Add();
+}
+
+void Worker::RemoveConnection(ConnectionImpl* connection) {
+  if (connections_.Remove(connection)) stats_.connections_open.Sub();
 }
 
 WorkerStats Worker::Snapshot() const {
   WorkerStats s;
   s.pairs_open = stats_.pairs_open.Get();
+  s.connections_open = stats_.connections_open.Get();
   s.pairs_closed = stats_.pairs_closed.Get();
   s.accepted = stats_.accepted.Get();
   s.connect_failures = stats_.connect_failures.Get();

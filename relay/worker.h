@@ -17,6 +17,7 @@
 
 namespace zrelay {
 
+class ConnectionImpl;
 class Pair;
 
 class Worker {
@@ -43,11 +44,14 @@ class Worker {
   void WaitForBuffer(Pair* pair);
   void WakeBufferWaitersIfFree();
 
-  // Aborts every open pair with `cause` (Drain's deadline).
-  void AbortAll(CloseCause cause);
+  // Drain's deadline: aborts every open pair (kDrained) and closes every
+  // Connection still in its protocol phase.
+  void AbortAll();
 
   // The Connections (protocol phase) alive on this worker.
-  ConnectionList& connections() { return connections_; }
+  void AddConnection(ConnectionImpl* connection);
+  void RemoveConnection(ConnectionImpl* connection);  // a no-op when not listed
+  size_t open_connections() const { return connections_.size(); }
 
   // Counters, with the pools' gauges filled in. Any thread.
   WorkerStats Snapshot() const;

@@ -12,6 +12,7 @@ namespace zrelay {
 // the worker writes on every pump run into those of its neighbours.
 struct alignas(64) WorkerCounters {
   RelaxedCounter pairs_open;
+  RelaxedCounter connections_open;  // Connections in their protocol phase
   RelaxedCounter pairs_closed;
   RelaxedCounter accepted;
   RelaxedCounter connect_failures;

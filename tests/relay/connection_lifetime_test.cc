@@ -1,6 +1,7 @@
 // Connection lifetimes and time: per-operation timeouts, After timers and
 // their cancellation with the connection, dropping a connection inside its
-// own handler, Connect (done, refused, timed out), Adopt from a worker.
+// own handler, Connect (done, refused, timed out), Adopt from a worker,
+// and Drain: it waits for Connections, and closes those left at its deadline.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -224,6 +225,47 @@ TEST_F(ConnectionLifetimeTest, AdoptFromAWorkerStaysOnThatWorker) {
     ASSERT_EQ(events.size(), static_cast<size_t>(round) + 1);
     EXPECT_EQ(events.back(), "round " + std::to_string(round) + ": same worker");
   }
+}
+
+size_t OpenConnections(const Engine& engine) { return engine.Stats().total.connections_open; }
+
+TEST_F(ConnectionLifetimeTest, DrainWaitsForAConnectionUntilItCloses) {
+  UniqueFd app = AdoptNew([this](ConnectionPtr c) {
+    Connection& conn = *c;
+    conn.ReadLine([this, c = std::move(c)](Result<std::string> line) mutable {
+      log_.Add(Describe(line));
+      c.reset();  // the protocol phase ends: the connection closes
+    });
+  });
+  ASSERT_TRUE(testing::WaitFor([&] { return OpenConnections(*engine_) == 1; }));
+  std::atomic<bool> drained{false};
+  std::thread drainer([&] {
+    engine_->Drain(seconds(20));
+    drained = true;
+  });
+  // Drain has stopped the listeners and waits: the connection is still open.
+  std::this_thread::sleep_for(milliseconds(200));
+  EXPECT_FALSE(drained.load()) << "Drain returned with a Connection open";
+  ASSERT_EQ(::send(app.get(), "hello\r\n", 7, MSG_NOSIGNAL), 7);
+  drainer.join();
+  EXPECT_EQ(log_.events(), std::vector<std::string>{"data:hello"});
+  EXPECT_EQ(OpenConnections(*engine_), 0u);
+  EXPECT_EQ(testing::RecvToEof(app.get()), "");
+}
+
+TEST_F(ConnectionLifetimeTest, DrainClosesAConnectionStillOpenAtItsDeadline) {
+  UniqueFd app = AdoptNew([this](ConnectionPtr c) {
+    Connection& conn = *c;
+    conn.ReadLine([this, c = std::move(c)](Result<std::string> line) mutable {
+      log_.Add("handler ran: " + Describe(line));
+    });
+  });
+  ASSERT_TRUE(testing::WaitFor([&] { return OpenConnections(*engine_) == 1; }));
+  engine_->Drain(milliseconds(50));
+  EXPECT_EQ(OpenConnections(*engine_), 0u);
+  EXPECT_EQ(testing::RecvToEof(app.get()), "") << "the socket is closed";
+  std::this_thread::sleep_for(milliseconds(50));  // a handler would run on the worker
+  EXPECT_TRUE(log_.events().empty()) << log_.events().front();
 }
 
 }  // namespace
