@@ -20,7 +20,7 @@
 #include "tests/relay/close_recorder.h"
 #include "tests/relay/connection_test_util.h"
 #include "tests/relay/relay_test_util.h"
-#include "tests/support/certs_fixture.h"
+#include "tests/support/tls_contexts_fixture.h"
 #include "tests/support/loop_test_util.h"
 
 namespace zrelay {
@@ -50,20 +50,12 @@ bool SslWriteAll(SSL* ssl, const std::string& data) {
          static_cast<int>(data.size());
 }
 
-class ConnectionTlsTest : public testing::CertsTest {
+class ConnectionTlsTest : public testing::TlsContextsTest {
  protected:
   void SetUp() override {
     ::signal(SIGPIPE, SIG_IGN);  // OpenSSL in this thread writes with write(2)
-    TlsServerConfig server;
-    server.certs = {{certs_->server.cert, certs_->server.key}};
-    auto sctx = BuildServerContext(server);
-    ASSERT_TRUE(sctx.ok()) << sctx.error().message();
-    server_ctx_ = std::move(sctx).value();
-    TlsClientConfig client;
-    client.ca_file = certs_->ca.cert;
-    auto cctx = BuildClientContext(client);
-    ASSERT_TRUE(cctx.ok()) << cctx.error().message();
-    client_ctx_ = std::move(cctx).value();
+    TlsContextsTest::SetUp();
+    if (HasFatalFailure()) return;
     auto engine = testing::StartEngine({.workers = 1});
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     engine_ = std::move(engine).value();
@@ -121,8 +113,6 @@ class ConnectionTlsTest : public testing::CertsTest {
     return ssl;
   }
 
-  TlsContext server_ctx_;
-  TlsContext client_ctx_;
   std::unique_ptr<Engine> engine_;
   EventLog log_;
 };

@@ -14,11 +14,11 @@
 #include "ssl/tls_stream.h"
 #include "tests/relay/close_recorder.h"
 #include "tests/relay/relay_test_util.h"
-#include "tests/support/certs_fixture.h"
+#include "tests/support/tls_contexts_fixture.h"
 
 namespace zrelay::testing {
 
-class TlsPipeTest : public CertsTest {
+class TlsPipeTest : public TlsContextsTest {
  protected:
   void SetUp() override {
     // Test peers write with write(2) to sockets the relay may have closed:
@@ -30,16 +30,7 @@ class TlsPipeTest : public CertsTest {
     auto engine = testing::StartEngine(options);
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     engine_ = std::move(engine.value());
-    TlsServerConfig server;
-    server.certs = {{certs_->server.cert, certs_->server.key}};
-    auto server_ctx = BuildServerContext(server);
-    ASSERT_TRUE(server_ctx.ok()) << server_ctx.error().message();
-    server_ctx_ = std::move(server_ctx.value());
-    TlsClientConfig client;
-    client.ca_file = certs_->ca.cert;
-    auto client_ctx = BuildClientContext(client);
-    ASSERT_TRUE(client_ctx.ok()) << client_ctx.error().message();
-    client_ctx_ = std::move(client_ctx.value());
+    TlsContextsTest::SetUp();
   }
 
   // Writes all of `data` to a blocking TLS stream.
@@ -76,8 +67,6 @@ class TlsPipeTest : public CertsTest {
   }
 
   std::unique_ptr<Engine> engine_;
-  TlsContext server_ctx_;
-  TlsContext client_ctx_;
   CloseRecorder closes_;
 };
 

@@ -13,26 +13,13 @@
 #include "ssl/tls_context.h"
 #include "ssl/tls_stream.h"
 #include "tests/ssl/tls_test_util.h"
-#include "tests/support/certs_fixture.h"
+#include "tests/support/tls_contexts_fixture.h"
 
 namespace zrelay {
 namespace {
 
-class PrefixedBioTest : public testing::CertsTest {
+class PrefixedBioTest : public testing::TlsContextsTest {
  protected:
-  void SetUp() override {
-    TlsServerConfig server;
-    server.certs = {{certs_->server.cert, certs_->server.key}};
-    auto sctx = BuildServerContext(server);
-    ASSERT_TRUE(sctx.ok()) << sctx.error().message();
-    server_ctx_ = std::move(sctx).value();
-    TlsClientConfig client;
-    client.ca_file = certs_->ca.cert;
-    auto cctx = BuildClientContext(client);
-    ASSERT_TRUE(cctx.ok()) << cctx.error().message();
-    client_ctx_ = std::move(cctx).value();
-  }
-
   // Reads exactly `n` bytes from a non-blocking fd (polling), within 5 s.
   static std::string ReadRaw(int fd, size_t n) {
     std::string out;
@@ -49,8 +36,6 @@ class PrefixedBioTest : public testing::CertsTest {
     return out;
   }
 
-  TlsContext server_ctx_;
-  TlsContext client_ctx_;
 };
 
 TEST_F(PrefixedBioTest, HandshakeStartsFromThePrefixThenTheSocket) {
