@@ -20,8 +20,8 @@
 #include "tests/relay/close_recorder.h"
 #include "tests/relay/connection_test_util.h"
 #include "tests/relay/relay_test_util.h"
-#include "tests/support/tls_contexts_fixture.h"
 #include "tests/support/loop_test_util.h"
+#include "tests/support/tls_contexts_fixture.h"
 
 namespace zrelay {
 namespace {

@@ -35,7 +35,6 @@ class PrefixedBioTest : public testing::TlsContextsTest {
     }
     return out;
   }
-
 };
 
 TEST_F(PrefixedBioTest, HandshakeStartsFromThePrefixThenTheSocket) {
