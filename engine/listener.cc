@@ -102,7 +102,8 @@ class Listener::WorkerAcceptor : public FdHandler, public TimerHandler, public R
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
         accepted_.fetch_add(1, std::memory_order_relaxed);
-        handler_->OnAccept(worker_, UniqueFd(fd), Address(reinterpret_cast<struct sockaddr*>(&ss), len));
+        handler_->OnAccept(worker_, UniqueFd(fd),
+                           Address(reinterpret_cast<struct sockaddr*>(&ss), len));
         continue;
       }
       const int err = errno;
@@ -181,6 +182,8 @@ Result<std::vector<UniqueFd>> AdoptSockets(const ListenerOptions& options) {
   std::vector<UniqueFd> adopted;
   const std::string wanted = options.address.ToString();
   for (int borrowed : options.adopt_sockets) {
+    // A UDP listener on the same port has sockets of the same address.
+    if (SocketType(borrowed) == SOCK_DGRAM) continue;
     Result<Address> bound = LocalAddress(borrowed);
     if (!bound || bound->ToString() != wanted) continue;
     const std::string what =

@@ -12,14 +12,15 @@ namespace {
 
 Result<UniqueFd> NewSocket(const Address& address, const char* what) {
   UniqueFd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) return Error::FromErrno(errno, std::string(what) + " " + address.ToString() + ": socket");
+  if (!fd)
+    return Error::FromErrno(errno, std::string(what) + " " + address.ToString() + ": socket");
   return fd;
 }
 
 Status SetInt(int fd, int level, int name, int value, const char* option) {
   if (::setsockopt(fd, level, name, &value, sizeof(value)) != 0) {
-    return Error::FromErrno(errno, "setsockopt " + std::string(option) + " on fd " +
-                                       std::to_string(fd));
+    return Error::FromErrno(errno,
+                            "setsockopt " + std::string(option) + " on fd " + std::to_string(fd));
   }
   return Status::Ok();
 }
@@ -71,6 +72,13 @@ int SocketError(int fd) {
   socklen_t len = sizeof(err);
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
   return err;
+}
+
+int SocketType(int fd) {
+  int type = -1;
+  socklen_t len = sizeof(type);
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return -1;
+  return type;
 }
 
 Result<Address> LocalAddress(int fd) {

@@ -29,6 +29,9 @@ Result<UniqueFd> StartConnect(const Address& address);
 // Pending SO_ERROR of a socket (0 when none), which also clears it.
 int SocketError(int fd);
 
+// SO_TYPE of a socket (SOCK_STREAM, SOCK_DGRAM), or -1.
+int SocketType(int fd);
+
 // The address a socket is bound to / connected to.
 Result<Address> LocalAddress(int fd);
 Result<Address> PeerAddress(int fd);

@@ -16,12 +16,14 @@
 #include "engine/worker_pool.h"
 #include "relay/backend_pool.h"
 #include "relay/connection_impl.h"
+#include "relay/engine_listener.h"
 #include "relay/listener_reaper.h"
 #include "relay/pair.h"
 #include "relay/pair_options.h"
 #include "relay/relay.h"
 #include "relay/relay_listener.h"
 #include "relay/sni_router.h"
+#include "relay/udp_listener.h"
 #include "relay/worker.h"
 
 namespace zrelay {
@@ -41,7 +43,10 @@ constexpr size_t kSpareFds = 64;
 
 // ListenOptions::max_connections = 0, worked out from RLIMIT_NOFILE
 // (relay.h gives the formula and why).
-Result<size_t> DerivedMaxConnections(const EngineOptions& engine, size_t workers) {
+// A TCP client holds two sockets (client and backend), and pipes may hold
+// more; a UDP flow holds one (its socket to the backend).
+Result<size_t> DerivedMaxConnections(const EngineOptions& engine, size_t workers,
+                                     Protocol protocol) {
   Result<FdUsage> usage = CurrentFdUsage();
   if (!usage) {
     return Error(usage.error().code(),
@@ -49,6 +54,16 @@ Result<size_t> DerivedMaxConnections(const EngineOptions& engine, size_t workers
   }
   const size_t taken = usage->open + kSpareFds;
   size_t left = usage->soft_limit > taken ? usage->soft_limit - taken : 0;
+  if (protocol == Protocol::kUdp) {
+    if (left == 0) {
+      return Error::Invalid("max_connections from RLIMIT_NOFILE: a soft limit of " +
+                            std::to_string(usage->soft_limit) + " with " +
+                            std::to_string(usage->open) +
+                            " fds open leaves no room for a flow; raise it (ulimit -n) or set "
+                            "max_connections");
+    }
+    return left;
+  }
   if (engine.mode != RelayMode::kCopy) {
     left -= std::min(2 * engine.pipe_pool_cap * workers, left / 2);
   }
@@ -98,8 +113,7 @@ Status ValidateRouting(const ListenOptions& o) {
   }
   for (size_t i = 0; i < o.routes.size(); ++i) {
     const RouteOptions& r = o.routes[i];
-    const std::string where =
-        "route " + (r.name.empty() ? std::to_string(i + 1) : r.name) + ": ";
+    const std::string where = "route " + (r.name.empty() ? std::to_string(i + 1) : r.name) + ": ";
     if (r.server_names.empty()) return Error::Invalid(where + "no server names");
     for (const std::string& name : r.server_names) {
       const std::string error = ServerNamePatternError(name);
@@ -200,9 +214,8 @@ class Engine::Impl {
     pool_ = std::move(pool.value());
     workers_.resize(pool_->size());
     // Each Worker is built on its own thread: it belongs to that loop.
-    pool_->RunOnEach([this](size_t i) {
-      workers_[i] = std::make_unique<Worker>(i, pool_->loop(i), options_);
-    });
+    pool_->RunOnEach(
+        [this](size_t i) { workers_[i] = std::make_unique<Worker>(i, pool_->loop(i), options_); });
     reaper_ = std::make_unique<ListenerReaper>(*pool_);
     retired_stats_.resize(workers_.size());
     return Status::Ok();
@@ -250,15 +263,14 @@ class Engine::Impl {
     auto box = std::make_shared<std::pair<UniqueFd, OnConnection>>(std::move(fd), std::move(ready));
     pool_->loop(i).Post([this, i, box] {
       Result<Address> peer = PeerAddress(box->first.get());
-      ConnectionPtr connection =
-          ConnectionImpl::Adopt(*workers_[i], std::move(box->first),
-                                peer.ok() ? *peer : Address(), /*accepted=*/false);
+      ConnectionPtr connection = ConnectionImpl::Adopt(
+          *workers_[i], std::move(box->first), peer.ok() ? *peer : Address(), /*accepted=*/false);
       if (box->second) box->second(std::move(connection));
     });
   }
 
   Result<ListenerId> Listen(const ListenOptions& options) {
-    Result<std::unique_ptr<RelayListener>> listener =
+    Result<std::unique_ptr<EngineListener>> listener =
         StartListener(options, std::make_shared<ListenerCounters>(workers_.size()));
     if (!listener) return listener.error();
     std::unique_lock<std::mutex> lock(mu_);
@@ -282,7 +294,11 @@ class Engine::Impl {
       if (draining_) return Error::Invalid(Label(options) + "the engine is draining");
       auto it = listeners_.find(id);
       if (it == listeners_.end()) return Error::Invalid("no listener " + std::to_string(id));
-      const RelayListener& current = *it->second;
+      const EngineListener& current = *it->second;
+      if (current.options().protocol != options.protocol) {
+        return Error::Invalid(Label(options) +
+                              "Reconfigure keeps a listener's protocol (Close it, then Listen)");
+      }
       const std::vector<Address> given = GivenAddresses(current.options());
       const std::vector<Address> bound = current.addresses();
       const std::vector<Address> wanted = GivenAddresses(options);
@@ -312,9 +328,9 @@ class Engine::Impl {
     next.inherited_sockets.clear();
     for (const ListeningSocket& s : sockets) next.inherited_sockets.push_back(s.fd.get());
     // Its counters go on where the old one's are: they belong to the listener.
-    Result<std::unique_ptr<RelayListener>> fresh = StartListener(next, counters);
+    Result<std::unique_ptr<EngineListener>> fresh = StartListener(next, counters);
     if (!fresh) return fresh.error();
-    std::unique_ptr<RelayListener> old;
+    std::unique_ptr<EngineListener> old;
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (draining_) {  // began meanwhile: the new listener must not accept
@@ -330,7 +346,7 @@ class Engine::Impl {
 
   Status Close(ListenerId id) {
     std::lock_guard<std::mutex> changing(change_mu_);
-    std::unique_ptr<RelayListener> closing;
+    std::unique_ptr<EngineListener> closing;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = listeners_.find(id);
@@ -465,12 +481,27 @@ class Engine::Impl {
     t.backend_fd_exhausted += w.backend_fd_exhausted;
     t.backend_retries += w.backend_retries;
     t.no_healthy_backend += w.no_healthy_backend;
+    t.udp.flows_open += w.udp.flows_open;
+    t.udp.flows_created += w.udp.flows_created;
+    t.udp.datagrams_client_to_backend += w.udp.datagrams_client_to_backend;
+    t.udp.datagrams_backend_to_client += w.udp.datagrams_backend_to_client;
+    t.udp.bytes_client_to_backend += w.udp.bytes_client_to_backend;
+    t.udp.bytes_backend_to_client += w.udp.bytes_backend_to_client;
+    t.udp.receive_drops += w.udp.receive_drops;
+    t.udp.flow_cap_drops += w.udp.flow_cap_drops;
+    t.udp.backend_unreachable += w.udp.backend_unreachable;
+    t.udp.send_drops += w.udp.send_drops;
   }
 
   // A listener for `options`, started: bound, or adopting the
   // inherited_sockets bound to its addresses. It counts into `counters`.
-  Result<std::unique_ptr<RelayListener>> StartListener(
+  Result<std::unique_ptr<EngineListener>> StartListener(
       const ListenOptions& options, std::shared_ptr<ListenerCounters> counters) {
+    if (options.protocol == Protocol::kUdp) {
+      if (std::string error = UdpListenOptionsError(options); !error.empty()) {
+        return Error::Invalid(Label(options) + error);
+      }
+    }
     Status valid = ValidateListenOptions(options);
     if (!valid.ok()) return Error(valid.error().code(), Label(options) + valid.error().message());
     if (std::string error = PairOptionsError(options.pair, options_); !error.empty()) {
@@ -478,16 +509,25 @@ class Engine::Impl {
     }
     ListenOptions resolved = options;
     if (resolved.max_connections == 0) {
-      Result<size_t> derived = DerivedMaxConnections(options_, workers_.size());
+      Result<size_t> derived = DerivedMaxConnections(options_, workers_.size(), options.protocol);
       if (!derived) {
         return Error(derived.error().code(), Label(options) + derived.error().message());
       }
-      // Each address has its own slots: they share what the fds allow.
+      // TCP: each address has its own slots, sharing what the fds allow.
+      // UDP: one cap for the listener's flows.
       resolved.max_connections =
-          std::max<size_t>(1, *derived / (1 + options.extra_addresses.size()));
+          options.protocol == Protocol::kUdp
+              ? *derived
+              : std::max<size_t>(1, *derived / (1 + options.extra_addresses.size()));
     }
-    auto listener = std::make_unique<RelayListener>(workers_, std::move(resolved), options_,
-                                                    std::move(counters));
+    std::unique_ptr<EngineListener> listener;
+    if (options.protocol == Protocol::kUdp) {
+      listener = std::make_unique<UdpListener>(workers_, std::move(resolved), options_,
+                                               std::move(counters));
+    } else {
+      listener = std::make_unique<RelayListener>(workers_, std::move(resolved), options_,
+                                                 std::move(counters));
+    }
     Status st = listener->Start(*pool_);
     if (!st.ok()) {
       listener->Shutdown(*pool_);
@@ -501,7 +541,7 @@ class Engine::Impl {
 
   // Stops `listener` for good; its final accept counters stay in Stats().
   // The reaper destroys it once its last pair closed.
-  void Retire(std::unique_ptr<RelayListener> listener) {
+  void Retire(std::unique_ptr<EngineListener> listener) {
     listener->Shutdown(*pool_);
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -514,11 +554,13 @@ class Engine::Impl {
     reaper_->Retire(std::move(listener));
   }
 
-  // Pairs, and Connections in their protocol phase, open on every worker.
+  // Pairs, Connections in their protocol phase, and UDP flows, open on
+  // every worker.
   size_t OpenWork() const {
     std::atomic<size_t> open{0};
     pool_->RunOnEach([&](size_t i) {
-      open += workers_[i]->open_pairs() + workers_[i]->open_connections();
+      open += workers_[i]->open_pairs() + workers_[i]->open_connections() +
+              workers_[i]->stats().udp_flows_open.Get();
     });
     return open.load();
   }
@@ -532,7 +574,7 @@ class Engine::Impl {
   // without.
   std::atomic<bool> draining_{false};
   mutable std::mutex mu_;
-  std::map<ListenerId, std::unique_ptr<RelayListener>> listeners_;
+  std::map<ListenerId, std::unique_ptr<EngineListener>> listeners_;
   ListenerId next_listener_id_ = 1;
   // Accept counters of the listeners retired so far, per worker (mu_).
   std::vector<ListenerStats> retired_stats_;
@@ -551,6 +593,8 @@ class Engine::Impl {
   int drainers_ = 0;
   TimePoint drain_deadline_;
 };
+
+const char* ProtocolName(Protocol protocol) { return protocol == Protocol::kUdp ? "udp" : "tcp"; }
 
 Result<std::unique_ptr<Engine>> Engine::Start(const EngineOptions& options) {
   Status valid = ValidateOptions(options);

@@ -45,6 +45,12 @@ void ListenerCounters::Fill(ListenerMetrics& out) const {
     out.backend_retries_total += c.backend_retries.Get();
     out.no_healthy_backend_total += c.no_healthy_backend.Get();
     out.backend_fd_exhausted_total += c.backend_fd_exhausted.Get();
+    out.datagrams_client_to_backend_total += c.datagrams_client_to_backend.Get();
+    out.datagrams_backend_to_client_total += c.datagrams_backend_to_client.Get();
+    out.udp_receive_drops_total += c.udp_receive_drops.Get();
+    out.udp_flow_cap_drops_total += c.udp_flow_cap_drops.Get();
+    out.udp_backend_unreachable_total += c.udp_backend_unreachable.Get();
+    out.udp_send_drops_total += c.udp_send_drops.Get();
   }
   out.open = out.accepted_total > closed ? out.accepted_total - closed : 0;
 }

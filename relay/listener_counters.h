@@ -50,6 +50,13 @@ struct alignas(64) ListenerWorkerCounters {
   RelaxedCounter backend_retries;
   RelaxedCounter no_healthy_backend;
   RelaxedCounter backend_fd_exhausted;
+  // UDP listeners (accepted counts flows, the byte counters their payload).
+  RelaxedCounter datagrams_client_to_backend;
+  RelaxedCounter datagrams_backend_to_client;
+  RelaxedCounter udp_receive_drops;
+  RelaxedCounter udp_flow_cap_drops;
+  RelaxedCounter udp_backend_unreachable;
+  RelaxedCounter udp_send_drops;
 };
 
 // One backend endpoint's connects, from every worker.

@@ -3,14 +3,14 @@
 #include <algorithm>
 #include <utility>
 
-#include "relay/relay_listener.h"
+#include "relay/engine_listener.h"
 
 namespace zrelay {
 
 ListenerReaper::~ListenerReaper() { Stop(); }
 
-void ListenerReaper::Retire(std::unique_ptr<RelayListener> listener) {
-  RelayListener* retiring = listener.get();
+void ListenerReaper::Retire(std::unique_ptr<EngineListener> listener) {
+  EngineListener* retiring = listener.get();
   {
     std::lock_guard<std::mutex> lock(mu_);
     retired_.push_back(std::move(listener));
@@ -20,7 +20,7 @@ void ListenerReaper::Retire(std::unique_ptr<RelayListener> listener) {
   retiring->Retire(*this);
 }
 
-void ListenerReaper::LastPairClosed(RelayListener* listener) {
+void ListenerReaper::LastPairClosed(EngineListener* listener) {
   std::lock_guard<std::mutex> lock(mu_);
   done_.push_back(listener);
   wake_.notify_one();
@@ -31,8 +31,8 @@ void ListenerReaper::Run() {
   while (true) {
     wake_.wait(lock, [this] { return stopping_ || !done_.empty(); });
     if (stopping_) return;
-    std::vector<std::unique_ptr<RelayListener>> reaped;
-    for (RelayListener* done : done_) {
+    std::vector<std::unique_ptr<EngineListener>> reaped;
+    for (EngineListener* done : done_) {
       auto it = std::find_if(retired_.begin(), retired_.end(),
                              [done](const auto& l) { return l.get() == done; });
       reaped.push_back(std::move(*it));
@@ -59,12 +59,12 @@ void ListenerReaper::Stop() {
   // Shut down outside the lock: Shutdown waits for the workers, and a
   // worker whose pair closes takes the lock (LastPairClosed). Nothing
   // removes a listener from retired_ any more.
-  std::vector<RelayListener*> left;
+  std::vector<EngineListener*> left;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& listener : retired_) left.push_back(listener.get());
   }
-  for (RelayListener* listener : left) listener->Shutdown(pool_);
+  for (EngineListener* listener : left) listener->Shutdown(pool_);
 }
 
 }  // namespace zrelay

@@ -16,7 +16,7 @@
 
 namespace zrelay {
 
-class RelayListener;
+class EngineListener;
 
 class ListenerReaper {
  public:
@@ -25,13 +25,13 @@ class ListenerReaper {
   ListenerReaper(const ListenerReaper&) = delete;
   ListenerReaper& operator=(const ListenerReaper&) = delete;
 
-  // Takes `listener`, shut down already (RelayListener::Shutdown), and
+  // Takes `listener`, shut down already (EngineListener::Shutdown), and
   // retires it. Any non-worker thread.
-  void Retire(std::unique_ptr<RelayListener> listener);
+  void Retire(std::unique_ptr<EngineListener> listener);
 
-  // From RelayListener: its last pair has closed. Any thread; the reaper
+  // From EngineListener: its last pair or flow has closed. Any thread; the reaper
   // only looks the pointer up, it never reads through it here.
-  void LastPairClosed(RelayListener* listener);
+  void LastPairClosed(EngineListener* listener);
 
   // Engine shutdown, while the loops still run: ends the reaper's thread
   // and shuts down the listeners it still holds (their pairs go with the
@@ -44,10 +44,10 @@ class ListenerReaper {
   WorkerPool& pool_;
   std::mutex mu_;
   std::condition_variable wake_;
-  std::vector<std::unique_ptr<RelayListener>> retired_;  // guarded by mu_
-  std::vector<RelayListener*> done_;  // retired_ with no pair left; guarded by mu_
-  bool stopping_ = false;             // guarded by mu_
-  std::thread thread_;                // started with the first retirement
+  std::vector<std::unique_ptr<EngineListener>> retired_;  // guarded by mu_
+  std::vector<EngineListener*> done_;  // retired_ with no pair left; guarded by mu_
+  bool stopping_ = false;              // guarded by mu_
+  std::thread thread_;                 // started with the first retirement
 };
 
 }  // namespace zrelay

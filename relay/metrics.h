@@ -40,16 +40,16 @@ struct BackendMetrics {
   std::string address;  // "10.0.0.5:9000", "[::1]:9000", "unix:/run/app.sock"
   std::string host;     // the host name it was resolved from; empty for a literal
   // The route (RouteOptions::name, or its number from 1 when unnamed)
-  // whose pool it is in; empty for the listener's own backends. An address in several pools is listed once
-  // for each, with counters of its own in each.
+  // whose pool it is in; empty for the listener's own backends. An address in several pools is
+  // listed once for each, with counters of its own in each.
   std::string route{};
   // Health: up when neither an active check marked it down nor passive
   // health ejected it.
   bool up = true;
   bool down = false;                    // an active health check says down
   bool ejected = false;                 // passive health took it out for a while
-  uint64_t connections_open = 0;        // pairs connected or connecting to it now
-  uint64_t connects_total = 0;          // connects that succeeded
+  uint64_t connections_open = 0;        // pairs (UDP: flows) connected or connecting to it now
+  uint64_t connects_total = 0;          // connects that succeeded (UDP: flows answered)
   uint64_t connect_failures_total = 0;  // connects that failed (refused, unreachable, timed out)
                                         // (not those this process ran out of fds for)
   HistogramSnapshot connect_seconds;    // successful connects, from start to connected
@@ -57,6 +57,7 @@ struct BackendMetrics {
 
 struct ListenerMetrics {
   std::string name;                    // ListenOptions::name; may be empty
+  std::string protocol = "tcp";        // "tcp" or "udp" (ListenOptions::protocol)
   std::vector<std::string> addresses;  // bound addresses, as Address::ToString()
   uint64_t max_connections = 0;        // per address
   uint64_t accepted_total = 0;
@@ -81,6 +82,16 @@ struct ListenerMetrics {
   uint64_t accept_fd_exhausted_total = 0;            // accept paused: out of fds
   uint64_t accept_paused_max_connections_total = 0;  // accept paused: max_connections open
   uint64_t backend_fd_exhausted_total = 0;
+  // UDP listeners: accepted_total counts flows created, open the flows open,
+  // closed_total their ends, the byte counters their payload; these count
+  // the datagrams and the drops (relay.h UdpStats says what each means).
+  // Always 0 for a TCP listener.
+  uint64_t datagrams_client_to_backend_total = 0;
+  uint64_t datagrams_backend_to_client_total = 0;
+  uint64_t udp_receive_drops_total = 0;
+  uint64_t udp_flow_cap_drops_total = 0;
+  uint64_t udp_backend_unreachable_total = 0;
+  uint64_t udp_send_drops_total = 0;
   // The current endpoints of its pool, then those of each route's pool
   // (in the order of ListenOptions::routes).
   std::vector<BackendMetrics> backends;

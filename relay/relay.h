@@ -29,7 +29,7 @@
 #include "relay/health_options.h"  // HealthCheckOptions
 #include "relay/metrics.h"
 
-typedef struct ssl_st SSL;        // NOLINT: OpenSSL's own forward declaration
+typedef struct ssl_st SSL;          // NOLINT: OpenSSL's own forward declaration
 typedef struct ssl_ctx_st SSL_CTX;  // NOLINT
 
 namespace zrelay {
@@ -152,10 +152,10 @@ struct PairStats {
   uint64_t a_to_b = 0;  // bytes delivered from leg A to leg B
   uint64_t b_to_a = 0;
   CloseCause cause = CloseCause::kDone;
-  int error = 0;         // errno (or 0) for kError / kReset / kConnectFailed,
-                         // and for kTruncated the reset that showed it (or 0)
-  std::string detail;    // human-readable cause; empty for kDone
-  Duration age{};        // from Pipe()/accept to close
+  int error = 0;       // errno (or 0) for kError / kReset / kConnectFailed,
+                       // and for kTruncated the reset that showed it (or 0)
+  std::string detail;  // human-readable cause; empty for kDone
+  Duration age{};      // from Pipe()/accept to close
   size_t worker = 0;
   // The endpoint the pair connected to (or tried last); for
   // Connection::Pipe, leg B's peer; empty for Engine::Pipe().
@@ -183,15 +183,15 @@ using ConnectionPtr = std::unique_ptr<Connection, ConnectionDeleter>;
 using OnConnection = std::function<void(ConnectionPtr connection)>;
 
 struct EngineOptions {
-  int workers = 0;         // 0: one per online CPU
+  int workers = 0;  // 0: one per online CPU
   bool pin_cpus = false;
   RelayMode mode = RelayMode::kSplice;
-  size_t pipe_size = 1 << 20;          // F_SETPIPE_SZ request; the kernel's answer is used
-  size_t pipe_pool_cap = 1024;         // pipes per worker (in use + pooled)
-  size_t buffer_size = 64 << 10;       // ring buffer per direction in flight
-  size_t buffers_cap = 8192;           // ring buffers per worker (in use + pooled)
-  size_t budget_per_event = 256 << 10; // bytes per direction per readiness turn
-  Duration idle_timeout{};             // 0: none. Closes pairs that moved nothing this long
+  size_t pipe_size = 1 << 20;                // F_SETPIPE_SZ request; the kernel's answer is used
+  size_t pipe_pool_cap = 1024;               // pipes per worker (in use + pooled)
+  size_t buffer_size = 64 << 10;             // ring buffer per direction in flight
+  size_t buffers_cap = 8192;                 // ring buffers per worker (in use + pooled)
+  size_t budget_per_event = 256 << 10;       // bytes per direction per readiness turn
+  Duration idle_timeout{};                   // 0: none. Closes pairs that moved nothing this long
   Duration handshake_timeout = seconds(10);  // TLS legs zrelay handshakes
   // What each worker's loop waits with: epoll, or io_uring (one ring per
   // worker; every request of a loop turn goes to the kernel in one
@@ -204,7 +204,7 @@ struct EngineOptions {
 // Fields added after the first three have default member initializers, so
 // that `BackendOptions{address, tls, sni}` stays warning-free under -Wextra.
 struct BackendOptions {
-  Address address;          // an IP literal or unix path; unused when `host` is set
+  Address address;  // an IP literal or unix path; unused when `host` is set
   // non-null: originate TLS to the backend. The engine holds its own
   // reference (SSL_CTX_up_ref) while the listener or its pairs need it.
   SSL_CTX* tls = nullptr;
@@ -257,8 +257,59 @@ using OnListenerEvent = std::function<void(const std::string& line)>;
 using ResolveFunction =
     std::function<Result<std::vector<Address>>(const std::string& host, int port)>;
 
+// What a listener carries.
+enum class Protocol {
+  kTcp,  // streams: each accepted client becomes a pair with a backend
+  kUdp,  // datagrams: each client address becomes a flow to a backend
+};
+// "tcp", "udp": as zrelayd's config spells them.
+const char* ProtocolName(Protocol protocol);
+
+// Socket settings of a UDP listener (ListenOptions::protocol = kUdp).
+struct UdpOptions {
+  // SO_RCVBUF / SO_SNDBUF of every listening socket and flow socket, in
+  // bytes; 0: the kernel's default. The kernel caps them at
+  // net.core.rmem_max / wmem_max (a process without CAP_NET_ADMIN gets
+  // the cap, not an error).
+  size_t receive_buffer = 0;
+  size_t send_buffer = 0;
+};
+
+// A UDP listener (protocol = kUdp) relays datagrams. A flow is a client's
+// address and port: its first datagram picks a backend endpoint (the
+// listener's balance policy; maglev hashes the client's address) and opens
+// a socket connected to it; every later datagram of the flow goes to that
+// endpoint, and every datagram the endpoint sends back reaches the client
+// from the address the client sent to. Datagram boundaries are kept (up to
+// 65,507 bytes of payload), nothing is truncated or merged. Each worker
+// binds its own SO_REUSEPORT socket, so a flow stays on one worker, whose
+// flow table takes no lock. Bursts move with recvmmsg/sendmmsg; a
+// datagram the kernel dropped on a full listening socket is counted
+// (SO_RXQ_OVFL). A flow ends when it has moved nothing for idle_timeout,
+// when its endpoint answers with an ICMP error (port unreachable: the
+// endpoint counts a failed connect towards ejection), at Drain's deadline,
+// or when the listener is stopped and the flow has been quiet for a
+// second (replies in flight still get through); on_close reports it, with
+// its byte counts, as kTimeout, kConnectFailed, kDrained or kDone.
+//
+// The fields that apply: address, extra_addresses, backends (address or
+// host, port and weight), balance, max_connections (flows open at once
+// across the listener's workers and addresses; past it, a new client's
+// datagrams are dropped and counted; 0: derived from RLIMIT_NOFILE as for
+// TCP, one socket per flow), retries (a flow whose endpoint answered its
+// first datagram with an ICMP error before any reply sends that datagram
+// to another endpoint, up to `retries` times), eject_after and eject_for,
+// health (active checks probe the backend's address over TCP, as for a
+// TCP listener), resolve_interval, resolve, idle_timeout (unset: the
+// engine's, or 30 s when that is 0: a flow must end), on_close, on_event,
+// inherited_sockets, name and udp. Listen fails, naming the field, for
+// tls, on_accept, proxy_protocol, route_by or routes, rate limits or
+// filters (pair), or a backend with tls or send_proxy.
+
 struct ListenOptions {
   Address address;
+  Protocol protocol = Protocol::kTcp;
+  UdpOptions udp{};
   std::vector<BackendOptions> backends;  // the pool: at least one
   // non-null: terminate TLS from clients. The engine holds its own reference
   // while the listener or its pairs need it: the caller may free its own
@@ -266,7 +317,7 @@ struct ListenOptions {
   SSL_CTX* tls = nullptr;
   Duration connect_timeout = seconds(5);
   int backlog = 1024;
-  OnClose on_close;                      // every accepted client's pair, on its worker
+  OnClose on_close;  // every accepted client's pair, on its worker
   // Pairs of this listener open at once, across workers. At the limit its
   // workers stop calling accept: new clients wait in the kernel's backlog
   // (nothing is refused or reset) and accepting resumes as soon as one of
@@ -369,6 +420,27 @@ struct ListeningSocket {
 
 using ListenerId = uint32_t;
 
+// What UDP listeners did on a worker (or, in EngineStats::total, on all).
+struct UdpStats {
+  uint64_t flows_open = 0;
+  uint64_t flows_created = 0;
+  uint64_t datagrams_client_to_backend = 0;
+  uint64_t datagrams_backend_to_client = 0;
+  uint64_t bytes_client_to_backend = 0;
+  uint64_t bytes_backend_to_client = 0;
+  // Datagrams the kernel dropped because a listening socket's receive
+  // buffer was full (SO_RXQ_OVFL: counted when the socket's next datagram
+  // arrives): raise UdpOptions::receive_buffer.
+  uint64_t receive_drops = 0;
+  // Datagrams of new clients dropped because max_connections flows were open.
+  uint64_t flow_cap_drops = 0;
+  // ICMP errors from an endpoint (port or host unreachable) on a flow.
+  uint64_t backend_unreachable = 0;
+  // Datagrams a send failed for (a full socket buffer, an error): UDP drops
+  // them rather than wait.
+  uint64_t send_drops = 0;
+};
+
 struct WorkerStats {
   uint64_t pairs_open = 0;
   uint64_t connections_open = 0;  // Connections in their protocol phase (relay/connection.h)
@@ -377,14 +449,14 @@ struct WorkerStats {
   uint64_t connect_failures = 0;
   uint64_t bytes_a_to_b = 0;
   uint64_t bytes_b_to_a = 0;
-  uint64_t bytes_spliced = 0;   // moved through pipes
-  uint64_t bytes_copied = 0;    // moved through ring buffers
+  uint64_t bytes_spliced = 0;  // moved through pipes
+  uint64_t bytes_copied = 0;   // moved through ring buffers
   uint64_t pipes_in_use = 0;
   uint64_t pipes_pooled = 0;
   uint64_t pipe_pool_exhausted = 0;  // a direction wanted a pipe and fell back to copy
   uint64_t buffers_in_use = 0;
   uint64_t buffers_pooled = 0;
-  uint64_t splice_switches = 0;      // auto mode: directions moved to splice
+  uint64_t splice_switches = 0;  // auto mode: directions moved to splice
   // How the listeners fared on this worker (summed over listeners):
   // accept ran out of fds (EMFILE/ENFILE/ENOBUFS/ENOMEM), accepting paused
   // for fd_exhausted_retry;
@@ -400,6 +472,8 @@ struct WorkerStats {
   uint64_t backend_retries = 0;
   // Clients closed at once because no endpoint of their pool was healthy.
   uint64_t no_healthy_backend = 0;
+  // UDP listeners' flows (ListenOptions::protocol = kUdp), summed over them.
+  UdpStats udp{};
 };
 
 struct EngineStats {
@@ -475,8 +549,8 @@ class Engine {
   // Stops accepting on every listener, waits up to `grace` for open pairs
   // and Connections (relay/connection.h) to finish, then closes the rest:
   // pairs with cause kDrained, Connections as dropping their ConnectionPtr
-  // would (no handler runs). Returns when neither is left; Listen and Reconfigure fail from its start on. Any non-worker
-  // thread.
+  // would (no handler runs). Returns when neither is left; Listen and Reconfigure fail from its
+  // start on. Any non-worker thread.
   //
   // Safe to call again, from another thread, while a Drain runs: drains that
   // overlap share the earliest deadline, so a second call with a shorter

@@ -5,14 +5,13 @@
 #include <utility>
 
 #include "relay/connection_impl.h"
-#include "relay/listener_reaper.h"
 
 namespace zrelay {
 
 RelayListener::RelayListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOptions options,
                              const EngineOptions& engine,
                              std::shared_ptr<ListenerCounters> counters)
-    : workers_(workers), options_(std::move(options)), counters_(std::move(counters)) {
+    : EngineListener(std::move(options), std::move(counters)), workers_(workers) {
   if (options_.tls != nullptr) tls_refs_.push_back(TlsContext::Share(options_.tls));
   handshake_timeout_ = options_.handshake_timeout.value_or(engine.handshake_timeout);
   // A listener with on_accept connects no backend: it has no pool.
@@ -92,17 +91,6 @@ void RelayListener::Shutdown(WorkerPool& pool) {
   });
 }
 
-void RelayListener::Retire(ListenerReaper& reaper) {
-  reaper_ = &reaper;
-  DropHold();
-}
-
-void RelayListener::DropHold() {
-  // The last drop can only come after Retire(), which set reaper_ first;
-  // until the reaper hears of it, nothing destroys the listener.
-  if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1) reaper_->LastPairClosed(this);
-}
-
 Result<std::vector<ListeningSocket>> RelayListener::ListeningSockets() const {
   std::vector<ListeningSocket> out;
   for (const auto& acceptor : acceptors_) {
@@ -157,7 +145,7 @@ void RelayListener::OnAccept(AddressAcceptor& acceptor, size_t worker, UniqueFd 
   Worker& w = *workers_[worker];
   w.stats().accepted.Add();
   counters_->worker(worker).accepted.Add();
-  holds_.fetch_add(1, std::memory_order_relaxed);  // the listener is not retired while accepting
+  AddHold();  // the listener is not retired while accepting
   if (options_.on_accept) return AcceptConnection(acceptor, w, std::move(fd), peer);
   // Holding two pointers, the callback fits std::function's inline
   // buffer: no allocation per client.

@@ -20,6 +20,7 @@
 #include "engine/listener.h"
 #include "engine/worker_pool.h"
 #include "relay/backend_group.h"
+#include "relay/engine_listener.h"
 #include "relay/listener_counters.h"
 #include "relay/pair.h"
 #include "relay/relay.h"
@@ -28,9 +29,7 @@
 
 namespace zrelay {
 
-class ListenerReaper;
-
-class RelayListener {
+class RelayListener final : public EngineListener {
  public:
   // Takes a reference to every SSL_CTX in `options` for as long as it
   // lives, so its caller may free them as soon as Listen or Reconfigure
@@ -39,37 +38,18 @@ class RelayListener {
   RelayListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOptions options,
                 const EngineOptions& engine, std::shared_ptr<ListenerCounters> counters);
 
-  // Resolves the backends, binds every address (or adopts the
-  // options.inherited_sockets bound to it), then accepts. On failure,
-  // call Shutdown() before destroying it. Any non-worker thread.
-  Status Start(WorkerPool& pool);
-
-  // Stops accepting and re-resolving (Drain, shutdown).
-  void Stop();
-  // Stop(), then ends what the pool runs on worker 0's loop (active checks,
-  // ejection timers), on that loop. Before the loops stop, or before a
-  // listener that failed to start is destroyed.
-  void Shutdown(WorkerPool& pool);
-
-  // After Shutdown(): hands the listener over to `reaper`, to be destroyed
-  // once its last pair has closed (at once when none is open). Once.
-  void Retire(ListenerReaper& reaper);
-
-  // dup()s of the listening sockets with their addresses (before Stop()).
-  Result<std::vector<ListeningSocket>> ListeningSockets() const;
-  // The options as given (addresses before binding; max_connections as
-  // resolved by the Engine).
-  const ListenOptions& options() const { return options_; }
-
-  const Address& address() const { return acceptors_.front()->listener->local_address(); }
-  std::vector<Address> addresses() const;
-  size_t max_connections() const { return options_.max_connections; }
+  Status Start(WorkerPool& pool) override;
+  void Stop() override;
+  // Also ends what the pool runs on worker 0's loop (active checks,
+  // ejection timers).
+  void Shutdown(WorkerPool& pool) override;
+  Result<std::vector<ListeningSocket>> ListeningSockets() const override;
+  std::vector<Address> addresses() const override;
   // The engine listeners' counters on `worker`, summed over the addresses.
-  ListenerStats Stats(size_t worker) const;
-  const std::shared_ptr<ListenerCounters>& counters() const { return counters_; }
+  ListenerStats Stats(size_t worker) const override;
   // Its counters, addresses and current backends (its own, then each
-  // route's). Any thread, once started.
-  ListenerMetrics Metrics() const;
+  // route's).
+  ListenerMetrics Metrics() const override;
 
  private:
   // One of the listener's addresses: its pairs give their slot back to it.
@@ -89,21 +69,13 @@ class RelayListener {
                         const Address& peer);
   // On the pair's worker.
   void OnPairClosed(AddressAcceptor& acceptor, const PairStats& stats);
-  // Drops one hold; the last one hands the listener to the reaper.
-  void DropHold();
 
   std::vector<std::unique_ptr<Worker>>& workers_;
-  const ListenOptions options_;
   // Our references to the SSL_CTXs options_ points at (client and backends).
   std::vector<TlsContext> tls_refs_;
-  // Open pairs, plus one until Retire(): the listener is done with when it
-  // drops to 0. The pairs' worker threads and the retiring thread share it.
-  std::atomic<size_t> holds_{1};
-  ListenerReaper* reaper_ = nullptr;  // set by Retire(), before its drop
-  const std::shared_ptr<ListenerCounters> counters_;
   // Its own backends first, then one group per route (options_.routes).
   std::vector<std::unique_ptr<BackendGroup>> groups_;
-  ClientRouting routing_;  // points into groups_ (unused with on_accept: no groups)
+  ClientRouting routing_;         // points into groups_ (unused with on_accept: no groups)
   Duration handshake_timeout_{};  // on_accept with tls: the client's handshake
   std::vector<std::unique_ptr<AddressAcceptor>> acceptors_;
 };

@@ -1,6 +1,7 @@
 #include "relay/worker.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "relay/pair.h"
 
@@ -17,6 +18,7 @@ Worker::Worker(size_t index, EventLoop& loop, const EngineOptions& options)
 
 Worker::~Worker() {
   while (head_ != nullptr) delete head_;  // ~Pair unlinks itself
+  for (WorkerTenant* tenant : std::exchange(tenants_, {})) tenant->WorkerClosing();
 }
 
 void Worker::Adopt(Pair* pair) {
@@ -61,6 +63,20 @@ void Worker::WakeBufferWaitersIfFree() {
 void Worker::AbortAll() {
   while (head_ != nullptr) head_->Abort(CloseCause::kDrained, "closed by the engine");
   connections_.DrainAll();
+  // A copy: a tenant with nothing left open removes itself.
+  const std::vector<WorkerTenant*> tenants = tenants_;
+  for (WorkerTenant* tenant : tenants) tenant->AbortAll();
+}
+
+void Worker::AddTenant(WorkerTenant* tenant) {
+  if (std::find(tenants_.begin(), tenants_.end(), tenant) == tenants_.end()) {
+    tenants_.push_back(tenant);
+  }
+}
+
+void Worker::RemoveTenant(WorkerTenant* tenant) {
+  auto it = std::find(tenants_.begin(), tenants_.end(), tenant);
+  if (it != tenants_.end()) tenants_.erase(it);
 }
 
 void Worker::AddConnection(ConnectionImpl* connection) {
@@ -88,6 +104,16 @@ WorkerStats Worker::Snapshot() const {
   s.backend_fd_exhausted = stats_.backend_fd_exhausted.Get();
   s.backend_retries = stats_.backend_retries.Get();
   s.no_healthy_backend = stats_.no_healthy_backend.Get();
+  s.udp.flows_open = stats_.udp_flows_open.Get();
+  s.udp.flows_created = stats_.udp_flows_created.Get();
+  s.udp.datagrams_client_to_backend = stats_.udp_datagrams_client_to_backend.Get();
+  s.udp.datagrams_backend_to_client = stats_.udp_datagrams_backend_to_client.Get();
+  s.udp.bytes_client_to_backend = stats_.udp_bytes_client_to_backend.Get();
+  s.udp.bytes_backend_to_client = stats_.udp_bytes_backend_to_client.Get();
+  s.udp.receive_drops = stats_.udp_receive_drops.Get();
+  s.udp.flow_cap_drops = stats_.udp_flow_cap_drops.Get();
+  s.udp.backend_unreachable = stats_.udp_backend_unreachable.Get();
+  s.udp.send_drops = stats_.udp_send_drops.Get();
   const PipePoolStats pipes = pipes_.stats();
   s.pipes_in_use = pipes.in_use;
   s.pipes_pooled = pipes.pooled;

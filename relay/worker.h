@@ -20,6 +20,19 @@ namespace zrelay {
 class ConnectionImpl;
 class Pair;
 
+// Something of a listener's that lives on a worker's loop besides pairs and
+// Connections (a UDP listener's flows), and that Drain and the worker's end
+// must reach.
+class WorkerTenant {
+ public:
+  virtual ~WorkerTenant() = default;
+  // Drain's deadline: close everything still open (kDrained).
+  virtual void AbortAll() = 0;
+  // The worker is being destroyed: close everything, without callbacks,
+  // and never touch the worker again.
+  virtual void WorkerClosing() = 0;
+};
+
 class Worker {
  public:
   Worker(size_t index, EventLoop& loop, const EngineOptions& options);
@@ -53,6 +66,11 @@ class Worker {
   void RemoveConnection(ConnectionImpl* connection);  // a no-op when not listed
   size_t open_connections() const { return connections_.size(); }
 
+  // Tenants registered here until they remove themselves (or the worker
+  // ends). The worker's thread.
+  void AddTenant(WorkerTenant* tenant);
+  void RemoveTenant(WorkerTenant* tenant);  // a no-op when not listed
+
   // Counters, with the pools' gauges filled in. Any thread.
   WorkerStats Snapshot() const;
 
@@ -68,6 +86,7 @@ class Worker {
   Pair* head_ = nullptr;
   size_t open_ = 0;
   std::vector<Pair*> buffer_waiters_;
+  std::vector<WorkerTenant*> tenants_;
   // Last: destroyed first, closing Connections still open while the rest
   // of the worker is whole.
   ConnectionList connections_;

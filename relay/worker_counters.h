@@ -25,6 +25,17 @@ struct alignas(64) WorkerCounters {
   RelaxedCounter backend_fd_exhausted;
   RelaxedCounter backend_retries;
   RelaxedCounter no_healthy_backend;
+  // UDP listeners' flows (relay.h UdpStats).
+  RelaxedCounter udp_flows_open;
+  RelaxedCounter udp_flows_created;
+  RelaxedCounter udp_datagrams_client_to_backend;
+  RelaxedCounter udp_datagrams_backend_to_client;
+  RelaxedCounter udp_bytes_client_to_backend;
+  RelaxedCounter udp_bytes_backend_to_client;
+  RelaxedCounter udp_receive_drops;
+  RelaxedCounter udp_flow_cap_drops;
+  RelaxedCounter udp_backend_unreachable;
+  RelaxedCounter udp_send_drops;
 };
 
 }  // namespace zrelay
