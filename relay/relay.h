@@ -274,6 +274,9 @@ struct UdpOptions {
   size_t receive_buffer = 0;
   size_t send_buffer = 0;
 };
+// A UDP flow's idle timeout when neither its listener (idle_timeout) nor
+// the engine sets one: a flow must end.
+inline constexpr Duration kDefaultUdpIdleTimeout = seconds(30);
 
 // A UDP listener (protocol = kUdp) relays datagrams. A flow is a client's
 // address and port: its first datagram picks a backend endpoint (the

@@ -12,10 +12,6 @@
 namespace zrelay {
 namespace {
 
-// A flow must end: without an idle timeout of its own or the engine's, it
-// ends after this long without a datagram.
-constexpr Duration kDefaultFlowIdle = seconds(30);
-
 // The sockets of `inherited` bound to `address` (UDP ones only: a TCP
 // listener on the same port has sockets of the same address), dup()ed.
 Result<std::vector<UniqueFd>> AdoptUdp(const std::vector<int>& inherited, const Address& address,
@@ -87,7 +83,7 @@ UdpListener::UdpListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOp
                                           options_, engine, *counters_);
   route_.counters = counters_.get();
   route_.idle_timeout = options_.idle_timeout.value_or(engine.idle_timeout);
-  if (route_.idle_timeout == Duration::zero()) route_.idle_timeout = kDefaultFlowIdle;
+  if (route_.idle_timeout == Duration::zero()) route_.idle_timeout = kDefaultUdpIdleTimeout;
   route_.retries = options_.retries;
   route_.max_flows = options_.max_connections;
   route_.flows_open = &flows_open_;

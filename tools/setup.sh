@@ -37,6 +37,7 @@ readonly TEST_PKGS=(
   haproxy socat  # real peers in integration tests
   nginx libnginx-mod-stream  # nginx stream: PROXY protocol and TLS peers in tests, and the bench
   prometheus     # promtool: tests check what zrelayd's /metrics serves with `promtool check metrics`
+  dnsmasq bind9-dnsutils  # a real DNS server behind a UDP listener, and dig to query it through zrelayd
 )
 readonly BENCH_PKGS=(
   iperf3 wrk redis-server    # load generators and a request/response backend

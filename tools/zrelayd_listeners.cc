@@ -1,8 +1,12 @@
 #include "tools/zrelayd_listeners.h"
 
+#include <sys/socket.h>
+
+#include <optional>
 #include <utility>
 
 #include "tools/cli/values.h"
+#include "tools/config/udp_listener.h"
 #include "tools/log/access_log.h"
 #include "tools/log/log.h"
 
@@ -67,10 +71,22 @@ std::vector<BackendOptions> BackendsFor(const ListenerConfig& listener,
   return options;
 }
 
+// A UDP listener's flows end only when idle. Unset in the file, they are
+// left to the engine's default (30 s) unless the engine's own idle timeout,
+// a TCP listener's, is set: flows do not inherit that one.
+std::optional<Duration> UdpIdleTimeout(const ListenerConfig& listener,
+                                       const EngineOptions& engine) {
+  if (listener.idle_timeout != Duration::zero()) return listener.idle_timeout;
+  if (engine.idle_timeout == Duration::zero()) return std::nullopt;
+  return kDefaultUdpIdleTimeout;
+}
+
 ListenOptions OptionsFor(const ListenerConfig& listener, const EngineOptions& engine,
                          const std::shared_ptr<const LogSink>& access_log) {
   ListenOptions options;
   options.name = listener.name;
+  options.protocol = listener.protocol;
+  options.udp = listener.udp;
   options.address = listener.listen.front();
   options.extra_addresses.assign(listener.listen.begin() + 1, listener.listen.end());
   options.backends = BackendsFor(listener, listener.backends);
@@ -88,9 +104,15 @@ ListenOptions OptionsFor(const ListenerConfig& listener, const EngineOptions& en
   options.backlog = listener.backlog;
   options.max_connections = static_cast<size_t>(listener.max_connections);
   options.resolve_interval = listener.resolve_interval;
-  if (listener.idle_timeout != engine.idle_timeout) options.idle_timeout = listener.idle_timeout;
-  if (listener.handshake_timeout != engine.handshake_timeout) {
-    options.handshake_timeout = listener.handshake_timeout;
+  if (listener.protocol == Protocol::kUdp) {
+    // No handshakes on flows; connect_timeout and backlog are the defaults
+    // (the file may not set them), which flows do not use.
+    options.idle_timeout = UdpIdleTimeout(listener, engine);
+  } else {
+    if (listener.idle_timeout != engine.idle_timeout) options.idle_timeout = listener.idle_timeout;
+    if (listener.handshake_timeout != engine.handshake_timeout) {
+      options.handshake_timeout = listener.handshake_timeout;
+    }
   }
   if (listener.health) {
     const HealthConfig& health = *listener.health;
@@ -142,11 +164,27 @@ EngineOptions EngineOptionsFor(const FileConfig& config) {
   engine.pipe_pool_cap = static_cast<size_t>(config.pipe_pool);
   engine.buffer_size = static_cast<size_t>(config.buffer_size);
   engine.budget_per_event = static_cast<size_t>(config.budget);
-  if (!config.listeners.empty()) {
-    engine.idle_timeout = config.listeners.front().idle_timeout;
-    engine.handshake_timeout = config.listeners.front().handshake_timeout;
+  // A UDP listener's timeouts are its flows' own, never the engine's.
+  for (const ListenerConfig& listener : config.listeners) {
+    if (listener.protocol != Protocol::kTcp) continue;
+    engine.idle_timeout = listener.idle_timeout;
+    engine.handshake_timeout = listener.handshake_timeout;
+    break;
   }
   return engine;
+}
+
+std::vector<int> SocketsFor(Protocol protocol, const std::vector<int>& fds) {
+  const int wanted = protocol == Protocol::kUdp ? SOCK_DGRAM : SOCK_STREAM;
+  std::vector<int> kept;
+  for (int fd : fds) {
+    int type = 0;
+    socklen_t length = sizeof(type);
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == wanted) {
+      kept.push_back(fd);
+    }
+  }
+  return kept;
 }
 
 Result<std::vector<ListenerSetup>> SetUpListeners(const FileConfig& config,

@@ -35,8 +35,15 @@ struct ListenerSetup {
 FileConfig FileConfigFromFlags(const ZrelaydConfig& flags);
 
 // The global keys. The engine's idle and handshake timeouts are the first
-// listener's, so a single listener (the command-line form) overrides nothing.
+// TCP listener's, so a single listener (the command-line form) overrides
+// nothing.
 EngineOptions EngineOptionsFor(const FileConfig& config);
+
+// The sockets of `fds` a listener of `protocol` may adopt
+// (ListenOptions::inherited_sockets): datagram sockets for UDP, stream
+// sockets (TCP or unix) for TCP. A TCP and a UDP listener may share an
+// address, and the engine picks handed-over sockets by their address.
+std::vector<int> SocketsFor(Protocol protocol, const std::vector<int>& fds);
 
 // Builds every listener's TLS contexts (opening each certificate, key and CA
 // file) and its ListenOptions; a listener's timeouts override `engine`'s only

@@ -22,8 +22,12 @@ std::string AddressList(const std::vector<Address>& addresses) {
   return out;
 }
 
-bool SameAddresses(const ListenerConfig& a, const ListenerConfig& b) {
-  return AddressList(a.listen) == AddressList(b.listen);
+// Whether `b` can take over from `a` through Engine::Reconfigure: the same
+// addresses, and the same protocol (the engine refuses to turn a TCP listener
+// into a UDP one; under the same name that is a listener closed and another
+// one started, as for new addresses).
+bool SameSockets(const ListenerConfig& a, const ListenerConfig& b) {
+  return a.protocol == b.protocol && AddressList(a.listen) == AddressList(b.listen);
 }
 
 bool SameHealth(const std::optional<HealthConfig>& a, const std::optional<HealthConfig>& b) {
@@ -51,7 +55,9 @@ bool Unchanged(const ListenerConfig& a, const ListenerConfig& b) {
          a.connect_timeout == b.connect_timeout && a.idle_timeout == b.idle_timeout &&
          a.handshake_timeout == b.handshake_timeout && a.resolve_interval == b.resolve_interval &&
          a.max_connections == b.max_connections && a.retries == b.retries &&
-         a.backlog == b.backlog && SameHealth(a.health, b.health) && SameBackends(a, b);
+         a.backlog == b.backlog && a.udp.receive_buffer == b.udp.receive_buffer &&
+         a.udp.send_buffer == b.udp.send_buffer && SameHealth(a.health, b.health) &&
+         SameBackends(a, b);
 }
 
 // The global keys the running engine and process were built with: a new
@@ -117,7 +123,7 @@ Status ConfigReloader::ListenNew(const FileConfig& next, const std::vector<Liste
   for (size_t j = 0; j < next.listeners.size(); ++j) {
     if (stays[j]) continue;
     ListenOptions options = setups[j].options;
-    options.inherited_sockets = handover_fds;
+    options.inherited_sockets = SocketsFor(options.protocol, handover_fds);
     auto id = engine_.Listen(options);
     if (!id.ok()) {
       for (size_t k : started) (void)engine_.Close(next_ids[k]);
@@ -147,12 +153,19 @@ void ConfigReloader::Reload() {
   // stays[j]: the running listener that next.listeners[j] reconfigures.
   std::vector<std::optional<size_t>> stays(next.listeners.size());
   std::vector<bool> closing(running_.listeners.size(), true);
+  std::vector<std::string> protocol_changes;  // logged once the new listeners run
   for (size_t j = 0; j < next.listeners.size(); ++j) {
     auto it = running_by_name.find(next.listeners[j].name);
     if (it == running_by_name.end()) continue;
-    if (SameAddresses(running_.listeners[it->second], next.listeners[j])) {
+    const ListenerConfig& running = running_.listeners[it->second];
+    if (SameSockets(running, next.listeners[j])) {
       stays[j] = it->second;
       closing[it->second] = false;
+    } else if (running.protocol != next.listeners[j].protocol) {
+      protocol_changes.push_back("listener " + next.listeners[j].name + ": protocol " +
+                                 ProtocolName(running.protocol) + " -> " +
+                                 ProtocolName(next.listeners[j].protocol) +
+                                 ": the old one closes, a new one starts");
     }
   }
   // New listeners first: one that cannot start undoes the others.
@@ -160,6 +173,7 @@ void ConfigReloader::Reload() {
   if (Status started = ListenNew(next, *setups, stays, closing, next_ids); !started.ok()) {
     return Refuse(started.error().message());
   }
+  for (const std::string& line : protocol_changes) Log(line);
 
   KeepRestartOnlyKeys(running_, next);
   const bool log_closes_changed = next.log_closes != running_.log_closes;

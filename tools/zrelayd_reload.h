@@ -8,16 +8,19 @@
 // there changes nothing ("reload refused: ...; still running the previous
 // configuration"). Then, by listener name:
 //   same name, same addresses   Engine::Reconfigure (skipped when nothing
-//                               changed; a TLS listener always is: its
+//   and protocol                changed; a TLS listener always is: its
 //                               files may have new contents)
 //   same name, other addresses  Listen the new one, then Close the old
-//   a name that is gone         Close (its open pairs finish)
+//   or another protocol         (tcp <-> udp: a new kind of socket; a line
+//                               says so)
+//   a name that is gone         Close (its open pairs or flows finish)
 //   a new name                  Listen
 // A new listener adopts the listening sockets of any address a closing
-// listener had, so a listener renamed or moved between names is never
-// refused. Global keys that need a restart (workers, mode, sizes, user,
-// [admin], [log], upgrade_socket, drain_grace) keep their running values,
-// with a line saying so. One line per listener changed, then "reload done".
+// listener of its protocol had, so a listener renamed or moved between names
+// is never refused. Global keys that need a restart (workers, mode, sizes,
+// user, [admin], [log], upgrade_socket, drain_grace) keep their running
+// values, with a line saying so. One line per listener changed, then
+// "reload done".
 #pragma once
 
 #include <memory>

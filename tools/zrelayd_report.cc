@@ -24,6 +24,18 @@ void PrintTotals(const EngineStats& s) {
       (unsigned long long)t.accept_paused_max_connections,
       (unsigned long long)t.backend_fd_exhausted, (unsigned long long)t.backend_retries,
       (unsigned long long)t.no_healthy_backend, (unsigned long long)t.splice_switches);
+  // UDP listeners' flows, on a line of their own, only where there were any.
+  const UdpStats& u = t.udp;
+  if (u.flows_created == 0 && u.receive_drops == 0 && u.flow_cap_drops == 0) return;
+  Logf(
+      "udp totals: flows %llu, datagrams client->backend %llu, backend->client %llu, "
+      "bytes client->backend %llu, backend->client %llu, drops (receive buffer %llu, "
+      "flow cap %llu, send %llu), backend unreachable %llu",
+      (unsigned long long)u.flows_created, (unsigned long long)u.datagrams_client_to_backend,
+      (unsigned long long)u.datagrams_backend_to_client,
+      (unsigned long long)u.bytes_client_to_backend, (unsigned long long)u.bytes_backend_to_client,
+      (unsigned long long)u.receive_drops, (unsigned long long)u.flow_cap_drops,
+      (unsigned long long)u.send_drops, (unsigned long long)u.backend_unreachable);
 }
 
 namespace {
@@ -33,9 +45,11 @@ std::string Counted(size_t n, const char* one, const char* many) {
 }
 
 // "; proxy protocol accepted; 2 routes by SNI": what a listener reads before
-// it picks a backend, or "" when it reads nothing.
+// it picks a backend, or "" when it reads nothing. "; udp" for a UDP
+// listener (which reads nothing before it picks one).
 std::string PreambleSummary(const ListenerConfig& listener) {
   std::string text;
+  if (listener.protocol == Protocol::kUdp) text += "; udp";
   if (listener.proxy_protocol) text += "; proxy protocol accepted";
   if (listener.route_by == RouteBy::kSni) {
     text += "; " + Counted(listener.routes.size(), "route", "routes") + " by SNI";
@@ -46,12 +60,13 @@ std::string PreambleSummary(const ListenerConfig& listener) {
 }  // namespace
 
 std::string CheckSummary(const std::string& path, const FileConfig& config) {
-  size_t backends = 0, routes = 0, proxy_listeners = 0;
+  size_t backends = 0, routes = 0, proxy_listeners = 0, udp_listeners = 0;
   for (const ListenerConfig& listener : config.listeners) {
     backends += listener.backends.size();
     for (const RouteConfig& route : listener.routes) backends += route.backends.size();
     routes += listener.routes.size();
     if (listener.proxy_protocol) ++proxy_listeners;
+    if (listener.protocol == Protocol::kUdp) ++udp_listeners;
   }
   std::string summary = path + ": OK, " +
                         Counted(config.listeners.size(), "listener", "listeners") + ", " +
@@ -60,6 +75,7 @@ std::string CheckSummary(const std::string& path, const FileConfig& config) {
   if (proxy_listeners > 0) {
     summary += ", proxy protocol accepted on " + Counted(proxy_listeners, "listener", "listeners");
   }
+  if (udp_listeners > 0) summary += ", UDP on " + Counted(udp_listeners, "listener", "listeners");
   return summary;
 }
 

@@ -21,7 +21,10 @@ Result<Takeover> Takeover::Begin(const std::string& path, std::vector<ListenerSe
   if (!handover.ok()) return handover.error();
   std::vector<int> fds;
   for (const upgrade::HandedSocket& socket : handover->sockets) fds.push_back(socket.fd.get());
-  for (ListenerSetup& listener : listeners) listener.options.inherited_sockets = fds;
+  // A TCP and a UDP listener on one address each take their own kind.
+  for (ListenerSetup& listener : listeners) {
+    listener.options.inherited_sockets = SocketsFor(listener.options.protocol, fds);
+  }
   Logf("upgrade: took %zu listening sockets from process %d through %s", handover->sockets.size(),
        static_cast<int>(handover->from), path.c_str());
   return Takeover(std::move(client.value()), std::move(handover.value()));

@@ -83,6 +83,27 @@ MetricsSnapshot Snapshot() {
   odd.backends = {down};
   snapshot.listeners.push_back(odd);
 
+  // A UDP listener: its flows in the connection families, datagrams and
+  // drops in families of their own.
+  ListenerMetrics dns;
+  dns.name = "dns";
+  dns.protocol = "udp";
+  dns.addresses = {"127.0.0.1:5353"};
+  dns.accepted_total = 200;
+  dns.open = 12;
+  dns.bytes_client_to_backend_total = 6400;
+  dns.bytes_backend_to_client_total = 16000;
+  dns.datagrams_client_to_backend_total = 201;
+  dns.datagrams_backend_to_client_total = 199;
+  dns.udp_receive_drops_total = 7;
+  dns.udp_flow_cap_drops_total = 3;
+  dns.udp_send_drops_total = 2;
+  dns.udp_backend_unreachable_total = 5;
+  BackendMetrics resolver;
+  resolver.address = "127.0.0.1:53";
+  dns.backends = {resolver};
+  snapshot.listeners.push_back(dns);
+
   WorkerMetrics first;
   first.pairs_open = 2;
   first.pipes_in_use = 4;
@@ -102,7 +123,8 @@ TEST(PrometheusTextTest, ListenerCountersAndGauges) {
   ExpectLines(
       text,
       {
-          "# HELP zrelay_listener_connections_accepted_total Client connections accepted.",
+          "# HELP zrelay_listener_connections_accepted_total Client connections accepted (UDP: "
+          "flows started).",
           "# TYPE zrelay_listener_connections_accepted_total counter",
           "zrelay_listener_connections_accepted_total{listener=\"web\"} 42",
           "# TYPE zrelay_listener_connections_open gauge",
@@ -125,6 +147,43 @@ TEST(PrometheusTextTest, ListenerCountersAndGauges) {
           "zrelay_start_time_seconds 1764558131.5",
           "zrelay_draining 0",
       });
+}
+
+TEST(PrometheusTextTest, ListenerProtocolInAnInfoMetric) {
+  ExpectLines(PrometheusText(Snapshot(), 0),
+              {
+                  "# TYPE zrelay_listener_info gauge",
+                  "zrelay_listener_info{listener=\"web\",protocol=\"tcp\"} 1",
+                  "zrelay_listener_info{listener=\"a\\\\b\\\"c\\nd\",protocol=\"tcp\"} 1",
+                  "zrelay_listener_info{listener=\"dns\",protocol=\"udp\"} 1",
+              });
+}
+
+TEST(PrometheusTextTest, UdpListenerDatagramsDropsAndUnreachable) {
+  std::string text = PrometheusText(Snapshot(), 0);
+  ExpectLines(text,
+              {
+                  "# TYPE zrelay_listener_udp_datagrams_total counter",
+                  "zrelay_listener_udp_datagrams_total{listener=\"dns\",side=\"client\"} 201",
+                  "zrelay_listener_udp_datagrams_total{listener=\"dns\",side=\"backend\"} 199",
+                  "# TYPE zrelay_listener_udp_drops_total counter",
+                  "zrelay_listener_udp_drops_total{listener=\"dns\",reason=\"receive_buffer\"} 7",
+                  "zrelay_listener_udp_drops_total{listener=\"dns\",reason=\"flow_cap\"} 3",
+                  "zrelay_listener_udp_drops_total{listener=\"dns\",reason=\"send\"} 2",
+                  "# TYPE zrelay_listener_udp_backend_unreachable_total counter",
+                  "zrelay_listener_udp_backend_unreachable_total{listener=\"dns\"} 5",
+                  // Flows in the connection families, as a TCP listener's clients.
+                  "zrelay_listener_connections_accepted_total{listener=\"dns\"} 200",
+                  "zrelay_listener_connections_open{listener=\"dns\"} 12",
+                  "zrelay_listener_relayed_bytes_total{listener=\"dns\",side=\"client\"} 6400",
+                  "zrelay_listener_relayed_bytes_total{listener=\"dns\",side=\"backend\"} 16000",
+              });
+  // A TCP listener has no series in the UDP families.
+  for (const std::string& line : Lines(text)) {
+    if (line.rfind("zrelay_listener_udp_", 0) == 0) {
+      EXPECT_NE(line.find("listener=\"dns\""), std::string::npos) << line;
+    }
+  }
 }
 
 TEST(PrometheusTextTest, ClosedByEveryCauseName) {
@@ -306,6 +365,10 @@ TEST(PrometheusTextTest, FamiliesAreWholeAndNamedByType) {
                       "zrelay_listener_backend_retries_total",
                       "zrelay_listener_no_healthy_backend_total",
                       "zrelay_listener_accept_pauses_total",
+                      "zrelay_listener_info",
+                      "zrelay_listener_udp_datagrams_total",
+                      "zrelay_listener_udp_drops_total",
+                      "zrelay_listener_udp_backend_unreachable_total",
                       "zrelay_backend_up",
                       "zrelay_backend_health_check_down",
                       "zrelay_backend_ejected",

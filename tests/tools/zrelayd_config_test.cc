@@ -157,6 +157,37 @@ TEST_F(ZrelaydCheck, MissingBackendCaNamesTheKey) {
   EXPECT_NE(run.err.find(missing), std::string::npos) << run.err;
 }
 
+// A DNS front: TCP and UDP on one address are two listeners, and --check
+// counts the UDP one.
+TEST_F(ZrelaydCheck, UdpListenerBesideTcpOnTheSameAddress) {
+  std::string path =
+      Write("dns.toml",
+            "[[listener]]\nname = \"dns-tcp\"\nlisten = \"127.0.0.1:5300\"\n"
+            "[[listener.backend]]\naddress = \"127.0.0.1:53\"\n\n"
+            "[[listener]]\nname = \"dns\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:5300\"\n"
+            "udp_receive_buffer = \"4M\"\n"
+            "[[listener.backend]]\naddress = \"127.0.0.1:53\"\n"
+            "[[listener.backend]]\naddress = \"localhost:5353\"\n");
+  Finished run = RunZrelayd({"--check", path});
+  EXPECT_EQ(run.exit, 0) << run.err;
+  EXPECT_EQ(run.out, path + ": OK, 2 listeners, 3 backends, UDP on 1 listener\n");
+  EXPECT_EQ(run.err, "");
+}
+
+// A key about streams on a UDP listener: exit 2, its line and key, even
+// when its file exists and would load.
+TEST_F(ZrelaydCheck, UdpListenerRefusesStreamKeysByLine) {
+  std::string path =
+      Write("udp-tls.toml", OneListener("protocol = \"udp\"\ntls_cert = \"" + certs_.server.cert +
+                                        "\"\ntls_key = \"" + certs_.server.key + "\""));
+  Finished run = RunZrelayd({"--check", path});
+  EXPECT_EQ(run.exit, 2);
+  EXPECT_EQ(run.out, "");
+  EXPECT_EQ(run.err, "zrelayd: " + path +
+                         ":6: listener[0].tls_cert: not with protocol = \"udp\": a UDP listener "
+                         "relays datagrams as they come (no TLS, no DTLS)\n");
+}
+
 TEST_F(ZrelaydCheck, MissingFileIsNamed) {
   Finished run = RunZrelayd({"--check", certs_.dir + "/absent.toml"});
   EXPECT_EQ(run.exit, 2);

@@ -3,6 +3,8 @@
 #include "tools/zrelayd_listeners.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -265,6 +267,102 @@ TEST(ZrelaydListeners, FlagsAreAFileWithOneListener) {
   EXPECT_EQ(options.backends[0].address.port(), 9000);
   EXPECT_EQ(options.backends[0].sni, "localhost");
   EXPECT_NE(options.backends[0].tls, nullptr);
+}
+
+// A UDP listener: protocol and buffer sizes in its options; its flows'
+// idle timeout is its own or the engine's UDP default, never a TCP
+// listener's; the engine's timeouts come from the first TCP listener.
+TEST(ZrelaydListeners, UdpListenerOptions) {
+  FileConfig config = Parse(R"(
+[[listener]]
+name = "dns"
+protocol = "udp"
+listen = ["127.0.0.1:53", "[::1]:53"]
+balance = "maglev"
+max_connections = 5000
+retries = 1
+udp_receive_buffer = "4M"
+udp_send_buffer = "1M"
+
+[[listener.backend]]
+address = "10.0.0.53:53"
+
+[[listener]]
+name = "web"
+listen = "127.0.0.1:8080"
+idle_timeout = "5m"
+handshake_timeout = "3s"
+
+[[listener.backend]]
+address = "10.0.0.1:80"
+
+[[listener]]
+name = "ntp"
+protocol = "udp"
+listen = "127.0.0.1:123"
+idle_timeout = "2s"
+
+[[listener.backend]]
+address = "10.0.0.123:123"
+)");
+  EngineOptions engine = EngineOptionsFor(config);
+  EXPECT_EQ(engine.idle_timeout, std::chrono::minutes(5));
+  EXPECT_EQ(engine.handshake_timeout, seconds(3));
+  auto listeners = SetUpListeners(config, engine, "zrelayd.toml");
+  ASSERT_TRUE(listeners.ok()) << listeners.error().message();
+  ASSERT_EQ(listeners->size(), 3u);
+
+  const ListenOptions& dns = (*listeners)[0].options;
+  EXPECT_EQ(dns.protocol, Protocol::kUdp);
+  EXPECT_EQ(dns.address.ToString(), "127.0.0.1:53");
+  ASSERT_EQ(dns.extra_addresses.size(), 1u);
+  EXPECT_EQ(dns.udp.receive_buffer, 4u << 20);
+  EXPECT_EQ(dns.udp.send_buffer, 1u << 20);
+  EXPECT_EQ(dns.balance, BalancePolicy::kMaglev);
+  EXPECT_EQ(dns.max_connections, 5000u);
+  EXPECT_EQ(dns.retries, 1);
+  EXPECT_EQ(dns.tls, nullptr);
+  EXPECT_FALSE(dns.handshake_timeout.has_value());
+  // Unset, with the engine's idle timeout a TCP listener's 5 minutes: the
+  // engine's UDP default, explicitly.
+  ASSERT_TRUE(dns.idle_timeout.has_value());
+  EXPECT_EQ(*dns.idle_timeout, kDefaultUdpIdleTimeout);
+  ASSERT_EQ(dns.backends.size(), 1u);
+  EXPECT_EQ(dns.backends[0].address.ToString(), "10.0.0.53:53");
+  EXPECT_EQ(dns.backends[0].tls, nullptr);
+
+  EXPECT_EQ((*listeners)[1].options.protocol, Protocol::kTcp);
+  EXPECT_EQ((*listeners)[1].options.udp.receive_buffer, 0u);
+  const ListenOptions& ntp = (*listeners)[2].options;
+  ASSERT_TRUE(ntp.idle_timeout.has_value());
+  EXPECT_EQ(*ntp.idle_timeout, seconds(2));
+
+  // With no TCP listener the engine's idle timeout is 0, and an unset one
+  // is left to the engine (which ends flows after 30 s).
+  FileConfig udp_only = Parse(
+      "[[listener]]\nname = \"dns\"\nprotocol = \"udp\"\nlisten = \"127.0.0.1:53\"\n"
+      "[[listener.backend]]\naddress = \"10.0.0.53:53\"\n");
+  EngineOptions udp_engine = EngineOptionsFor(udp_only);
+  EXPECT_EQ(udp_engine.idle_timeout, Duration::zero());
+  EXPECT_EQ(udp_engine.handshake_timeout, EngineOptions{}.handshake_timeout);
+  auto udp_listeners = SetUpListeners(udp_only, udp_engine, "zrelayd.toml");
+  ASSERT_TRUE(udp_listeners.ok()) << udp_listeners.error().message();
+  EXPECT_FALSE((*udp_listeners)[0].options.idle_timeout.has_value());
+}
+
+// Handed-over sockets go to the listeners of their kind: a TCP and a UDP
+// listener may be on the same address.
+TEST(ZrelaydListeners, SocketsForPicksTheProtocolsKind) {
+  const int tcp = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int udp = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const int unix_stream = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(tcp, 0);
+  ASSERT_GE(udp, 0);
+  ASSERT_GE(unix_stream, 0);
+  const std::vector<int> fds = {tcp, udp, unix_stream, /*not open*/ 1 << 20};
+  EXPECT_EQ(SocketsFor(Protocol::kTcp, fds), (std::vector<int>{tcp, unix_stream}));
+  EXPECT_EQ(SocketsFor(Protocol::kUdp, fds), (std::vector<int>{udp}));
+  for (int fd : {tcp, udp, unix_stream}) ::close(fd);
 }
 
 // The command line's TLS errors read as they always did (no file, no key).

@@ -100,22 +100,55 @@ using L = ListenerMetrics;
 using B = BackendMetrics;
 using W = WorkerMetrics;
 
+// A UDP listener's flows count in the connection families (a flow is its
+// connection: accepted, open, closed, bytes relayed); these are its own.
+void WriteUdpListeners(Exposition& out, const MetricsSnapshot& snapshot) {
+  Rows<L> rows;
+  for (const L& listener : snapshot.listeners) {
+    if (listener.protocol == "udp") rows.push_back({{{"listener", listener.name}}, &listener});
+  }
+  WriteFamily<L>(out, rows, "zrelay_listener_udp_datagrams_total", kCounter,
+                 "Datagrams a UDP listener relayed, by the side that sent them.", "side",
+                 {{"client", [](const L& l) { return l.datagrams_client_to_backend_total; }},
+                  {"backend", [](const L& l) { return l.datagrams_backend_to_client_total; }}});
+  WriteFamily<L>(out, rows, "zrelay_listener_udp_drops_total", kCounter,
+                 "Datagrams a UDP listener dropped: its socket's receive buffer was full, "
+                 "max_connections flows were open, or a send failed.",
+                 "reason",
+                 {{"receive_buffer", [](const L& l) { return l.udp_receive_drops_total; }},
+                  {"flow_cap", [](const L& l) { return l.udp_flow_cap_drops_total; }},
+                  {"send", [](const L& l) { return l.udp_send_drops_total; }}});
+  WriteFamily<L>(out, rows, "zrelay_listener_udp_backend_unreachable_total", kCounter,
+                 "ICMP errors (port or host unreachable) from backends on a UDP listener's flows.",
+                 [](const L& l) { return l.udp_backend_unreachable_total; });
+}
+
 void WriteListeners(Exposition& out, const MetricsSnapshot& snapshot) {
   Rows<L> rows;
   for (const L& listener : snapshot.listeners) {
     rows.push_back({{{"listener", listener.name}}, &listener});
   }
+  // The protocol as a label of its own family, so that every other family
+  // keeps the labels it had (an info metric, joined on `listener`).
+  out.Family("zrelay_listener_info", kGauge,
+             "Always 1; the listener's protocol (tcp or udp) in a label.");
+  for (const auto& [labels, listener] : rows) {
+    Labels all = labels;
+    all.emplace_back("protocol", listener->protocol);
+    out.Sample("zrelay_listener_info", all, uint64_t{1});
+  }
   WriteFamily<L>(out, rows, "zrelay_listener_connections_accepted_total", kCounter,
-                 "Client connections accepted.", [](const L& l) { return l.accepted_total; });
+                 "Client connections accepted (UDP: flows started).",
+                 [](const L& l) { return l.accepted_total; });
   WriteFamily<L>(out, rows, "zrelay_listener_connections_open", kGauge,
-                 "Client connections open now (connecting, handshaking or relaying).",
+                 "Client connections open now (connecting, handshaking or relaying; UDP: flows).",
                  [](const L& l) { return l.open; });
   WriteFamily<L>(out, rows, "zrelay_listener_max_connections", kGauge,
-                 "Client connections open at once, at most, per listening address.",
+                 "Client connections open at once, at most, per listening address (UDP: flows).",
                  [](const L& l) { return l.max_connections; });
 
   out.Family("zrelay_listener_connections_closed_total", kCounter,
-             "Client connections closed, by cause.");
+             "Client connections closed, by cause (UDP: flows ended).");
   for (const auto& [labels, listener] : rows) {
     for (size_t cause = 0; cause < kCloseCauseCount; ++cause) {
       Labels all = labels;
@@ -161,6 +194,7 @@ void WriteListeners(Exposition& out, const MetricsSnapshot& snapshot) {
       {{"accept_fd_exhausted", [](const L& l) { return l.accept_fd_exhausted_total; }},
        {"backend_fd_exhausted", [](const L& l) { return l.backend_fd_exhausted_total; }},
        {"max_connections", [](const L& l) { return l.accept_paused_max_connections_total; }}});
+  WriteUdpListeners(out, snapshot);
 }
 
 // The histogram's buckets as the format wants them: cumulative, +Inf last,

@@ -8,9 +8,11 @@
 // Every name starts with zrelay_; counters end in _total and units are in
 // the name (_bytes, _seconds). Series carry the labels listener, backend
 // (the endpoint's address), worker (its index), cause (CloseCauseName),
-// side ("client" or "backend") and reason. Every family has its HELP and
-// TYPE lines, also when it has no series (no listener yet). README.md lists
-// the families.
+// side ("client" or "backend": the sender) and reason; zrelay_listener_info
+// carries protocol ("tcp" or "udp"). A UDP listener's flows count in the
+// connection families, and the zrelay_listener_udp_ families have series
+// for UDP listeners only. Every family has its HELP and TYPE lines, also
+// when it has no series (no listener yet). README.md lists the families.
 #pragma once
 
 #include <string>

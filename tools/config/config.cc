@@ -13,6 +13,7 @@
 #include "tools/config/preamble_values.h"
 #include "tools/config/toml_prescan.h"
 #include "tools/config/toml_reader.h"
+#include "tools/config/udp_listener.h"
 
 namespace zrelay {
 namespace {
@@ -47,7 +48,10 @@ Result<IoBackend> ParseIo(std::string_view text) {
 
 // Listen addresses seen so far, to refuse one bound twice: with SO_REUSEPORT
 // both binds would succeed and quietly split the clients between listeners.
+// TCP and UDP ports are apart: a DNS server's tcp and udp :53 are two
+// listeners on one address, and neither takes the other's clients.
 struct ListenSeen {
+  Protocol protocol;  // unix sockets and the admin endpoint count as TCP
   std::string address;
   std::string path;
 };
@@ -68,8 +72,8 @@ class Parser {
   void ReadPreamble(TableReader& reader, ListenerConfig& listener);
   void ReadRoutes(TableReader& reader, ListenerConfig& listener);
   // [[...backend]] tables of a listener or a route; `expected` says what
-  // is missing when there is none.
-  void ReadBackends(TableReader& reader, std::string_view expected,
+  // is missing when there is none. `protocol` is the listener's.
+  void ReadBackends(TableReader& reader, std::string_view expected, Protocol protocol,
                     std::vector<BackendConfig>& backends);
 
   ConfigErrors errors_;
@@ -137,7 +141,7 @@ void Parser::ReadAdmin(TableReader& reader, FileConfig& config) {
       config.admin_listen = *address;
       // A listener on the same address would take the admin's clients.
       if (address->is_unix() || address->port() != 0) {
-        listens_seen_.push_back({address->ToString(), admin.PathOf("listen")});
+        listens_seen_.push_back({Protocol::kTcp, address->ToString(), admin.PathOf("listen")});
       }
     } else {
       admin.Fail(*admin.Get("listen"), admin.PathOf("listen"), address.error().message());
@@ -161,10 +165,21 @@ void Parser::ReadListener(TableReader& reader, ListenerConfig& listener) {
   if (!reader.String("name", &listener.name) && !reader.Has("name")) {
     reader.Missing("name", "a unique name such as \"web\"");
   }
+  // First: the protocol decides which keys mean anything, and how listen
+  // addresses collide.
+  reader.Parsed("protocol", R"("tcp" or "udp")", ParseProtocol, &listener.protocol);
+  const bool udp = listener.protocol == Protocol::kUdp;
+  if (udp) RefuseStreamKeys(reader);
   ReadListens(reader, listener);
   reader.Parsed("balance", kBalancePolicies, ParseBalancePolicy, &listener.balance);
   reader.Duration("connect_timeout", /*allow_zero=*/false, &listener.connect_timeout);
-  reader.Duration("idle_timeout", /*allow_zero=*/true, &listener.idle_timeout);
+  if (reader.Duration("idle_timeout", /*allow_zero=*/true, &listener.idle_timeout) && udp &&
+      listener.idle_timeout == Duration::zero()) {
+    reader.Fail(*reader.Get("idle_timeout"), reader.PathOf("idle_timeout"),
+                "expected a duration above 0 with protocol = \"udp\", got " +
+                    DescribeValue(*reader.Get("idle_timeout")) +
+                    ": a flow ends only when idle (unset: 30s)");
+  }
   reader.Duration("handshake_timeout", /*allow_zero=*/false, &listener.handshake_timeout);
   reader.Duration("resolve_interval", /*allow_zero=*/false, &listener.resolve_interval);
   int64_t number = 0;
@@ -176,7 +191,8 @@ void Parser::ReadListener(TableReader& reader, ListenerConfig& listener) {
   ReadTls(reader, listener);
   ReadHealth(reader, listener);
   ReadPreamble(reader, listener);
-  ReadBackends(reader, "at least one [[listener.backend]]", listener.backends);
+  ReadUdpBuffers(reader, udp, &listener.udp);
+  ReadBackends(reader, "at least one [[listener.backend]]", listener.protocol, listener.backends);
 }
 
 void Parser::ReadListens(TableReader& reader, ListenerConfig& listener) {
@@ -190,15 +206,23 @@ void Parser::ReadListens(TableReader& reader, ListenerConfig& listener) {
       reader.Fail(*item.node, item.path, address.error().message());
       continue;
     }
+    if (listener.protocol == Protocol::kUdp && address->is_unix()) {
+      reader.Fail(
+          *item.node, item.path,
+          "expected an IP address and port with protocol = \"udp\", got " + QuoteString(item.text));
+      continue;
+    }
     listener.listen.push_back(*address);
     if (!address->is_unix() && address->port() == 0) continue;  // each gets its own port
     std::string text = address->ToString();
     for (const ListenSeen& seen : listens_seen_) {
-      if (seen.address == text) {
-        reader.Fail(*item.node, item.path, text + " is already listened on by " + seen.path);
+      if (seen.protocol == listener.protocol && seen.address == text) {
+        reader.Fail(*item.node, item.path,
+                    text + (listener.protocol == Protocol::kUdp ? " (udp)" : "") +
+                        " is already listened on by " + seen.path);
       }
     }
-    listens_seen_.push_back({std::move(text), item.path});
+    listens_seen_.push_back({listener.protocol, std::move(text), item.path});
   }
 }
 
@@ -393,12 +417,13 @@ void Parser::ReadRoutes(TableReader& reader, ListenerConfig& listener) {
       route.sni.push_back(std::move(name.value()));
     }
     route_reader.Parsed("balance", kBalancePolicies, ParseBalancePolicy, &route.balance);
-    ReadBackends(route_reader, "at least one [[listener.route.backend]]", route.backends);
+    ReadBackends(route_reader, "at least one [[listener.route.backend]]", listener.protocol,
+                 route.backends);
     route_reader.Finish();
   }
 }
 
-void Parser::ReadBackends(TableReader& reader, std::string_view expected,
+void Parser::ReadBackends(TableReader& reader, std::string_view expected, Protocol protocol,
                           std::vector<BackendConfig>& backends) {
   std::vector<TableReader::SubTable> tables = reader.Tables("backend");
   if (!reader.Has("backend")) reader.Missing("backend", expected);
@@ -408,11 +433,19 @@ void Parser::ReadBackends(TableReader& reader, std::string_view expected,
   for (const TableReader::SubTable& table : tables) {
     TableReader backend_reader(*table.table, table.path, errors_);
     BackendConfig& backend = backends.emplace_back();
+    if (protocol == Protocol::kUdp) RefuseStreamBackendKeys(backend_reader);
     const std::string path = backend_reader.PathOf("address");
     if (backend_reader.String("address", &backend.address)) {
       const toml::node& node = *backend_reader.Get("address");
       Result<BackendAddress> address = ParseBackendAddress(backend.address);
-      if (address.ok()) {
+      if (address.ok() && protocol == Protocol::kUdp && address->literal &&
+          address->literal->is_unix()) {
+        backend_reader.Fail(node, path,
+                            "expected host:port, IPv4:port or [IPv6]:port with protocol = "
+                            "\"udp\", got " +
+                                DescribeValue(node));
+        identities.emplace_back();
+      } else if (address.ok()) {
         backend.literal = address->literal;
         backend.host = address->host;
         backend.port = address->port;

@@ -74,16 +74,27 @@ struct RouteConfig {
 
 // [[listener]]
 struct ListenerConfig {
-  std::string name;             // unique, non-empty
-  std::vector<Address> listen;  // "listen": one address or an array; never a host name
+  std::string name;  // unique, non-empty
+  // protocol = "tcp" (the default) or "udp". A UDP listener relays datagrams,
+  // one flow per client address and port, and refuses the keys about streams
+  // (tools/config/udp_listener.h): TLS, PROXY protocol, routes, backlog,
+  // connect_timeout and handshake_timeout keep their defaults, unused.
+  Protocol protocol = Protocol::kTcp;
+  // "listen": one address or an array; never a host name. An address is taken
+  // once per protocol: a TCP and a UDP listener may share one, two of either
+  // may not. A UDP listener's are IP addresses (no unix:).
+  std::vector<Address> listen;
   BalancePolicy balance = BalancePolicy::kRoundRobin;
   Duration connect_timeout = seconds(5);
-  Duration idle_timeout{};  // 0: never
+  // 0: never. On a UDP listener 0 means unset (the file cannot say "0s"
+  // there: a flow ends only when idle): the engine ends flows after 30 s.
+  Duration idle_timeout{};
   Duration handshake_timeout = seconds(10);
   // How often backend host names are resolved again.
   Duration resolve_interval = seconds(30);
   // Open client connections at most; past it, accepting pauses (clients wait
-  // in the backlog). 0..100000000; 0: derived from the fd limit.
+  // in the backlog). 0..100000000; 0: derived from the fd limit. On a UDP
+  // listener: flows open at once; past it, new clients' datagrams are dropped.
   uint64_t max_connections = 0;
   // Other backends tried, one after the other, when a backend connect fails
   // (0..16).
@@ -120,6 +131,9 @@ struct ListenerConfig {
   RouteBy route_by = RouteBy::kNone;
   std::vector<RouteConfig> routes;
   std::vector<BackendConfig> backends;  // at least one; with routes, the default
+  // udp_receive_buffer, udp_send_buffer (UDP only, at most 1G): SO_RCVBUF and
+  // SO_SNDBUF of the listening and flow sockets; 0 (unset): the kernel's.
+  UdpOptions udp{};
 };
 
 // The whole file: global settings, then the listeners.
