@@ -125,6 +125,35 @@ def zload(ctx, args, seconds, log=None):
     return res
 
 
+def zload_udp(ctx, port, size, flows, seconds, reply_timeout, log=None):
+    """zrelay-load udp: `flows` sockets, each one --size datagram in flight,
+    for `seconds`. Losses and mismatched replies are measurements, not
+    failures (the table shows them); errors, or no request answered at all,
+    fail the run."""
+    args = ["udp", "--target", f"127.0.0.1:{port}", "--flows", str(flows), "--size", str(size),
+            "--duration", str(seconds), "--reply-timeout", reply_timeout, "--json"]
+    rc, out = run_bounded([ctx.zload] + args, seconds + 20, log, cpus=ctx.load_cpus)
+    if rc is None:
+        raise LoadError(f"zrelay-load did not finish within {seconds + 20}s")
+    d = _last_json(out)
+    if d is None:
+        raise LoadError(f"zrelay-load exit {rc}, no JSON: {out[-300:]!r}")
+    if d.get("errors") or not d.get("complete", True):
+        raise LoadError(f"zrelay-load exit {rc}: {d.get('errors')} errors, "
+                        f"first: {d.get('first_error', '')!r}")
+    if not d.get("requests"):
+        raise LoadError(f"no request answered: {d.get('lost')} lost, {d.get('mismatches')} "
+                        f"mismatched, {d.get('unreachable')} ICMP unreachable")
+    res = {k: d[k] for k in ("rps", "requests", "p50_us", "p90_us", "p99_us", "p999_us",
+                             "datagrams", "lost", "late", "mismatches", "unreachable",
+                             "client_cpu_us_per_req") if k in d}
+    res["seconds"] = float(d.get("seconds") or seconds)
+    res["errors"] = 0
+    res["bytes"] = d.get("bytes_up", 0) + d.get("bytes_down", 0)
+    res["loss_pct"] = 100.0 * d.get("loss_rate", 0.0)
+    return res
+
+
 # ------------------------------------------------------------- idle pairs
 
 def _recv_exact(s, n):

@@ -13,6 +13,7 @@ import subprocess
 import threading
 import urllib.request
 
+import procs
 from procs import Proc, StartError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,6 +34,7 @@ class Relay:
     """One relay configuration. name is what --relays and the tables use."""
 
     tls = False      # terminates TLS from the client (TLS scenarios only)
+    udp = False      # relays UDP datagrams (the udp scenario only)
     direct = False   # no relay at all: the load goes straight to the backend
     family = ""      # haproxy / nginx / socat / stunnel / zrelayd / direct
     note = ""
@@ -243,6 +245,89 @@ class Zrelayd(Relay):
         return argv
 
 
+class UdpRelay(Relay):
+    """A relay of UDP datagrams: runs only in the udp scenario, and is up
+    once a UDP socket is bound to its port."""
+
+    udp = True
+    groups = ("udp",)
+
+    def start(self, ctx, port, backends, rundir, log_path):
+        p = Proc(self.name, self.argv(ctx, port, backends, rundir), log_path,
+                 cpus=ctx.relay_cpus)
+        p.start()
+        p.wait_listening(port, udp=True)
+        return p
+
+
+class ZrelaydUdp(UdpRelay):
+    family = "zrelayd"
+    note = '--config: one [[listener]] with protocol = "udp"'
+
+    def __init__(self):
+        super().__init__("zrelayd-udp")
+
+    def _config(self, ctx, path, port, backend_port):
+        return render("zrelayd-udp.toml.tmpl", path, variant=self.name, workers=ctx.workers,
+                      listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backend_port}")
+
+    def available(self, ctx):
+        if not ctx.zrelayd:
+            return ctx.zrelayd_missing or "zrelayd not built"
+        if not ctx.zrelayd_has_config:
+            return "zrelayd has no --config flag yet"
+        # Whether this zrelayd knows UDP listeners: `zrelayd --check` on the
+        # very file a run uses (it binds nothing). Asked once per run.
+        if not hasattr(ctx, "zrelayd_udp_missing"):
+            cfg = self._config(ctx, os.path.join(ctx.tmpdir, "zrelayd-udp-check.toml"),
+                               21000, 21001)
+            rc, out = procs.run_bounded([ctx.zrelayd, "--check", cfg], 30)
+            line = next((l for l in (out or "").splitlines() if l.strip()), "")
+            line = line.replace(cfg, os.path.basename(cfg))  # no temp paths in reports
+            ctx.zrelayd_udp_missing = (None if rc == 0 else
+                                       f'zrelayd --check refuses protocol = "udp": {line}')
+        return ctx.zrelayd_udp_missing
+
+    def argv(self, ctx, port, backends, rundir):
+        cfg = self._config(ctx, os.path.join(rundir, "zrelayd.toml"), port, backends[0])
+        return [ctx.zrelayd, "--config", cfg]
+
+
+class NginxUdp(UdpRelay):
+    family = "nginx"
+    note = "stream, listen ... udp reuseport, proxy_pass, proxy_responses 1"
+
+    def __init__(self):
+        super().__init__("nginx-udp")
+
+    def available(self, ctx):
+        return NginxStream.available(self, ctx)
+
+    def argv(self, ctx, port, backends, rundir):
+        cfg = render("nginx-stream-udp.conf.tmpl", os.path.join(rundir, "nginx.conf"),
+                     variant=self.name, workers=ctx.workers, dir=rundir,
+                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backends[0]}")
+        return ["nginx", "-p", rundir, "-e", "stderr", "-c", cfg]
+
+
+class SocatUdp(UdpRelay):
+    family = "socat"
+    note = ("UDP-LISTEN,fork,reuseaddr -> UDP (a process per client address; "
+            "children end after 10 s idle)")
+
+    def __init__(self):
+        super().__init__("socat-udp")
+
+    def available(self, ctx):
+        return None if _have("socat") else "socat not installed"
+
+    def argv(self, ctx, port, backends, rundir):
+        # -T 10: a child (one per client address) exits after 10 s without
+        # traffic, so none outlives its flows for long.
+        return ["socat", "-T", "10", f"UDP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                f"UDP:127.0.0.1:{backends[0]}"]
+
+
 class ScrapedProc(Proc):
     """A relay whose admin endpoint a thread of the harness scrapes every
     `interval` seconds until the relay stops (the cost of being watched)."""
@@ -321,6 +406,7 @@ def all_relays():
         NginxStream(), NginxStream(backends=2), Socat(),
         Direct(tls=True),
         Zrelayd("tls"), HAProxy("tls"), NginxStream(tls=True), Stunnel(),
+        ZrelaydUdp(), NginxUdp(), SocatUdp(),
     ]
 
 
@@ -389,6 +475,16 @@ def start_iperf3_server(ctx, port, log_path):
                                 "-p", str(port)], log_path, cpus=ctx.backend_cpus)
     p.start()
     p.wait_listening(port, settle=0.05)
+    return p
+
+
+def start_zload_udp_backend(ctx, port, log_path):
+    """zrelay-load backend --udp: echoes every datagram to its sender."""
+    argv = [ctx.zload, "backend", "--udp", "--listen", f"127.0.0.1:{port}",
+            "--duration", "1800", "--workers", str(ctx.backend_workers)]
+    p = Proc("backend-zrelay-load-udp", argv, log_path, cpus=ctx.backend_cpus)
+    p.start()
+    p.wait_listening(port, udp=True)
     return p
 
 

@@ -175,6 +175,23 @@ def _listening_ports_procfs():
     return ports
 
 
+def udp_bound_ports():
+    """Set of UDP ports with a socket bound and not connected (a server's
+    socket: remote address all zeros), IPv4 and IPv6, from /proc/net/udp*."""
+    ports = set()
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if int(cols[2].rsplit(":", 1)[1], 16) == 0:  # remote port 0: unconnected
+                        ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+        except FileNotFoundError:
+            pass
+    return ports
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])

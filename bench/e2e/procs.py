@@ -91,20 +91,22 @@ class Proc:
                 if st is not None:
                     self.known.setdefault(pid, st)
 
-    def wait_listening(self, port, timeout=8.0, settle=0.1):
-        """Wait until a TCP socket LISTENs on port while this process lives.
+    def wait_listening(self, port, timeout=8.0, settle=0.1, udp=False):
+        """Wait until a TCP socket LISTENs on port (udp: a UDP socket is
+        bound to it, unconnected) while this process lives.
 
-        Checks /proc/net/tcp instead of connecting, so a probe never reaches
-        (and never uses up) a backend such as `iperf3 -s -1`. The port was
-        checked free before, so a listener there is ours.
+        Checks the kernel's socket tables instead of connecting, so a probe
+        never reaches (and never uses up) a backend such as `iperf3 -s -1`.
+        The port was checked free before, so a listener there is ours.
         """
+        bound = procfs.udp_bound_ports if udp else procfs.listening_ports
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 raise StartError(
                     f"{self.name} exited with status {self.popen.returncode} "
                     f"before listening on {port}", self.log_tail())
-            if port in procfs.listening_ports():
+            if port in bound():
                 time.sleep(settle)  # let forked workers / per-worker sockets come up
                 if not self.alive():
                     continue
@@ -186,7 +188,8 @@ def stop_all():
 
 
 class PortAllocator:
-    """Hands out TCP ports that are free now on 127.0.0.1.
+    """Hands out TCP ports that are free now on 127.0.0.1 (with udp=True:
+    free for UDP too).
 
     Ports come from below the ephemeral range (32768+ here) so a client's
     outgoing connection never holds one, and are never handed out twice in a
@@ -198,24 +201,25 @@ class PortAllocator:
         self.used = set()
         self.next = random.randrange(lo, hi)
 
-    def get(self):
+    def get(self, udp=False):
         listening = procfs.listening_ports()
         for _ in range(self.hi - self.lo):
             port = self.next
             self.next = self.lo if self.next + 1 >= self.hi else self.next + 1
             if port in self.used or port in listening:
                 continue
-            if _bindable(port):
+            if _bindable(port) and (not udp or _bindable(port, socket.SOCK_DGRAM)):
                 self.used.add(port)
                 return port
         raise RuntimeError("no free TCP port in %d-%d" % (self.lo, self.hi))
 
 
-def _bindable(port):
+def _bindable(port, kind=socket.SOCK_STREAM):
     for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-        s = socket.socket(family, socket.SOCK_STREAM)
+        s = socket.socket(family, kind)
         try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if kind == socket.SOCK_STREAM:  # TIME_WAIT leftovers do not count
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((host, port))
         except OSError:
             if family == socket.AF_INET:

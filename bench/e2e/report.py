@@ -129,7 +129,8 @@ def summarize(records):
                     "p999_us", "relay_cpu_s", "relay_cpu_pct", "cpu_s_per_gb",
                     "cpu_us_per_req", "cpu_us_per_conn", "kib_per_pair", "pss_kib_per_pair",
                     "fds_per_pair", "errors", "foreign_cpu_pct", "retransmits",
-                    "backend2_pct"):
+                    "backend2_pct", "cpu_us_per_dgram", "loss_pct", "lost", "late",
+                    "mismatches", "unreachable", "client_cpu_us_per_req"):
             if key == "errors":
                 m = _median([r.get("errors", "") for r in ok])
                 s["load_errors"] = m
@@ -265,6 +266,58 @@ PARAM_TABLES = {
 }
 
 
+def udp_table(scen, relays, summ, records, skipped_relays):
+    """Markdown lines for the udp scenario: one row per (datagram size, flows,
+    relay), against direct and the reference relay of the same size and flows."""
+    names = [r.name for r in relays if scen.accepts(r)]
+    ref_name = scen.reference[0]
+    lines = [f"| datagram | flows | relay | req/s | spread | of direct | vs {ref_name} | loss % | "
+             f"mismatched | p50 us | p99 us | relay CPU us/datagram | CPU vs {ref_name} | runs |",
+             "|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    mismatched = False
+    for param in scen.params():
+        size, flows = scen.split(param)
+        direct = (summ.get((scen.name, param, "direct")) or {}).get("rps")
+        ref = summ.get((scen.name, param, ref_name)) or {}
+        for name in names:
+            s = summ.get((scen.name, param, name))
+            head = f"| {size:,} B | {flows} | {name} |"
+            if not s or s["n"] == 0:
+                why = skipped_relays.get(name)
+                if why is None and s:
+                    why = "failed: " + (s["errors"][0] if s["errors"] else "?")[:120]
+                lines.append(head + f" _{why or 'not run'}_ |" + " |" * 10)
+                continue
+            is_direct = name == "direct"
+            cpu = s.get("cpu_us_per_dgram")
+            if s.get("mismatches"):
+                mismatched = True
+            runs = f"{s['n']}" + (f" (+{s['failed']} failed)" if s["failed"] else "")
+            cells = [_f(s.get("rps"), "{:,.0f}"),
+                     _spread(records, scen.name, param, name, "rps"),
+                     "1.00" if is_direct else _ratio(s.get("rps"), direct),
+                     _ratio(s.get("rps"), ref.get("rps")),
+                     _f(s.get("loss_pct"), "{:.3f}"), _f(s.get("mismatches"), "{:,.0f}"),
+                     _f(s.get("p50_us"), "{:.0f}"), _f(s.get("p99_us"), "{:.0f}"),
+                     "-" if is_direct else _f(cpu, "{:.2f}"),
+                     "" if is_direct else _ratio(cpu, ref.get("cpu_us_per_dgram")), runs]
+            lines.append(head + " " + " | ".join(cells) + " |")
+    notes = ["req/s counts requests answered byte-exact; 'loss %': requests with no answer "
+             f"within {scen.reply_timeout}, over the requests that ended (answered or lost); "
+             "'mismatched': datagrams a flow received that were none of its requests (another "
+             "flow's, or corrupt), a median count per run. Relay CPU per datagram: over the "
+             "datagrams the client sent plus those it received."]
+    if mismatched:
+        notes.append("Mismatched datagrams mean the relay delivered datagrams to the wrong "
+                     "client (or damaged them); the requests they belonged to count as lost.")
+    foreign = [float(r["foreign_cpu_pct"]) for r in records if r["scenario"] == scen.name
+               and r["status"] == "ok" and r.get("foreign_cpu_pct", "") != ""]
+    if foreign:
+        notes.append(f"Other processes took a median {statistics.median(foreign):.0f}% "
+                     f"(max {max(foreign):.0f}%) of the machine's CPU during these runs.")
+    return lines + ["", " ".join(notes)]
+
+
 def param_values(scen, ctx):
     return ctx.sweep_chunks if scen.name == "sweep" else scen.params()
 
@@ -396,6 +449,8 @@ def render_markdown(ctx, scens, relays, summ, meta, png_names):
         L.append("")
         if scen.name in PARAM_TABLES:
             L += param_table(scen, relays, summ, ctx)
+        elif scen.name == "udp":
+            L += udp_table(scen, relays, summ, ctx.records, skipped)
         else:
             L += scenario_table(scen, relays, summ, ctx.records, skipped)
         L.append("")
@@ -435,7 +490,7 @@ def write_summary_csv(path, summ):
     keys = ["gbit_per_s", "rps", "conns_per_s", "p50_us", "p90_us", "p99_us", "p999_us",
             "relay_cpu_pct", "cpu_s_per_gb", "cpu_us_per_req", "cpu_us_per_conn",
             "kib_per_pair", "pss_kib_per_pair", "fds_per_pair", "foreign_cpu_pct",
-            "backend2_pct"]
+            "backend2_pct", "cpu_us_per_dgram", "loss_pct", "mismatches"]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["scenario", "param", "relay", "runs", "failed"] + keys)

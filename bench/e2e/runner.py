@@ -34,6 +34,9 @@ CSV_FIELDS = [
     "pairs", "kib_per_pair", "pss_kib_per_pair", "fds_per_pair",
     "machine_busy_pct", "foreign_cpu_pct", "steal_pct", "busy_before_pct", "loadavg",
     "backend1_reqs", "backend2_reqs", "backend2_pct",
+    # udp: datagrams the client sent + received, and what became of its requests
+    "datagrams", "cpu_us_per_dgram", "lost", "loss_pct", "late", "mismatches", "unreachable",
+    "client_cpu_us_per_req",
 ]
 
 # Seconds per timed load. The default full run is ~250 runs and must stay
@@ -58,7 +61,8 @@ def parse_args(argv):
                     help="smoke run: 1 round, 1 s loads, fewer idle pairs and chunk sizes")
     ap.add_argument("--only", default="",
                     help="comma list of scenarios or groups: bulk,bulk1,bulk4,rr,rr-zload,"
-                         "connect,lb,idle,tls,tls-rr,tls-hs,tls-bulk,sweep,conc (conc: only when named)")
+                         "connect,lb,idle,tls,tls-rr,tls-hs,tls-bulk,sweep,conc,udp (conc and "
+                         "udp: only when named)")
     ap.add_argument("--skip", default="", help="comma list of scenarios or groups to leave out")
     ap.add_argument("--relays", default="",
                     help="comma list of relays or prefixes (e.g. direct,haproxy,zrelayd-splice)")
@@ -235,7 +239,7 @@ def run_one(ctx, scen, relay, param, rnd, slot, logdir, writer, csvfile):
         if relay.direct:
             target = scen.direct_port(backend_port)
         else:
-            target = ctx.ports.get()
+            target = ctx.ports.get(udp=scen.udp)
             relay_proc = relay.start(ctx, target, scen.relay_backends(relay, backend_port),
                                      rundir, log)
         tracked = scen.tracked() + ([relay_proc] if relay_proc else [])
@@ -267,6 +271,9 @@ def run_one(ctx, scen, relay, param, rnd, slot, logdir, writer, csvfile):
                 rec["cpu_us_per_req"] = cpu * 1e6 / res["requests"]
             if res.get("conns") and scen.cpu_per == "conn":
                 rec["cpu_us_per_conn"] = cpu * 1e6 / res["conns"]
+            if res.get("datagrams") and scen.cpu_per == "dgram":
+                rec["cpu_us_per_dgram"] = cpu * 1e6 / res["datagrams"]
+                rec["cpu_us_per_req"] = cpu * 1e6 / res["requests"]
         rec.update(scen.verify(relay, res))
     except StartError as e:
         rec["status"], rec["error"] = "failed", f"start: {e}"
@@ -292,6 +299,7 @@ def run_one(ctx, scen, relay, param, rnd, slot, logdir, writer, csvfile):
           + (f"{rec['status']:6s} {rec['error']}" if rec["status"] != "ok" else
              f"{scen.metric}={_fmt(head)}"
              + (f" relay_cpu={rec['relay_cpu_s']:.2f}s" if "relay_cpu_s" in rec else "")
+             + "".join(f" {k}={rec[k]}" for k in ("lost", "mismatches") if rec.get(k))
              + (f" foreign={rec['foreign_cpu_pct']:.0f}%" if rec.get("foreign_cpu_pct", 0) >= 10
                 else "")),
           flush=True)

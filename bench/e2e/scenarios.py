@@ -19,8 +19,9 @@ class Scenario:
     name = ""
     group = ""           # what --only selects
     tls = False          # relays must terminate TLS
+    udp = False          # the load is UDP: relays listen on a UDP port
     metric = ""          # headline metric (higher is better)
-    cpu_per = None       # "gb" | "req" | "conn": how relay CPU is normalized
+    cpu_per = None       # "gb" | "req" | "conn" | "dgram": how relay CPU is normalized
     needs_relay = False  # no meaning without a relay (idle)
     opt_in = False       # runs only when --only names it (adds minutes to a full run)
     needs_zload = False
@@ -479,7 +480,62 @@ class Concurrency(ZloadRR):
         return param
 
 
+class Udp(Scenario):
+    """UDP request/response through the UDP relays (zrelayd-udp, nginx-udp,
+    socat-udp) and direct: zrelay-load udp against zrelay-load backend --udp,
+    per datagram size and flow count. Opt-in: --only udp."""
+    name = group = "udp"
+    opt_in = True
+    udp = True           # the relay's port must be free for UDP
+    metric = "rps"
+    cpu_per = "dgram"
+    needs_zload = True
+    reference = ("nginx-udp",)
+    sizes = (64, 1400)
+    flow_counts = (1, 50)
+    reply_timeout = "500ms"
+    title = "UDP request/response, zrelay-load udp, 64 B and 1,400 B datagrams, 1 and 50 flows"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.measures = (f"zrelay-load udp --flows N --size S --reply-timeout "
+                         f"{self.reply_timeout} for {ctx.seconds['zload']} s per (S, N), "
+                         "against zrelay-load backend --udp (an echo): each flow is a UDP "
+                         "socket with one datagram in flight, checked byte for byte on its way "
+                         "back; req/s answered, loss (no answer within the reply timeout), "
+                         "mismatched replies, latency, and relay CPU us per datagram (datagrams "
+                         "the client sent plus those it received)")
+
+    @staticmethod
+    def param(size, flows):
+        return f"{size}x{flows}"
+
+    @staticmethod
+    def split(param):
+        size, flows = str(param).split("x")
+        return int(size), int(flows)
+
+    def params(self):
+        return [self.param(s, n) for s in self.sizes for n in self.flow_counts]
+
+    def accepts(self, relay):
+        return (relay.direct and not relay.tls) or relay.udp
+
+    def setup(self, logdir):
+        self.port = self.ctx.ports.get(udp=True)
+        self.backends = [peers.start_zload_udp_backend(
+            self.ctx, self.port, os.path.join(logdir, "backend-udp.log"))]
+
+    def prepare(self, param, rundir, log):
+        return self.port
+
+    def load(self, param, port, relay_proc, log):
+        size, flows = self.split(param)
+        return loads.zload_udp(self.ctx, port, size, flows, self.ctx.seconds["zload"],
+                               self.reply_timeout, log)
+
+
 def all_scenarios(ctx):
     return [Bulk(ctx, 1), Bulk(ctx, 4), RR(ctx), ZloadRR(ctx), Connect(ctx),
             ZloadConnect(ctx), Balance(ctx), Idle(ctx), TlsRR(ctx), TlsHandshake(ctx), TlsBulk(ctx),
-            Sweep(ctx), Concurrency(ctx)]
+            Sweep(ctx), Concurrency(ctx), Udp(ctx)]

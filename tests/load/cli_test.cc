@@ -226,6 +226,29 @@ TEST(CliTest, RrAndConnectPrintTheirKeys) {
   EXPECT_NE(JsonValue(connect.out, "conns_per_s"), "<missing>");
 }
 
+TEST(CliTest, UdpThroughTwoProcessesPrintsJson) {
+  BackendChild backend({"--udp"});
+  ASSERT_FALSE(backend.address().empty()) << backend.first_line();
+  EXPECT_NE(backend.first_line().find("udp, mode echo"), std::string::npos);
+  Outcome o = RunToEnd({"udp", "--target", backend.address(), "--requests", "3000", "--flows", "4",
+                        "--size", "1400", "--reply-timeout", "20s", "--json", "--workers", "1"});
+  EXPECT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_EQ(JsonValue(o.out, "mode"), "\"udp\"");
+  EXPECT_EQ(JsonValue(o.out, "requests"), "3000");
+  EXPECT_EQ(JsonValue(o.out, "sent"), "3000");
+  EXPECT_EQ(JsonValue(o.out, "lost"), "0");
+  EXPECT_EQ(JsonValue(o.out, "mismatches"), "0");
+  EXPECT_EQ(JsonValue(o.out, "datagrams"), "6000");
+  for (const char* key :
+       {"rps", "loss_rate", "late", "p50_us", "p99_us", "client_cpu_s", "client_cpu_us_per_req"}) {
+    EXPECT_NE(JsonValue(o.out, key), "<missing>") << key;
+  }
+  std::string totals;
+  EXPECT_EQ(backend.Stop(&totals), 0);
+  EXPECT_EQ(JsonValue(totals, "datagrams_in"), "3000") << totals;
+  EXPECT_EQ(JsonValue(totals, "bytes_out"), std::to_string(3000 * 1400)) << totals;
+}
+
 TEST(CliTest, FailedRunExitsOneWithATable) {
   // Nothing listens on port 1 of loopback here; a refused connect is a run
   // error (exit 1), not a usage error.

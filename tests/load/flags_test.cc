@@ -209,6 +209,60 @@ TEST(ParseArgsTest, ErrorsNameTheFlag) {
               HasSubstr("--workers"));
 }
 
+TEST(ParseArgsTest, UdpClientAndBackend) {
+  auto udp = Parse({"udp", "--target", "127.0.0.1:9000"});
+  ASSERT_TRUE(udp.ok()) << udp.error().message();
+  EXPECT_EQ(udp->mode, Mode::kUdp);
+  EXPECT_EQ(udp->flows, 10u);
+  EXPECT_EQ(udp->size, 64u);
+  EXPECT_EQ(udp->reply_timeout, kDefaultReplyTimeout);
+  EXPECT_EQ(udp->duration, seconds(10));
+  EXPECT_EQ(udp->cap, seconds(25));
+
+  udp = Parse({"udp", "--target", "[::1]:9000", "--flows", "50", "--size", "65507", "--requests",
+               "1k", "--reply-timeout", "250ms", "--workers", "1", "--json"});
+  ASSERT_TRUE(udp.ok()) << udp.error().message();
+  EXPECT_EQ(udp->target.family(), AF_INET6);
+  EXPECT_EQ(udp->flows, 50u);
+  EXPECT_EQ(udp->size, 65507u);
+  EXPECT_EQ(udp->requests.value(), 1000u);
+  EXPECT_EQ(udp->reply_timeout, milliseconds(250));
+  EXPECT_EQ(udp->cap, kDefaultCountedCap);
+  EXPECT_EQ(Parse({"udp", "--target", ":1", "--size", "1"})->size, 1u);
+
+  auto backend = Parse({"backend", "--udp", "--listen", "127.0.0.1:0"});
+  ASSERT_TRUE(backend.ok()) << backend.error().message();
+  EXPECT_TRUE(backend->udp);
+  EXPECT_EQ(backend->backend_mode, BackendMode::kEcho);
+  EXPECT_TRUE(Parse({"backend", "--udp", "--listen", ":0", "--mode", "echo"})->udp);
+  EXPECT_FALSE(Parse({"backend", "--listen", ":0"})->udp);
+
+  EXPECT_THAT(ErrorOf({"udp"}), HasSubstr("udp: --target ADDR is required"));
+  EXPECT_THAT(ErrorOf({"udp", "--target", "unix:/tmp/x"}),
+              HasSubstr("--target: udp needs an IP address"));
+  EXPECT_THAT(ErrorOf({"udp", "--target", ":1", "--size", "0"}),
+              HasSubstr("--size: '0' is out of range"));
+  EXPECT_THAT(ErrorOf({"udp", "--target", ":1", "--size", "65508"}),
+              HasSubstr("--size: '65508' is out of range"));
+  EXPECT_THAT(ErrorOf({"udp", "--target", ":1", "--flows", "0"}), HasSubstr("--flows: bad number"));
+  EXPECT_THAT(ErrorOf({"udp", "--target", ":1", "--reply-timeout", "0"}),
+              HasSubstr("--reply-timeout: bad duration '0'"));
+  EXPECT_THAT(ErrorOf({"udp", "--target", ":1", "--requests", "5", "--duration", "1"}),
+              HasSubstr("--duration and --requests exclude each other"));
+  EXPECT_THAT(ErrorOf({"udp", "--target", ":1", "--conns", "5"}),
+              HasSubstr("--conns: not a flag of 'udp' mode"));
+  EXPECT_THAT(ErrorOf({"udp", "--target", ":1", "--tls"}),
+              HasSubstr("--tls: not a flag of 'udp' mode"));
+  EXPECT_THAT(ErrorOf({"rr", "--target", ":1", "--flows", "5"}),
+              HasSubstr("--flows: not a flag of 'rr' mode"));
+  EXPECT_THAT(ErrorOf({"backend", "--udp", "--listen", ":0", "--mode", "sink"}),
+              HasSubstr("--udp: the UDP backend only echoes"));
+  EXPECT_THAT(ErrorOf({"backend", "--udp", "--listen", "unix:/tmp/x"}),
+              HasSubstr("--listen: --udp needs an IP address"));
+  EXPECT_THAT(ErrorOf({"udp", "--target", ":1", "--udp"}),
+              HasSubstr("--udp: not a flag of 'udp' mode"));
+}
+
 TEST(ParseBoolTest, GoodAndBad) {
   for (const char* yes : {"true", "yes", "on", "1", "TRUE", "Yes"})
     EXPECT_TRUE(ParseBool(yes).value()) << yes;

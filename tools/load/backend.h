@@ -35,6 +35,11 @@ struct BackendTotals {
   uint64_t verified = 0;    // verify: streams that ended with no mismatch
   uint64_t mismatches = 0;  // verify: mismatched bytes over all streams
   uint64_t resets = 0;      // connections that ended on a reset or error
+  // backend --udp (udp_backend.h): no connections, datagrams.
+  bool udp = false;
+  uint64_t datagrams_in = 0;
+  uint64_t datagrams_out = 0;
+  uint64_t send_errors = 0;  // datagrams that could not be sent back (an error, not a full buffer)
 };
 
 class Backend : private AcceptHandler {

@@ -24,9 +24,11 @@ constexpr unsigned kRr = Bit(Mode::kRr);
 constexpr unsigned kConnect = Bit(Mode::kConnect);
 constexpr unsigned kIdle = Bit(Mode::kIdle);
 constexpr unsigned kBackend = Bit(Mode::kBackend);
-constexpr unsigned kClients = kBulk | kRr | kConnect | kIdle;
-constexpr unsigned kAll = kClients | kBackend;
-constexpr Mode kModes[] = {Mode::kBulk, Mode::kRr, Mode::kConnect, Mode::kIdle, Mode::kBackend};
+constexpr unsigned kUdp = Bit(Mode::kUdp);
+constexpr unsigned kClients = kBulk | kRr | kConnect | kIdle;  // the TCP (and TLS) clients
+constexpr unsigned kAll = kClients | kBackend | kUdp;
+constexpr Mode kModes[] = {Mode::kBulk, Mode::kRr,      Mode::kConnect,
+                           Mode::kIdle, Mode::kBackend, Mode::kUdp};
 
 // Stores a flag's value or says what is wrong with it; FlagSet puts the
 // flag's name in front.
@@ -94,7 +96,7 @@ Setter NameInto(std::string Config::*field, const char* what) {
 
 const std::vector<Flag>& Flags() {
   static const std::vector<Flag> flags = {
-      {"--target", kClients, "ADDR",
+      {"--target", kClients | kUdp, "ADDR",
        [](Config& c, const std::string& v) -> Status {
          if (Status s = AddressInto(&Config::target)(c, v); !s.ok()) return s;
          c.target_host = HostOf(v);
@@ -138,7 +140,11 @@ const std::vector<Flag>& Flags() {
       {"--req", kRr | kConnect | kIdle | kBackend, "SIZE", SizeInto(&Config::req, 0, kMaxMessage)},
       {"--resp", kRr | kConnect | kIdle | kBackend, "SIZE",
        SizeInto(&Config::resp, 0, kMaxMessage)},
-      {"--requests", kRr, "N", CountInto(&Config::requests, 1, uint64_t{1} << 40)},
+      {"--requests", kRr | kUdp, "N", CountInto(&Config::requests, 1, uint64_t{1} << 40)},
+      {"--flows", kUdp, "N", CountInto(&Config::flows, 1, kMaxConns)},
+      {"--size", kUdp, "SIZE", SizeInto(&Config::size, 1, kMaxUdpSize)},
+      {"--reply-timeout", kUdp, "S", DurationInto(&Config::reply_timeout)},
+      {"--udp", kBackend, "", &Config::udp},
       {"--count", kConnect, "N", CountInto(&Config::count, 1, uint64_t{1} << 40)},
       {"--pairs", kIdle, "N", CountInto(&Config::pairs, 1, kMaxConns)},
       {"--hold", kIdle, "S", DurationInto(&Config::hold)},
@@ -149,7 +155,7 @@ const std::vector<Flag>& Flags() {
          if (s.ok()) c.duration_set = true;
          return s;
        }},
-      {"--timeout", kClients, "S", DurationInto(&Config::cap)},
+      {"--timeout", kClients | kUdp, "S", DurationInto(&Config::cap)},
       {"--connect-timeout", kClients, "S", DurationInto(&Config::connect_timeout)},
       {"--io-timeout", kClients, "S", DurationInto(&Config::io_timeout)},
       {"--tls", kClients, "", &Config::tls},
@@ -176,8 +182,17 @@ Status Finish(Config& c, const std::set<std::string>& seen) {
       return Error::Invalid(std::string("--") + (has("req") ? "req" : "resp") +
                             ": only used by --mode fixed");
     }
+    if (c.udp && c.backend_mode != BackendMode::kEcho) {
+      return Error::Invalid("--udp: the UDP backend only echoes (--mode echo)");
+    }
+    if (c.udp && c.listen.is_unix()) {
+      return Error::Invalid("--listen: --udp needs an IP address, not a unix socket");
+    }
   } else {
     if (!has("target")) return Error::Invalid(std::string(mode) + ": --target ADDR is required");
+    if (c.mode == Mode::kUdp && c.target.is_unix()) {
+      return Error::Invalid("--target: udp needs an IP address, not a unix socket");
+    }
   }
   if (c.workers == 0) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -236,6 +251,8 @@ const char* ModeName(Mode mode) {
       return "idle";
     case Mode::kBackend:
       return "backend";
+    case Mode::kUdp:
+      return "udp";
   }
   return "?";
 }
@@ -270,7 +287,7 @@ const char* BackendModeName(BackendMode mode) {
 
 Result<Config> ParseArgs(int argc, const char* const* argv) {
   Config c;
-  if (argc < 2) return Error::Invalid("missing mode: bulk, rr, connect, idle or backend");
+  if (argc < 2) return Error::Invalid("missing mode: bulk, rr, connect, idle, udp or backend");
   // --help anywhere wins over everything else on the line, even bad flags.
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -283,7 +300,8 @@ Result<Config> ParseArgs(int argc, const char* const* argv) {
   const Mode* mode = std::find_if(std::begin(kModes), std::end(kModes),
                                   [&](Mode m) { return first == ModeName(m); });
   if (mode == std::end(kModes)) {
-    return Error::Invalid("unknown mode '" + first + "': use bulk, rr, connect, idle or backend");
+    return Error::Invalid("unknown mode '" + first +
+                          "': use bulk, rr, connect, idle, udp or backend");
   }
   c.mode = *mode;
 

@@ -17,7 +17,7 @@
 
 namespace zrelay::load {
 
-enum class Mode { kBulk, kRr, kConnect, kIdle, kBackend };
+enum class Mode { kBulk, kRr, kConnect, kIdle, kBackend, kUdp };
 enum class Direction { kUp, kDown, kBoth };
 enum class BackendMode { kSink, kVerify, kEcho, kFixed, kSource };
 
@@ -30,6 +30,8 @@ inline constexpr int kMaxWorkers = 64;
 inline constexpr uint64_t kMaxConns = 19000;  // RLIMIT_NOFILE is 20000 here
 inline constexpr uint64_t kMaxChunk = 16ULL << 20;
 inline constexpr uint64_t kMaxMessage = 64ULL << 20;  // --req / --resp
+inline constexpr uint64_t kMaxUdpSize = 65507;        // udp --size: IPv4's largest payload
+inline constexpr Duration kDefaultReplyTimeout = seconds(1);
 inline constexpr Duration kMaxDuration = std::chrono::hours(24);
 inline constexpr Duration kDefaultDuration = seconds(10);
 inline constexpr Duration kDefaultBackendDuration = seconds(600);
@@ -43,7 +45,8 @@ struct Config {
   std::string target_host;  // the host part of --target as given ("localhost", "::1")
   Address listen;           // backend
   BackendMode backend_mode = BackendMode::kEcho;
-  int workers = 0;  // 0 until parsed: one per online CPU
+  bool udp = false;  // backend --udp: echo datagrams instead of serving TCP
+  int workers = 0;   // 0 until parsed: one per online CPU
 
   // bulk
   uint64_t streams = 1;
@@ -58,6 +61,12 @@ struct Config {
   uint64_t resp = 128;
   std::optional<uint64_t> requests;  // rr: total
   std::optional<uint64_t> count;     // connect: total attempts
+
+  // udp: --flows sockets, each sends a --size datagram and waits for its
+  // echo (or --reply-timeout: a loss) before the next; --requests counts too.
+  uint64_t flows = 10;
+  uint64_t size = 64;
+  Duration reply_timeout = kDefaultReplyTimeout;
 
   // idle
   uint64_t pairs = 0;

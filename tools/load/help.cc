@@ -17,8 +17,11 @@ usage:
                       [--req SIZE] [--resp SIZE]
   zrelay-load idle    --target ADDR --pairs N [--hold S] [--relay-pid PID]
                       [--req SIZE] [--resp SIZE]
+  zrelay-load udp     --target ADDR [--flows N] [--size SIZE] [--reply-timeout S]
+                      [--duration S | --requests N] [--timeout S]
   zrelay-load backend --listen ADDR [--mode sink|verify|echo|fixed|source]
                       [--req SIZE] [--resp SIZE] [--duration S]
+  zrelay-load backend --udp --listen ADDR [--duration S]
   common: [--workers N] [--json] [--quiet]
   clients: [--tls] [--tls-ca FILE | --tls-insecure] [--sni NAME]
            [--timeout S] [--connect-timeout S] [--io-timeout S]
@@ -52,6 +55,17 @@ modes:
            limit is raised to it at start), and a relay holds two per pair, so run the
            backend, the relay and this client as separate processes: up to ~9000 pairs is
            realistic.
+  udp      --flows UDP sockets (default 10), each connected to the target: send a
+           datagram of --size bytes (default 64, 1 to 65507), wait for the reply (the
+           same bytes: use backend --udp), repeat. A reply must be byte-exact: each
+           datagram carries its flow's key and sequence number (from 16 bytes up) and a
+           keyed pattern that differs for every request. No reply within --reply-timeout
+           (default 1 s) is a loss, and the flow sends its next request. Reports
+           requests/s (answered), loss (count, and rate over the requests that ended),
+           late replies (to an earlier request, after its timeout), mismatched datagrams
+           (another flow's, or corrupt: the request still waits for its own reply),
+           ICMP unreachables, latency p50/p90/p99/p99.9 and this process's CPU per
+           request. A request still waiting when the time is up is not counted.
   backend  listen on ADDR (one SO_REUSEPORT socket per worker) and serve every
            connection:
              sink    read and discard
@@ -62,6 +76,9 @@ modes:
            Prints "listening on ADDR" on stdout first (use port 0 to let the kernel
            pick), a progress line per busy second on stderr, and totals at exit. Serves
            for --duration (default 600 s) or until SIGINT/SIGTERM.
+           --udp: bind a UDP socket per worker (SO_REUSEPORT) instead and send every
+           datagram back to its sender, byte for byte (--mode echo only); datagrams are
+           read and sent in batches (recvmmsg/sendmmsg).
 
 values:
   ADDR      127.0.0.1:9000, [::1]:9000, localhost:9000, :9000, unix:/path
@@ -84,9 +101,10 @@ output:
   a table, or with --json one JSON object on one line, keys: mode, complete, seconds,
   errors, errors_refused, errors_reset, errors_timeout, errors_other, first_error,
   bytes_up, bytes_down; bulk: bytes, gib, gbit_per_s, mismatches; rr: requests, rps;
-  connect: connections, conns_per_s; rr/connect: p50_us, p90_us, p99_us, p999_us, min_us,
-  mean_us, max_us; idle: pairs, ready, dropped, kib_per_pair, fds_per_pair, rss_*_kib,
-  fds_*.
+  connect: connections, conns_per_s; rr/connect/udp: p50_us, p90_us, p99_us, p999_us,
+  min_us, mean_us, max_us; idle: pairs, ready, dropped, kib_per_pair, fds_per_pair,
+  rss_*_kib, fds_*; udp: flows, size, requests, rps, sent, lost, loss_rate, late,
+  mismatches, unreachable, datagrams, client_cpu_s, client_cpu_us_per_req.
 
 TLS (--tls, client modes): each connection does a TLS handshake (counted in connect's
   latency) through zrelay's ssl/ layer. The server certificate is verified against
@@ -96,7 +114,8 @@ TLS (--tls, client modes): each connection does a TLS handshake (counted in conn
   The backend serves plain TCP only: put a TLS-terminating relay in front of it.
 
 exit status: 0 clean; 1 the run had errors, mismatches, dropped pairs or did not
-complete; 2 usage or setup error (the message names the flag).
+complete (udp: also when no request was answered; losses alone are not a failure);
+2 usage or setup error (the message names the flag).
 )";
 }
 

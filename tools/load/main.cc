@@ -52,8 +52,9 @@ int main(int argc, char** argv) {
   if (config->mode == Mode::kBackend) {
     const auto start = zrelay::Clock::now();
     auto totals = RunBackend(*config, hooks, [&](const zrelay::Address& address) {
-      std::printf("listening on %s (mode %s, %d workers)\n", address.ToString().c_str(),
-                  BackendModeName(config->backend_mode), config->workers);
+      std::printf("listening on %s (%s%s, %d workers)\n", address.ToString().c_str(),
+                  config->udp ? "udp, mode " : "mode ", BackendModeName(config->backend_mode),
+                  config->workers);
       std::fflush(stdout);
     });
     if (!totals.ok()) return UsageError(totals.error().message());

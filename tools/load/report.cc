@@ -50,7 +50,16 @@ double Us(uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
 double PerSecond(uint64_t n, double seconds) { return seconds > 0 ? n / seconds : 0.0; }
 
-bool HasLatency(Mode m) { return m == Mode::kRr || m == Mode::kConnect; }
+bool HasLatency(Mode m) { return m == Mode::kRr || m == Mode::kConnect || m == Mode::kUdp; }
+
+// udp: the requests that ended (answered or lost); those in flight when the
+// time was up are not among them.
+uint64_t UdpEnded(const Report& r) { return r.requests + r.lost; }
+
+double LossRate(const Report& r) {
+  const uint64_t ended = UdpEnded(r);
+  return ended ? static_cast<double>(r.lost) / static_cast<double>(ended) : 0.0;
+}
 
 // Idle: per-pair growth between two samples.
 double PerPair(uint64_t before, uint64_t hold, uint64_t pairs) {
@@ -82,7 +91,8 @@ double GbitPerSecond(uint64_t bytes, double seconds) {
 }
 
 int Report::ExitCode() const {
-  return (total_errors() > 0 || mismatches > 0 || !complete || dropped > 0) ? 1 : 0;
+  if (total_errors() > 0 || mismatches > 0 || !complete || dropped > 0) return 1;
+  return mode == Mode::kUdp && requests == 0 ? 1 : 0;
 }
 
 std::string FormatJson(const Report& r) {
@@ -139,6 +149,25 @@ std::string FormatJson(const Report& r) {
         if (r.relay_after) j.Int("fds_after", r.relay_after->fds);
         j.Real("kib_per_pair", PerPair(r.relay_before->rss_kib, r.relay_hold->rss_kib, r.ready), 2);
         j.Real("fds_per_pair", PerPair(r.relay_before->fds, r.relay_hold->fds, r.ready), 3);
+      }
+      break;
+    case Mode::kUdp:
+      j.Int("flows", r.conns);
+      j.Int("size", r.req);
+      j.Int("requests", r.requests);
+      j.Real("rps", PerSecond(r.requests, r.seconds), 1);
+      j.Int("sent", r.sent);
+      j.Int("received", r.received);
+      j.Int("lost", r.lost);
+      j.Real("loss_rate", LossRate(r), 6);
+      j.Int("late", r.late);
+      j.Int("mismatches", r.mismatches);
+      j.Int("unreachable", r.unreachable);
+      j.Int("datagrams", r.sent + r.received);
+      if (r.client_cpu_s) {
+        j.Real("client_cpu_s", *r.client_cpu_s);
+        j.Real("client_cpu_us_per_req",
+               r.requests ? *r.client_cpu_s * 1e6 / static_cast<double>(r.requests) : 0.0, 2);
       }
       break;
     case Mode::kBackend:
@@ -208,6 +237,35 @@ std::string FormatTable(const Report& r) {
         row("latency us", line);
       }
       break;
+    case Mode::kUdp: {
+      row("flows", std::to_string(r.conns));
+      row("size", std::to_string(r.req) + " B each way");
+      row("requests", std::to_string(r.requests) + " answered (" + std::to_string(r.sent) +
+                          " sent, " + std::to_string(r.received) + " datagrams received)");
+      row("rate", Num(PerSecond(r.requests, r.seconds), 1) + " req/s");
+      row("loss", std::to_string(r.lost) + " lost (" + Num(100.0 * LossRate(r), 4) + "%), " +
+                      std::to_string(r.late) + " late, " + std::to_string(r.unreachable) +
+                      " ICMP unreachable");
+      row("verify", r.mismatches > 0  ? std::to_string(r.mismatches) + " MISMATCHED datagrams"
+                    : r.received == 0 ? "nothing received to check"
+                                      : "byte-exact");
+      const Histogram& h = r.latency;
+      std::snprintf(line, sizeof(line),
+                    "p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  (min %.1f, mean %.1f, max %.1f)",
+                    Us(h.ValueAtPercentile(50)), Us(h.ValueAtPercentile(90)),
+                    Us(h.ValueAtPercentile(99)), Us(h.ValueAtPercentile(99.9)), Us(h.min()),
+                    h.mean() / 1000.0, Us(h.max()));
+      row("latency us", line);
+      if (r.client_cpu_s) {
+        row("client CPU",
+            Num(*r.client_cpu_s, 2) + " s" +
+                (r.requests
+                     ? ", " + Num(*r.client_cpu_s * 1e6 / static_cast<double>(r.requests), 2) +
+                           " us/request"
+                     : ""));
+      }
+      break;
+    }
     case Mode::kIdle:
       row("pairs", std::to_string(r.ready) + " of " + std::to_string(r.conns) + " held, " +
                        std::to_string(r.dropped) + " dropped");

@@ -14,6 +14,8 @@
 #include "tools/load/proc_stats.h"
 #include "tools/load/session.h"
 #include "tools/load/tls_client.h"
+#include "tools/load/udp_backend.h"
+#include "tools/load/udp_client.h"
 
 namespace zrelay::load {
 namespace {
@@ -294,6 +296,7 @@ Result<Report> ClientRun::Run() {
 }  // namespace
 
 Result<Report> RunClient(const Config& config, const RunHooks& hooks) {
+  if (config.mode == Mode::kUdp) return RunUdpClient(config, hooks);
   ClientRun run(config, hooks);
   return run.Run();
 }
@@ -302,9 +305,20 @@ Result<BackendTotals> RunBackend(const Config& config, const RunHooks& hooks,
                                  const std::function<void(const Address&)>& on_listening) {
   auto pool = WorkerPool::Start({.workers = config.workers});
   if (!pool.ok()) return pool.error();
-  auto backend = Backend::Start(**pool, config);
-  if (!backend.ok()) return backend.error();
-  if (on_listening) on_listening((*backend)->local_address());
+  // One of the two backends; the loop below only needs its totals.
+  std::unique_ptr<Backend> tcp;
+  std::unique_ptr<UdpEchoBackend> udp;
+  if (config.udp) {
+    auto b = UdpEchoBackend::Start(**pool, config);
+    if (!b.ok()) return b.error();
+    udp = std::move(b).value();
+  } else {
+    auto b = Backend::Start(**pool, config);
+    if (!b.ok()) return b.error();
+    tcp = std::move(b).value();
+  }
+  auto totals_now = [&] { return udp ? udp->Totals() : tcp->Totals(); };
+  if (on_listening) on_listening(udp ? udp->local_address() : tcp->local_address());
 
   const TimePoint start = Clock::now();
   const TimePoint deadline = start + config.duration;
@@ -314,11 +328,21 @@ Result<BackendTotals> RunBackend(const Config& config, const RunHooks& hooks,
     TimePoint now = Clock::now();
     if (now >= deadline || (hooks.interrupted && hooks.interrupted())) break;
     if (now >= next) {
-      BackendTotals t = (*backend)->Totals();
+      BackendTotals t = totals_now();
       // Only seconds with traffic: an idle backend stays quiet.
-      if (hooks.progress != nullptr &&
-          (t.bytes_in != last.bytes_in || t.bytes_out != last.bytes_out ||
-           t.accepted != last.accepted)) {
+      if (hooks.progress != nullptr && t.udp && t.datagrams_in != last.datagrams_in) {
+        std::fprintf(hooks.progress,
+                     "[%5.0fs] backend udp echo: in %llu dgram/s, out %llu dgram/s, %.3f Gbit/s "
+                     "each way, %llu send errors\n",
+                     Seconds(now - start),
+                     static_cast<unsigned long long>(t.datagrams_in - last.datagrams_in),
+                     static_cast<unsigned long long>(t.datagrams_out - last.datagrams_out),
+                     GbitPerSecond(t.bytes_in - last.bytes_in, 1.0),
+                     static_cast<unsigned long long>(t.send_errors));
+        std::fflush(hooks.progress);
+      } else if (hooks.progress != nullptr && !t.udp &&
+                 (t.bytes_in != last.bytes_in || t.bytes_out != last.bytes_out ||
+                  t.accepted != last.accepted)) {
         std::fprintf(hooks.progress,
                      "[%5.0fs] backend %s: %llu active, %llu accepted, in %.2f Gbit/s, out %.2f "
                      "Gbit/s, %llu mismatched bytes\n",
@@ -335,16 +359,37 @@ Result<BackendTotals> RunBackend(const Config& config, const RunHooks& hooks,
     }
     std::this_thread::sleep_for(std::min<Duration>(kPoll, deadline - now));
   }
-  (*backend)->Stop();
-  BackendTotals totals = (*backend)->Totals();
-  backend->reset();
+  if (udp) udp->Stop();
+  if (tcp) tcp->Stop();
+  BackendTotals totals = totals_now();
+  udp.reset();
+  tcp.reset();
   (*pool)->Stop();
   return totals;
 }
 
 std::string FormatBackendTotals(const BackendTotals& t, double seconds, bool json) {
   char buf[512];
-  if (json) {
+  if (t.udp && json) {
+    std::snprintf(buf, sizeof(buf),
+                  "{\"mode\": \"backend\", \"udp\": true, \"seconds\": %.3f, \"datagrams_in\": "
+                  "%llu, \"datagrams_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu, "
+                  "\"send_errors\": %llu}",
+                  seconds, static_cast<unsigned long long>(t.datagrams_in),
+                  static_cast<unsigned long long>(t.datagrams_out),
+                  static_cast<unsigned long long>(t.bytes_in),
+                  static_cast<unsigned long long>(t.bytes_out),
+                  static_cast<unsigned long long>(t.send_errors));
+  } else if (t.udp) {
+    std::snprintf(buf, sizeof(buf),
+                  "zrelay-load backend (udp echo)\n  %-16s %.2f\n  %-16s %llu in, %llu out\n"
+                  "  %-16s %s\n  %-16s %s\n  %-16s %llu\n",
+                  "seconds", seconds, "datagrams", static_cast<unsigned long long>(t.datagrams_in),
+                  static_cast<unsigned long long>(t.datagrams_out), "bytes in",
+                  FormatBytes(static_cast<double>(t.bytes_in)).c_str(), "bytes out",
+                  FormatBytes(static_cast<double>(t.bytes_out)).c_str(), "send errors",
+                  static_cast<unsigned long long>(t.send_errors));
+  } else if (json) {
     std::snprintf(
         buf, sizeof(buf),
         "{\"mode\": \"backend\", \"seconds\": %.3f, \"accepted\": %llu, \"bytes_in\": "

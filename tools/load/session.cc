@@ -47,6 +47,8 @@ uint64_t ConnCountOf(const Config& config) {
       return config.conns;
     case Mode::kIdle:
       return config.pairs;
+    case Mode::kUdp:
+      return config.flows;
     case Mode::kBackend:
       return 0;
   }
@@ -89,6 +91,7 @@ std::unique_ptr<ClientConn> ClientSession::MakeConn(uint64_t id) {
       return std::make_unique<ConnectConn>(*this, id);
     case Mode::kIdle:
       return std::make_unique<IdleConn>(*this, id);
+    case Mode::kUdp:  // udp_flow.h: flows, not connections
     case Mode::kBackend:
       break;
   }
