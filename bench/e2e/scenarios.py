@@ -499,7 +499,7 @@ class Udp(Scenario):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.measures = (f"zrelay-load udp --flows N --size S --reply-timeout "
-                         f"{self.reply_timeout} for {ctx.seconds['zload']} s per (S, N), "
+                         f"{self.reply_timeout} for {ctx.seconds['udp']} s per (S, N), "
                          "against zrelay-load backend --udp (an echo): each flow is a UDP "
                          "socket with one datagram in flight, checked byte for byte on its way "
                          "back; req/s answered, loss (no answer within the reply timeout), "
@@ -531,7 +531,7 @@ class Udp(Scenario):
 
     def load(self, param, port, relay_proc, log):
         size, flows = self.split(param)
-        return loads.zload_udp(self.ctx, port, size, flows, self.ctx.seconds["zload"],
+        return loads.zload_udp(self.ctx, port, size, flows, self.ctx.seconds["udp"],
                                self.reply_timeout, log)
 
 
