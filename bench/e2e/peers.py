@@ -294,11 +294,18 @@ class ZrelaydUdp(UdpRelay):
 
 
 class NginxUdp(UdpRelay):
+    """nginx stream UDP. nginx-udp keeps a session per client address until
+    it has been idle for proxy_timeout, as zrelayd keeps a flow (the fair
+    match, and the reference); nginx-udp-per-datagram ends each session with
+    its one answer (proxy_responses 1, the usual DNS setup), which opens and
+    closes an upstream socket per datagram."""
     family = "nginx"
-    note = "stream, listen ... udp reuseport, proxy_pass, proxy_responses 1"
 
-    def __init__(self):
-        super().__init__("nginx-udp")
+    def __init__(self, per_datagram=False):
+        super().__init__("nginx-udp-per-datagram" if per_datagram else "nginx-udp")
+        self.per_datagram = per_datagram
+        self.note = ("stream, listen ... udp reuseport, proxy_pass, proxy_timeout 10s" +
+                     (", proxy_responses 1" if per_datagram else ""))
 
     def available(self, ctx):
         return NginxStream.available(self, ctx)
@@ -306,7 +313,8 @@ class NginxUdp(UdpRelay):
     def argv(self, ctx, port, backends, rundir):
         cfg = render("nginx-stream-udp.conf.tmpl", os.path.join(rundir, "nginx.conf"),
                      variant=self.name, workers=ctx.workers, dir=rundir,
-                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backends[0]}")
+                     listen=f"127.0.0.1:{port}", backend=f"127.0.0.1:{backends[0]}",
+                     responses="proxy_responses 1;" if self.per_datagram else "")
         return ["nginx", "-p", rundir, "-e", "stderr", "-c", cfg]
 
 
@@ -406,7 +414,7 @@ def all_relays():
         NginxStream(), NginxStream(backends=2), Socat(),
         Direct(tls=True),
         Zrelayd("tls"), HAProxy("tls"), NginxStream(tls=True), Stunnel(),
-        ZrelaydUdp(), NginxUdp(), SocatUdp(),
+        ZrelaydUdp(), NginxUdp(), NginxUdp(per_datagram=True), SocatUdp(),
     ]
 
 
