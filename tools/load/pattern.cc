@@ -10,16 +10,6 @@ namespace {
 constexpr char kStreamMagic[8] = {'Z', 'R', 'L', 'O', 'A', 'D', 'v', '1'};
 constexpr char kReportMagic[8] = {'Z', 'R', 'L', 'V', 'R', 'P', 'T', '1'};
 
-void PutU64(uint8_t* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-uint64_t GetU64(const uint8_t* in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(in[i]) << (8 * i);
-  return v;
-}
-
 void BuildHeader(uint64_t key, uint8_t* out) {
   std::memcpy(out, kStreamMagic, sizeof(kStreamMagic));
   PutU64(out + 8, key);
@@ -139,6 +129,16 @@ void EncodeVerifyReport(const VerifyReport& report, uint8_t out[kVerifyReportSiz
 std::optional<VerifyReport> DecodeVerifyReport(const uint8_t in[kVerifyReportSize]) {
   if (std::memcmp(in, kReportMagic, sizeof(kReportMagic)) != 0) return std::nullopt;
   return VerifyReport{GetU64(in + 8), GetU64(in + 16), GetU64(in + 24)};
+}
+
+void PutU64(uint8_t* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+uint64_t GetU64(const uint8_t* in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(in[i]) << (8 * i);
+  return v;
 }
 
 }  // namespace zrelay::load

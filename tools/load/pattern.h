@@ -91,4 +91,8 @@ std::optional<VerifyReport> DecodeVerifyReport(const uint8_t in[kVerifyReportSiz
 // A well-mixed 64-bit function (splitmix64's finalizer), for keys and phases.
 uint64_t Mix64(uint64_t x);
 
+// 8 bytes, little-endian: the wire form of the headers' numbers.
+void PutU64(uint8_t* out, uint64_t v);
+uint64_t GetU64(const uint8_t* in);
+
 }  // namespace zrelay::load

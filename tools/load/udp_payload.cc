@@ -6,19 +6,6 @@
 #include "tools/load/pattern.h"
 
 namespace zrelay::load {
-namespace {
-
-void PutU64(uint8_t* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-uint64_t GetU64(const uint8_t* in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(in[i]) << (8 * i);
-  return v;
-}
-
-}  // namespace
 
 void FillDatagram(uint64_t key, uint64_t seq, size_t size, uint8_t* out) {
   const uint8_t* table = PatternTable();
