@@ -117,8 +117,8 @@ void UdpSendBatch::Add(const char* data, size_t size, uint16_t segment_size,
                        const struct sockaddr* to, socklen_t to_length, const UdpLocal* from) {
   if (!gso_works_ && segment_size > 0 && size > segment_size) {
     // Split now: each datagram is an entry of its own.
+    // The batch may grow past its capacity here: Flush() sends it all.
     for (size_t at = 0; at < size; at += segment_size) {
-      if (full()) break;  // the caller flushes before a full batch; a split may overrun it
       Add(data + at, std::min<size_t>(segment_size, size - at), 0, to, to_length, from);
     }
     return;
@@ -147,6 +147,10 @@ size_t UdpSendBatch::Segments(const Entry& e) const {
 UdpSendBatch::Outcome UdpSendBatch::Flush(int fd) {
   Outcome outcome;
   const size_t n = entries_.size();
+  if (messages_.size() < n) {  // a split GRO run grew it past its capacity
+    messages_.resize(n);
+    iovecs_.resize(n);
+  }
   for (size_t i = 0; i < n; ++i) {
     Entry& e = entries_[i];
     iovecs_[i].iov_base = bytes_.data() + e.offset;

@@ -99,10 +99,11 @@ class UdpSendBatch {
   // (null or AF_UNSPEC: the socket's own address). segment_size > 0: the
   // bytes are datagrams of that size (the last may be shorter), sent as one
   // GSO run where the kernel takes it and one by one where it does not.
-  // Flush() before adding to a full batch.
   void Add(const char* data, size_t size, uint16_t segment_size, const struct sockaddr* to,
            socklen_t to_length, const UdpLocal* from);
-  bool full() const { return entries_.size() == capacity_; }
+  // The caller flushes a full batch before adding more (a GSO run split
+  // for a kernel without GSO may take it past its capacity).
+  bool full() const { return entries_.size() >= capacity_; }
   bool empty() const { return entries_.empty(); }
 
   struct Outcome {

@@ -176,5 +176,42 @@ TEST(UdpBatchTest, AGroRunGoesOnAsAGsoRunAndArrivesAsSeparateDatagrams) {
   }
 }
 
+// More segments than the kernel takes in one GSO send (64 or 128): it
+// refuses the run with EINVAL, the batch sends it one datagram at a time
+// and splits later runs as they are added, past its capacity if it must.
+TEST(UdpBatchTest, ARunTheKernelRefusesGoesOutOneDatagramAtATime) {
+  UniqueFd sender = BindUdp(At("127.0.0.1:0"), {}).value();
+  UniqueFd far(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  const int room = 8 << 20;
+  if (::setsockopt(far.get(), SOL_SOCKET, SO_RCVBUFFORCE, &room, sizeof(room)) != 0) {
+    ASSERT_EQ(::setsockopt(far.get(), SOL_SOCKET, SO_RCVBUF, &room, sizeof(room)), 0);
+  }
+  const Address any = At("127.0.0.1:0");
+  ASSERT_EQ(::bind(far.get(), any.sockaddr(), any.length()), 0);
+  const Address to = LocalAddress(far.get()).value();
+  constexpr size_t kSegments = 150;
+  constexpr uint16_t kSegment = 100;
+  std::string run(kSegments * kSegment, '\0');
+  for (size_t i = 0; i < run.size(); ++i) run[i] = static_cast<char>(i * 13 + i / 100);
+
+  UdpSendBatch batch(4);
+  for (int round = 0; round < 2; ++round) {
+    batch.Add(run.data(), run.size(), kSegment, to.sockaddr(), to.length(), nullptr);
+    const UdpSendBatch::Outcome out = batch.Flush(sender.get());
+    EXPECT_EQ(out.sent, kSegments) << "round " << round;
+    EXPECT_EQ(out.dropped, 0u) << "round " << round;
+    for (size_t at = 0; at < run.size(); at += kSegment) {
+      char buffer[2 * kSegment];
+      struct pollfd q {
+        far.get(), POLLIN, 0
+      };
+      ASSERT_EQ(::poll(&q, 1, 3000), 1);
+      const ssize_t n = ::recv(far.get(), buffer, sizeof(buffer), 0);
+      ASSERT_EQ(std::string(buffer, n), run.substr(at, kSegment))
+          << "round " << round << ", datagram at " << at;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace zrelay
