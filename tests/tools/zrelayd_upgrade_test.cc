@@ -16,6 +16,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -25,6 +27,7 @@
 #include "engine/clock.h"
 #include "engine/socket.h"
 #include "tests/relay/relay_test_util.h"
+#include "tests/relay/udp_test_util.h"
 #include "tests/support/loop_test_util.h"
 #include "tests/tools/notify_socket.h"
 #include "tests/tools/zrelayd_process_util.h"
@@ -219,14 +222,17 @@ class LongStream {
   std::thread reader_, writer_;
 };
 
-// The kernel's listening TCP sockets on `port` (IPv4 and IPv6), by inode:
-// the same set before and after an upgrade means the new process accepts on
-// the very sockets the old one had, not on new ones bound beside them.
-std::set<std::string> ListeningSocketInodes(int port) {
+// The kernel's listening sockets on `port` (IPv4 and IPv6), by inode: TCP
+// ones listening, or UDP ones unconnected. The same set before and after an
+// upgrade means the new process serves the very sockets the old one had,
+// not new ones bound beside them.
+std::set<std::string> ListeningSocketInodes(int port, const std::string& protocol = "tcp") {
   std::set<std::string> inodes;
   char hex_port[8];
   std::snprintf(hex_port, sizeof(hex_port), ":%04X", port);
-  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+  // 0A: LISTEN; 07: CLOSE, what /proc says of a UDP socket with no peer.
+  const std::string wanted_state = protocol == "udp" ? "07" : "0A";
+  for (const std::string& table : {"/proc/net/" + protocol, "/proc/net/" + protocol + "6"}) {
     std::ifstream in(table);
     std::string line;
     std::getline(in, line);  // the header
@@ -236,7 +242,7 @@ std::set<std::string> ListeningSocketInodes(int port) {
       fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
           timeout >> inode;
       const bool on_port = local.size() > 5 && local.compare(local.size() - 5, 5, hex_port) == 0;
-      if (on_port && state == "0A") inodes.insert(inode);  // 0A: LISTEN
+      if (on_port && state == wanted_state) inodes.insert(inode);
     }
   }
   return inodes;
@@ -462,6 +468,80 @@ TEST_F(ZrelaydUpgrade, Sigusr2StartsItsSuccessorWhichTakesOver) {
   ::kill(successor, SIGTERM);
   EXPECT_TRUE(testing::WaitFor([&] { return Exited(successor); }, seconds(10)));
   ::close(a.err_fd);
+}
+
+// Clients that keep asking a UDP echo through `to`, one datagram in flight
+// each, every answer checked, until Stop().
+class DatagramLoad {
+ public:
+  DatagramLoad(const Address& to, int clients) {
+    for (int c = 0; c < clients; ++c) {
+      threads_.emplace_back([this, to, c] {
+        UniqueFd fd = testing::UdpClient(to);
+        for (uint32_t i = 0; !stop_ && i < 100000; ++i) {
+          const std::string payload = testing::Pattern(200, c * 100000 + i);
+          std::optional<std::string> answer;
+          if (::send(fd.get(), payload.data(), payload.size(), 0) == 200) {
+            answer = testing::ReceiveDatagram(fd.get(), 2000);
+          }
+          std::lock_guard<std::mutex> lock(mu_);
+          if (answer == payload) {
+            ++answered_;
+          } else {
+            failures_.push_back("client " + std::to_string(c) + ", request " + std::to_string(i) +
+                                (answer ? ": a wrong answer" : ": no answer"));
+          }
+        }
+      });
+    }
+  }
+  ~DatagramLoad() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  int answered() const { return answered_; }
+  const std::vector<std::string>& failures() const { return failures_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  int answered_ = 0;
+  std::vector<std::string> failures_;
+  std::vector<std::thread> threads_;
+};
+
+// A UDP listener beside the TCP one: the new process reads the very UDP
+// sockets the old one had, and clients that keep asking across the upgrade
+// get every answer (the old process stops reading at once, its flows answer
+// what they already relayed, then it exits).
+TEST_F(ZrelaydUpgrade, AUdpListenerHandsOverWithoutLosingADatagram) {
+  testing::UdpEchoBackend backend(AF_INET, "");
+  const int udp_port = testing::DeadUdpPort(AF_INET).port();
+  const Address udp = testing::Loopback(AF_INET, udp_port);
+  const std::string config =
+      WriteConfig("zrelayd.toml", "[[listener]]\nname = \"dns\"\nprotocol = \"udp\"\nlisten = \"" +
+                                      udp.ToString() + "\"\n[[listener.backend]]\naddress = \"" +
+                                      backend.address().ToString() + "\"\n");
+  std::string log;
+  Process a = Start({"--config", config}, &log);
+  const std::set<std::string> sockets = ListeningSocketInodes(udp_port, "udp");
+  ASSERT_EQ(sockets.size(), 2u) << "one per worker";
+
+  DatagramLoad load(udp, 4);
+  std::this_thread::sleep_for(milliseconds(300));
+  Process b = Start({"--config", config, "--upgrade"}, &log);
+  EXPECT_NE(log.find("from process " + std::to_string(a.pid)), std::string::npos) << log;
+  ExpectHandedOverAndExits(a, b.pid);
+  EXPECT_EQ(ListeningSocketInodes(udp_port, "udp"), sockets);
+  std::this_thread::sleep_for(milliseconds(300));  // asking B alone
+  load.Stop();
+  EXPECT_GT(load.answered(), 0);
+  EXPECT_TRUE(load.failures().empty())
+      << load.failures().size() << " failed, the first: " << load.failures().front();
+  StopAndExpectExit0(b);
 }
 
 }  // namespace
