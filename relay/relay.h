@@ -273,6 +273,13 @@ struct UdpOptions {
   // the cap, not an error).
   size_t receive_buffer = 0;
   size_t send_buffer = 0;
+  // Datagrams the endpoint sends back for each datagram of a client (DNS:
+  // 1). Once a flow's endpoint has sent that many for every datagram the
+  // flow carried to it, the flow ends (kDone) at once instead of waiting out
+  // idle_timeout: clients that take a new source port for every request
+  // would otherwise pile up a socket each until then. 0: flows end only
+  // when idle.
+  uint32_t responses = 0;
 };
 // A UDP flow's idle timeout when neither its listener (idle_timeout) nor
 // the engine sets one: a flow must end.

@@ -93,6 +93,8 @@ struct UdpLane::Flow final : FdHandler, TimerHandler, ReadyHandler, Deferrable {
   TimePoint last;  // its last datagram, either way
   uint64_t bytes_to_backend = 0;
   uint64_t bytes_to_client = 0;
+  uint64_t datagrams_to_backend = 0;
+  uint64_t datagrams_to_client = 0;
 };
 
 UdpLane::UdpLane(Worker& worker, const UdpRoute& route, std::vector<UniqueFd> sockets,
@@ -173,6 +175,7 @@ void UdpLane::ReadClients(Socket& socket) {
       counters_.datagrams_client_to_backend.Add(datagrams);
       counters_.bytes_client_to_backend.Add(d.size);
       flow->bytes_to_backend += d.size;
+      flow->datagrams_to_backend += datagrams;
       flow->last = loop_.now();
       if (!flow->answered && flow->first.empty() && route_.retries > 0 && d.segment_size == 0) {
         flow->first.assign(d.data, d.size);
@@ -277,6 +280,7 @@ void UdpLane::ReadBackend(Flow& flow) {
       counters_.datagrams_backend_to_client.Add(datagrams);
       counters_.bytes_backend_to_client.Add(d.size);
       flow.bytes_to_client += d.size;
+      flow.datagrams_to_client += datagrams;
     }
     if (n > 0) {
       flow.last = loop_.now();
@@ -288,6 +292,12 @@ void UdpLane::ReadBackend(Flow& flow) {
         route_.pool->ConnectSucceeded(flow.choice, loop_.now() - flow.started);
       }
       loop_.ScheduleReady(&socket);  // the replies leave after the turn's events
+      // Every datagram answered as often as the endpoint answers one: the
+      // flow is done (its replies are queued on the listening socket).
+      if (route_.responses > 0 &&
+          flow.datagrams_to_client >= flow.datagrams_to_backend * route_.responses) {
+        return CloseFlow(flow, CloseCause::kDone, 0, "");
+      }
     }
     if (n < from_backend_.slots()) {
       flow.watch.clear_readable();

@@ -36,6 +36,7 @@ struct UdpRoute {
   ListenerCounters* counters = nullptr;
   Duration idle_timeout{};
   int retries = 0;
+  uint32_t responses = 0;  // UdpOptions::responses
   size_t max_flows = 0;
   std::atomic<size_t>* flows_open = nullptr;  // across the listener's lanes
   const OnClose* on_close = nullptr;

@@ -85,6 +85,7 @@ UdpListener::UdpListener(std::vector<std::unique_ptr<Worker>>& workers, ListenOp
   route_.idle_timeout = options_.idle_timeout.value_or(engine.idle_timeout);
   if (route_.idle_timeout == Duration::zero()) route_.idle_timeout = kDefaultUdpIdleTimeout;
   route_.retries = options_.retries;
+  route_.responses = options_.udp.responses;
   route_.max_flows = options_.max_connections;
   route_.flows_open = &flows_open_;
   route_.on_close = &options_.on_close;

@@ -56,8 +56,8 @@ bool Unchanged(const ListenerConfig& a, const ListenerConfig& b) {
          a.handshake_timeout == b.handshake_timeout && a.resolve_interval == b.resolve_interval &&
          a.max_connections == b.max_connections && a.retries == b.retries &&
          a.backlog == b.backlog && a.udp.receive_buffer == b.udp.receive_buffer &&
-         a.udp.send_buffer == b.udp.send_buffer && SameHealth(a.health, b.health) &&
-         SameBackends(a, b);
+         a.udp.send_buffer == b.udp.send_buffer && a.udp.responses == b.udp.responses &&
+         SameHealth(a.health, b.health) && SameBackends(a, b);
 }
 
 // The global keys the running engine and process were built with: a new

@@ -222,6 +222,21 @@ TEST(ConfigUdp, BufferSizes) {
   });
 }
 
+TEST(ConfigUdp, Responses) {
+  Result<FileConfig> config = Parse(Udp("udp_responses = 1"));
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  EXPECT_EQ(config->listeners[0].udp.responses, 1u);
+  Result<FileConfig> unset = Parse(Udp(""));
+  ASSERT_TRUE(unset.ok()) << unset.error().message();
+  EXPECT_EQ(unset->listeners[0].udp.responses, 0u);
+  ExpectErrors({
+      {WithListenerKeys("udp_responses = 1"),
+       "zrelayd.toml:5: listener[0].udp_responses: needs protocol = \"udp\""},
+      {Udp("udp_responses = -1"),
+       "zrelayd.toml:6: listener[0].udp_responses: expected an integer 0..1000, got -1"},
+  });
+}
+
 TEST(ConfigUdp, TcpAndUdpMayShareAnAddress) {
   // kMinimal listens on TCP 127.0.0.1:8080; UDP on the same address is
   // another socket.

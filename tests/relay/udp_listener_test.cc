@@ -168,6 +168,40 @@ TEST_F(UdpListenerTest, AnIdleFlowExpiresAndReportsItsBytes) {
   EXPECT_EQ(engine_->Stats().total.udp.flows_created, 2u);
 }
 
+TEST_F(UdpListenerTest, AFlowEndsOnceEveryDatagramHadItsResponses) {
+  UdpEchoBackend backend(AF_INET, "A");
+  ListenOptions o = Options({backend.address()});
+  o.udp.responses = 1;
+  const Address at = Listen(o);
+  UniqueFd client = UdpClient(at);
+  EXPECT_EQ(Ask(client.get(), "one"), "Aone");
+  const std::vector<PairStats> closed = closes_.WaitFor(1);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].cause, CloseCause::kDone);
+  EXPECT_EQ(closed[0].a_to_b, 3u);
+  EXPECT_EQ(closed[0].b_to_a, 4u);
+  // The next request from the same port is a new flow, answered as well.
+  EXPECT_EQ(Ask(client.get(), "two"), "Atwo");
+  EXPECT_EQ(closes_.WaitFor(2).size(), 2u);
+  EXPECT_EQ(engine_->Stats().total.udp.flows_created, 2u);
+  EXPECT_EQ(engine_->Stats().total.udp.flows_open, 0u);
+}
+
+TEST_F(UdpListenerTest, AFlowWaitingForMoreResponsesStaysOpen) {
+  UdpEchoBackend backend(AF_INET, "A");
+  ListenOptions o = Options({backend.address()});
+  o.udp.responses = 2;  // the echo sends one: the flow never has them all
+  o.idle_timeout = milliseconds(300);
+  const Address at = Listen(o);
+  UniqueFd client = UdpClient(at);
+  EXPECT_EQ(Ask(client.get(), "one"), "Aone");
+  EXPECT_EQ(Ask(client.get(), "two"), "Atwo");
+  EXPECT_EQ(engine_->Stats().total.udp.flows_created, 1u);
+  const std::vector<PairStats> closed = closes_.WaitFor(1);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].cause, CloseCause::kTimeout);
+}
+
 TEST_F(UdpListenerTest, RelaysOverIpv6) {
   UdpEchoBackend backend(AF_INET6, "6");
   const Address at = Listen(Options({backend.address()}, AF_INET6));

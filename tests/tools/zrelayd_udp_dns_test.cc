@@ -305,7 +305,8 @@ TEST_F(ZrelaydUdpDns, ExactAnswersThroughAUdpListener) {
 
 // kNames clients, one query each with its own name: every one gets its own
 // name's address (a reply delivered to another flow's client would carry
-// another N), and /metrics counts a datagram each way per query.
+// another N), and /metrics counts a datagram each way per query. With
+// udp_responses = 1 each flow ends with its answer: none is left open.
 TEST_F(ZrelaydUdpDns, ManyClientsEachGetTheirOwnAnswer) {
   const int backend_port = FreeDnsPort(AF_INET);
   const int port = FreeDnsPort(AF_INET);
@@ -313,10 +314,10 @@ TEST_F(ZrelaydUdpDns, ManyClientsEachGetTheirOwnAnswer) {
   ASSERT_GT(port, 0);
   Dnsmasq dnsmasq(dir_, 0, "127.0.0.1", backend_port);
   ASSERT_TRUE(dnsmasq.ready()) << dnsmasq.log();
-  Zrelayd zrelayd(
-      dir_,
-      UdpConfig("127.0.0.1:" + std::to_string(port), {"127.0.0.1:" + std::to_string(backend_port)}),
-      "dns");
+  Zrelayd zrelayd(dir_,
+                  UdpConfig("127.0.0.1:" + std::to_string(port),
+                            {"127.0.0.1:" + std::to_string(backend_port)}, "udp_responses = 1\n"),
+                  "dns");
   ASSERT_TRUE(zrelayd.started().address.ok()) << zrelayd.log();
 
   const std::map<int, std::string> answers = QueryEveryName("127.0.0.1", port);
@@ -343,6 +344,8 @@ TEST_F(ZrelaydUdpDns, ManyClientsEachGetTheirOwnAnswer) {
       "zrelay_listener_udp_datagrams_total{listener=\"dns\",side=\"backend\"} " + n,
       "zrelay_listener_udp_drops_total{listener=\"dns\",reason=\"receive_buffer\"} 0",
       "zrelay_listener_udp_drops_total{listener=\"dns\",reason=\"send\"} 0",
+      "zrelay_listener_connections_open{listener=\"dns\"} 0",
+      "zrelay_listener_connections_accepted_total{listener=\"dns\"} " + n,
   };
   const std::string metrics = ScrapeUntil(*admin, want);
   for (const std::string& line : want) {

@@ -191,7 +191,7 @@ void Parser::ReadListener(TableReader& reader, ListenerConfig& listener) {
   ReadTls(reader, listener);
   ReadHealth(reader, listener);
   ReadPreamble(reader, listener);
-  ReadUdpBuffers(reader, udp, &listener.udp);
+  ReadUdpSettings(reader, udp, &listener.udp);
   ReadBackends(reader, "at least one [[listener.backend]]", listener.protocol, listener.backends);
 }
 

@@ -133,6 +133,8 @@ struct ListenerConfig {
   std::vector<BackendConfig> backends;  // at least one; with routes, the default
   // udp_receive_buffer, udp_send_buffer (UDP only, at most 1G): SO_RCVBUF and
   // SO_SNDBUF of the listening and flow sockets; 0 (unset): the kernel's.
+  // udp_responses (UDP only, 0..1000): answers per request, after which a
+  // flow ends (relay.h UdpOptions::responses); 0: flows end when idle.
   UdpOptions udp{};
 };
 

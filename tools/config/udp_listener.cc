@@ -72,7 +72,7 @@ void RefuseStreamKeys(TableReader& listener) { RefuseFirst(listener, kListenerKe
 
 void RefuseStreamBackendKeys(TableReader& backend) { RefuseFirst(backend, kBackendKeys); }
 
-void ReadUdpBuffers(TableReader& listener, bool udp, UdpOptions* options) {
+void ReadUdpSettings(TableReader& listener, bool udp, UdpOptions* options) {
   struct Buffer {
     std::string_view key;
     size_t* out;
@@ -89,6 +89,15 @@ void ReadUdpBuffers(TableReader& listener, bool udp, UdpOptions* options) {
                     "expected a size of at most \"1G\", got " + DescribeValue(node));
     } else {
       *buffer.out = static_cast<size_t>(size);
+    }
+  }
+  int64_t responses = 0;
+  if (listener.Int("udp_responses", 0, kMaxUdpResponses, &responses)) {
+    if (!udp) {
+      listener.Fail(*listener.Get("udp_responses"), listener.PathOf("udp_responses"),
+                    "needs protocol = \"udp\"");
+    } else {
+      options->responses = static_cast<uint32_t>(responses);
     }
   }
 }

@@ -22,6 +22,9 @@ namespace zrelay {
 // The largest udp_receive_buffer / udp_send_buffer: SO_RCVBUF and SO_SNDBUF
 // take an int, which the kernel doubles.
 inline constexpr uint64_t kMaxUdpBuffer = uint64_t{1} << 30;
+// The most udp_responses: answers per request, far more than any protocol
+// sends.
+inline constexpr int64_t kMaxUdpResponses = 1000;
 
 // protocol = "tcp" or "udp".
 Result<Protocol> ParseProtocol(std::string_view text);
@@ -35,8 +38,8 @@ void RefuseStreamKeys(TableReader& listener);
 // The same for a UDP listener's [[listener.backend]] table (send_proxy).
 void RefuseStreamBackendKeys(TableReader& backend);
 
-// udp_receive_buffer and udp_send_buffer into *options; on a TCP listener
-// (`udp` false) either one is an error.
-void ReadUdpBuffers(TableReader& listener, bool udp, UdpOptions* options);
+// udp_receive_buffer, udp_send_buffer and udp_responses into *options; on
+// a TCP listener (`udp` false) each one is an error.
+void ReadUdpSettings(TableReader& listener, bool udp, UdpOptions* options);
 
 }  // namespace zrelay
