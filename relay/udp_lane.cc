@@ -24,6 +24,13 @@ bool IsUnreachable(int error) {
          error == EHOSTDOWN;
 }
 
+// A socket or connect that failed for want of something of this host's (no
+// fd, no ephemeral port, no memory): no fault of the endpoint's.
+bool OutOfLocalResources(int error) {
+  return error == EMFILE || error == ENFILE || error == EAGAIN || error == EADDRNOTAVAIL ||
+         error == ENOBUFS || error == ENOMEM;
+}
+
 // "30 s", "1500 ms".
 std::string Span(Duration d) {
   const auto ms = std::chrono::duration_cast<milliseconds>(d).count();
@@ -222,7 +229,7 @@ UdpLane::Flow* UdpLane::FlowFor(Socket& socket, const UdpDatagram& d) {
     if (error == EMFILE || error == ENFILE) {
       stats.backend_fd_exhausted.Add();
       counters_.backend_fd_exhausted.Add();
-    } else {
+    } else if (!OutOfLocalResources(error)) {
       route_.pool->ConnectFailed(flow->choice, st.error());
     }
     return nullptr;
