@@ -413,7 +413,8 @@ def all_relays():
         HAProxy("splice"), HAProxy("nosplice"), HAProxy("auto"), HAProxy("auto", backends=2),
         NginxStream(), NginxStream(backends=2), Socat(),
         Direct(tls=True),
-        Zrelayd("tls"), HAProxy("tls"), NginxStream(tls=True), Stunnel(),
+        Zrelayd("tls"), Zrelayd("tls", io="uring"), HAProxy("tls"), NginxStream(tls=True),
+        Stunnel(),
         ZrelaydUdp(), NginxUdp(), NginxUdp(per_datagram=True), SocatUdp(),
     ]
 
