@@ -6,8 +6,8 @@
 //    ring per direction, and this process's RSS stays flat.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <linux/sockios.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -80,8 +80,8 @@ struct AppEnd {
       if (n == 0) {
         eof = true;
         if (received != recv_size) {
-          return Fail("EOF after " + std::to_string(received) + " of " +
-                      std::to_string(recv_size) + " bytes");
+          return Fail("EOF after " + std::to_string(received) + " of " + std::to_string(recv_size) +
+                      " bytes");
         }
         break;
       }
@@ -127,7 +127,9 @@ struct AppEnd {
 Result<std::pair<UniqueFd, UniqueFd>> Connect(int listener, const Address& at) {
   Result<UniqueFd> c = testing::BlockingConnect(at);
   if (!c) return c.error();
-  struct pollfd p {listener, POLLIN, 0};
+  struct pollfd p {
+    listener, POLLIN, 0
+  };
   if (::poll(&p, 1, 5000) != 1) return Error::FromErrno(ETIMEDOUT, "accept");
   UniqueFd s(::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
   if (!s) return Error::FromErrno(errno, "accept4");
@@ -204,13 +206,12 @@ TEST_P(RelayScaleTest, FourThousandConcurrentPairsFinishByteExact) {
   std::vector<int> closed_count(kPairs, 0);
   std::atomic<size_t> closed_total{0};
   for (size_t i = 0; i < kPairs; ++i) {
-    engine->Pipe(Leg{std::move(legs_a[i])}, Leg{std::move(legs_b[i])},
-                 [&, i](const PairStats& s) {
-                   std::lock_guard<std::mutex> lock(mu);
-                   closed[i] = s;
-                   ++closed_count[i];
-                   ++closed_total;
-                 });
+    engine->Pipe(Leg{std::move(legs_a[i])}, Leg{std::move(legs_b[i])}, [&, i](const PairStats& s) {
+      std::lock_guard<std::mutex> lock(mu);
+      closed[i] = s;
+      ++closed_count[i];
+      ++closed_total;
+    });
   }
   // All 4,000 are open at once before a single byte is sent.
   ASSERT_TRUE(testing::WaitFor([&] { return engine->Stats().total.pairs_open == kPairs; },
@@ -246,9 +247,9 @@ TEST_P(RelayScaleTest, FourThousandConcurrentPairsFinishByteExact) {
     if (end.done && end.failure.empty()) continue;
     if (++failures <= 10) {
       ADD_FAILURE() << (end.client ? "client " : "backend ") << k / 2 << ": "
-                    << (end.failure.empty() ? "unfinished" : end.failure) << " (sent "
-                    << end.sent << "/" << end.send_size << ", received " << end.received << "/"
-                    << end.recv_size << ")";
+                    << (end.failure.empty() ? "unfinished" : end.failure) << " (sent " << end.sent
+                    << "/" << end.send_size << ", received " << end.received << "/" << end.recv_size
+                    << ")";
     }
   }
   EXPECT_EQ(failures, 0u);
@@ -264,8 +265,8 @@ TEST_P(RelayScaleTest, FourThousandConcurrentPairsFinishByteExact) {
               s.a_to_b == ends[2 * i].send_size && s.b_to_a == ends[2 * i + 1].send_size;
     if (!ok && ++wrong <= 10) {
       ADD_FAILURE() << "pair " << i << ": on_close x" << closed_count[i] << " cause "
-                    << CloseCauseName(s.cause) << " (" << s.detail << ") a_to_b " << s.a_to_b
-                    << "/" << ends[2 * i].send_size << " b_to_a " << s.b_to_a << "/"
+                    << CloseCauseName(s.cause) << " (" << s.detail << ") a_to_b " << s.a_to_b << "/"
+                    << ends[2 * i].send_size << " b_to_a " << s.b_to_a << "/"
                     << ends[2 * i + 1].send_size;
     }
   }
@@ -285,15 +286,14 @@ TEST_P(RelayScaleTest, FourThousandConcurrentPairsFinishByteExact) {
   if (GetParam() == RelayMode::kSplice) {
     EXPECT_GT(stats.total.bytes_spliced, 0u);
   }
-  std::printf("[ %s ] %zu pairs: setup %.2f s, transfer %.2f s, %.1f MiB up + %.1f MiB down; "
-              "spliced %.1f MiB, copied %.1f MiB, pipe pool exhausted %llu, splice switches %llu\n",
-              RelayModeName(GetParam()), kPairs,
-              std::chrono::duration<double>(setup).count(),
-              std::chrono::duration<double>(transfer).count(), total_up / 1048576.0,
-              total_down / 1048576.0, stats.total.bytes_spliced / 1048576.0,
-              stats.total.bytes_copied / 1048576.0,
-              static_cast<unsigned long long>(stats.total.pipe_pool_exhausted),
-              static_cast<unsigned long long>(stats.total.splice_switches));
+  std::printf(
+      "[ %s ] %zu pairs: setup %.2f s, transfer %.2f s, %.1f MiB up + %.1f MiB down; "
+      "spliced %.1f MiB, copied %.1f MiB, pipe pool exhausted %llu, splice switches %llu\n",
+      RelayModeName(GetParam()), kPairs, std::chrono::duration<double>(setup).count(),
+      std::chrono::duration<double>(transfer).count(), total_up / 1048576.0, total_down / 1048576.0,
+      stats.total.bytes_spliced / 1048576.0, stats.total.bytes_copied / 1048576.0,
+      static_cast<unsigned long long>(stats.total.pipe_pool_exhausted),
+      static_cast<unsigned long long>(stats.total.splice_switches));
 }
 
 // ---- Slow reader ----------------------------------------------------------------
@@ -402,10 +402,12 @@ TEST_P(RelayScaleTest, SlowReaderOfOneGibHoldsOneVehiclePerDirection) {
   // the pace, its full socket keeps that one busy, and some sample catches
   // it. A relay slower than the reader (a TSan build: every counter is an
   // instrumented atomic) never fills its destination, so a ring goes back to
-  // the pool after every turn and the samples may all miss it.
+  // the pool after every turn and the samples may all miss it. A run that
+  // kept the reader's pace ends within a few percent of it; one at 86 % of
+  // it (a TSan copy run) already saw no ring in 309 samples.
   const double rate = static_cast<double>(got.bytes) / secs;
   EXPECT_LE(max_vehicles, 1u) << "pipes " << max_pipes << ", buffers " << max_buffers;
-  if (rate >= 0.8 * kReaderBytesPerSecond) {
+  if (rate >= 0.95 * kReaderBytesPerSecond) {
     EXPECT_EQ(max_vehicles, 1u) << "pipes " << max_pipes << ", buffers " << max_buffers;
   }
   if (GetParam() == RelayMode::kCopy) {
@@ -435,13 +437,14 @@ TEST_P(RelayScaleTest, SlowReaderOfOneGibHoldsOneVehiclePerDirection) {
   if (GetParam() == RelayMode::kAuto) {
     EXPECT_GT(s.total.splice_switches, 0u);
   }
-  std::printf("[ %s ] slow reader: %.0f MiB in %.2f s (%.0f MiB/s), %d reads (avg %.0f KiB), "
-              "%d samples, client unsent max %d KiB, max pipes %llu, "
-              "max buffers %llu, RSS %zu KiB -> max %zu KiB (+%.1f MiB)\n",
-              RelayModeName(GetParam()), kSlowTotal / 1048576.0, secs, kSlowTotal / 1048576.0 / secs,
-              reads, got.bytes / 1024.0 / std::max(reads, 1), samples, max_client_unsent / 1024,
-              static_cast<unsigned long long>(max_pipes),
-              static_cast<unsigned long long>(max_buffers), rss_start, rss_max, growth_mib);
+  std::printf(
+      "[ %s ] slow reader: %.0f MiB in %.2f s (%.0f MiB/s), %d reads (avg %.0f KiB), "
+      "%d samples, client unsent max %d KiB, max pipes %llu, "
+      "max buffers %llu, RSS %zu KiB -> max %zu KiB (+%.1f MiB)\n",
+      RelayModeName(GetParam()), kSlowTotal / 1048576.0, secs, kSlowTotal / 1048576.0 / secs, reads,
+      got.bytes / 1024.0 / std::max(reads, 1), samples, max_client_unsent / 1024,
+      static_cast<unsigned long long>(max_pipes), static_cast<unsigned long long>(max_buffers),
+      rss_start, rss_max, growth_mib);
 }
 
 // ---- More pairs than ring buffers ------------------------------------------------
@@ -490,8 +493,8 @@ TEST_P(BufferPressureTest, PairWaitingForARingRunsWhenAnotherPairReturnsOne) {
       }
     }
   });
-  ASSERT_TRUE(testing::WaitFor([&] { return engine->Stats().total.buffers_in_use == 1; },
-                               seconds(10)));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return engine->Stats().total.buffers_in_use == 1; }, seconds(10)));
   std::this_thread::sleep_for(milliseconds(200));  // backpressure all the way back
   stop_pushing = true;
   pusher.join();
@@ -506,7 +509,9 @@ TEST_P(BufferPressureTest, PairWaitingForARingRunsWhenAnotherPairReturnsOne) {
   {
     std::vector<char> buf(256 << 10), want(256 << 10);
     uint64_t got = 0;
-    struct timeval tv {10, 0};
+    struct timeval tv {
+      10, 0
+    };
     ::setsockopt(b1->app.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     for (int i = 0; i < 1'000'000 && got < pushed; ++i) {
       ssize_t n = ::recv(b1->app.get(), buf.data(), buf.size(), 0);
@@ -517,13 +522,15 @@ TEST_P(BufferPressureTest, PairWaitingForARingRunsWhenAnotherPairReturnsOne) {
     }
     ASSERT_EQ(got, pushed.load());
   }
-  ASSERT_TRUE(testing::WaitFor([&] { return engine->Stats().total.buffers_in_use == 0; },
-                               seconds(5)))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return engine->Stats().total.buffers_in_use == 0; }, seconds(5)))
       << "pair 1's ring should be back in the pool";
   EXPECT_EQ(closes.count(), 0u);
 
   // Pair 2's 100 bytes must now arrive, with pair 1 still open.
-  struct timeval three_s {3, 0};
+  struct timeval three_s {
+    3, 0
+  };
   ::setsockopt(b2->app.get(), SOL_SOCKET, SO_RCVTIMEO, &three_s, sizeof(three_s));
   char buf[100];
   ssize_t n = ::recv(b2->app.get(), buf, sizeof(buf), MSG_WAITALL);

@@ -367,12 +367,29 @@ TEST_F(UdpListenerTest, BadOptionsAreRefusedNamingTheField) {
   EXPECT_NE(refused.error().message().find("send_proxy"), std::string::npos);
 
   // A TCP listener and a UDP one on the same port number are two sockets.
-  o = Options({backend.address()});
-  const Address at = Listen(o);
-  ListenOptions tcp;
-  tcp.address = at;
-  tcp.backends.push_back(BackendOptions{backend.address(), nullptr, ""});
-  EXPECT_TRUE(engine_->Listen(tcp).ok());
+  // The TCP listener takes a port first; the UDP one then binds that number.
+  // The kernel draws both from the ephemeral range, where other tests' TCP
+  // connections and UDP sockets live too, so a taken number is tried again.
+  bool shared = false;
+  for (int attempt = 0; attempt < 20 && !shared; ++attempt) {
+    ListenOptions tcp;
+    tcp.address = Loopback(AF_INET);
+    tcp.backends.push_back(BackendOptions{backend.address(), nullptr, ""});
+    auto tcp_id = engine_->Listen(tcp);
+    ASSERT_TRUE(tcp_id.ok()) << tcp_id.error().message();
+    o = Options({backend.address()});
+    o.address = engine_->ListenAddress(*tcp_id).value();
+    auto udp_id = engine_->Listen(o);
+    if (udp_id.ok()) {
+      shared = true;
+      EXPECT_EQ(engine_->ListenAddress(*udp_id).value().port(), o.address.port());
+    } else {
+      EXPECT_NE(udp_id.error().message().find("in use"), std::string::npos)
+          << udp_id.error().message();
+      ASSERT_TRUE(engine_->Close(*tcp_id).ok());
+    }
+  }
+  EXPECT_TRUE(shared);
 }
 
 }  // namespace
