@@ -7,6 +7,7 @@
 
 #include "engine/check.h"
 #include "engine/socket.h"
+#include "engine/uring_ring.h"
 
 namespace zrelay {
 namespace {
@@ -19,6 +20,27 @@ std::string FormatTimeout(Duration d) {
 
 }  // namespace
 
+// The connect request on the loop's ring. It holds the address the kernel
+// reads, and outlives a Connector that gave up on it meanwhile: the request
+// then ends unobserved and the op frees itself.
+class Connector::RingConnect final : public UringOwnedOp {
+ public:
+  RingConnect(UringRing& ring, Connector* owner, const Address& address)
+      : UringOwnedOp(ring), owner_(owner), address_(address) {}
+
+  void Issue(int fd) { ring().Connect(op, fd, address_.sockaddr(), address_.length()); }
+  void Detach() { owner_ = nullptr; }
+
+ private:
+  void Completed(int res, uint32_t /*flags*/) override {
+    if (owner_ != nullptr) owner_->OnRingConnect(res);
+  }
+  bool Finish() override { return true; }
+
+  Connector* owner_;
+  const Address address_;
+};
+
 Connector::~Connector() { Cancel(); }
 
 void Connector::Start(const Address& address, Duration timeout, FdWatch& watch,
@@ -30,17 +52,22 @@ void Connector::Start(const Address& address, Duration timeout, FdWatch& watch,
   handler_ = handler;
   immediate_error_.reset();
 
-  Result<UniqueFd> fd = StartConnect(address);
+  UringRing* ring = loop_.uring();
+  Result<UniqueFd> fd = ring != nullptr ? ConnectSocket(address) : StartConnect(address);
   if (fd) {
     fd_ = std::move(fd).value();
+    if (ring != nullptr) {
+      ring_connect_ = new RingConnect(*ring, this, address);  // frees itself
+      ring_connect_->Issue(fd_.get());
+    }
     Status registered = watch.Register(loop_, fd_.get(), this);
     if (registered) {
       loop_.ArmTimer(timer_, timeout);
       return;
     }
-    immediate_error_ = Error(registered.error().code(),
-                             "connect to " + address.ToString() + ": " + registered.error().message());
-    fd_.Reset();
+    immediate_error_ = Error(registered.error().code(), "connect to " + address.ToString() + ": " +
+                                                            registered.error().message());
+    DropSocket();
   } else {
     // StartConnect's message names the step that failed: "connect to
     // 10.0.0.1:80: socket: Too many open files" tells fd exhaustion apart
@@ -55,8 +82,10 @@ void Connector::Start(const Address& address, Duration timeout, FdWatch& watch,
 void Connector::Cancel() {
   if (handler_ == nullptr) return;
   loop_.CancelTimer(timer_);
-  if (watch_ != nullptr && watch_->registered() && watch_->fd() == fd_.get()) watch_->Unregister();
-  fd_.Reset();
+  if (watch_ != nullptr && watch_->registered() && watch_->fd() == fd_.get()) {
+    watch_->UnregisterForClose();
+  }
+  DropSocket();
   watch_ = nullptr;
   handler_ = nullptr;
   immediate_error_.reset();
@@ -66,17 +95,34 @@ void Connector::OnFdEvent(FdWatch& watch, uint32_t) {
   // After success the watch may still point here until the new owner calls
   // set_handler(); those events (and stale ones) are not ours.
   if (handler_ == nullptr || &watch != watch_) return;
+  if (ring_connect_ != nullptr) return;             // the ring's completion tells the outcome
   if (!watch.writable() && !watch.error()) return;  // not finished yet
-  const int err = SocketError(fd_.get());
+  Completed(SocketError(fd_.get()));
+}
+
+void Connector::OnRingConnect(int res) {
+  ring_connect_ = nullptr;  // it frees itself after this call
+  Completed(-res);
+}
+
+void Connector::Completed(int err) {
+  loop_.CancelTimer(timer_);
   if (err == 0) {
-    loop_.CancelTimer(timer_);
     Finish(std::move(fd_));
     return;
   }
-  watch.Unregister();
-  fd_.Reset();
-  loop_.CancelTimer(timer_);
+  watch_->UnregisterForClose();
+  DropSocket();
   Finish(Error::FromErrno(err, "connect to " + address_.ToString()));
+}
+
+void Connector::DropSocket() {
+  if (ring_connect_ != nullptr) {
+    ring_connect_->Detach();
+    ring_connect_->ring().Cancel(ring_connect_->op);
+    ring_connect_ = nullptr;
+  }
+  loop_.CloseFd(std::move(fd_));
 }
 
 void Connector::OnTimer(Timer&) {
@@ -87,10 +133,11 @@ void Connector::OnTimer(Timer&) {
     Finish(std::move(error));
     return;
   }
-  watch_->Unregister();
-  fd_.Reset();
-  Finish(Error(std::make_error_code(std::errc::timed_out),
-               "connect to " + address_.ToString() + " timed out after " + FormatTimeout(timeout_)));
+  watch_->UnregisterForClose();
+  DropSocket();
+  Finish(
+      Error(std::make_error_code(std::errc::timed_out),
+            "connect to " + address_.ToString() + " timed out after " + FormatTimeout(timeout_)));
 }
 
 void Connector::Finish(Result<UniqueFd> result) {

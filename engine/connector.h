@@ -2,6 +2,16 @@
 //
 // The result is always reported from the loop, never from inside Start()
 // (even an immediate ECONNREFUSED), so callers need no re-entrancy care.
+//
+// On an epoll loop: connect(2), which returns EINPROGRESS, then the watch's
+// first writable or error event and getsockopt(SO_ERROR) for the outcome.
+// On an io_uring loop the connect is a request on the loop's ring
+// (IORING_OP_CONNECT) and its completion carries the outcome: two system
+// calls fewer per connection, and the request goes to the kernel in the
+// turn's one io_uring_enter. The watch is registered right after the request
+// is queued, and the kernel issues a submission's requests in order, so its
+// poll meets a socket already connecting (a socket not yet connecting polls
+// as hung up). Its events are not read until the completion came.
 #pragma once
 
 #include <optional>
@@ -46,6 +56,16 @@ class Connector : private FdHandler, private TimerHandler {
   void OnFdEvent(FdWatch& watch, uint32_t events) override;
   void OnTimer(Timer& timer) override;
   void Finish(Result<UniqueFd> result);
+  // Gives the socket up (the watch is unregistered already): a connect
+  // request still queued or in flight is cancelled, and the fd closes
+  // through the loop after it, so the request never names a socket that
+  // took the number meanwhile.
+  void DropSocket();
+
+  class RingConnect;
+  void OnRingConnect(int res);
+  // The connect ended: `err` is 0 or an errno.
+  void Completed(int err);
 
   EventLoop& loop_;
   Timer timer_;
@@ -57,6 +77,7 @@ class Connector : private FdHandler, private TimerHandler {
   // A failure seen inside Start(); reported when timer_ fires right after,
   // so the callback still comes from the loop (and Cancel stops it).
   std::optional<Error> immediate_error_;
+  RingConnect* ring_connect_ = nullptr;  // io_uring: the connect request in flight
 };
 
 }  // namespace zrelay

@@ -55,8 +55,10 @@ Result<UniqueFd> ListenOn(const Address& address, const ListenSocketOptions& opt
   return fd;
 }
 
+Result<UniqueFd> ConnectSocket(const Address& address) { return NewSocket(address, "connect to"); }
+
 Result<UniqueFd> StartConnect(const Address& address) {
-  Result<UniqueFd> fd = NewSocket(address, "connect to");
+  Result<UniqueFd> fd = ConnectSocket(address);
   if (!fd) return fd;
   if (::connect(fd->get(), address.sockaddr(), address.length()) != 0) {
     // EINTR on a non-blocking connect: it goes on asynchronously, like EINPROGRESS.

@@ -26,6 +26,11 @@ Result<UniqueFd> ListenOn(const Address& address, const ListenSocketOptions& opt
 // returned as an Error.
 Result<UniqueFd> StartConnect(const Address& address);
 
+// The socket StartConnect would connect (non-blocking, close-on-exec), for a
+// caller that has the connect itself done elsewhere (an io_uring request).
+// Errors name the address and the step ("connect to ...: socket: ...").
+Result<UniqueFd> ConnectSocket(const Address& address);
+
 // Pending SO_ERROR of a socket (0 when none), which also clears it.
 int SocketError(int fd);
 

@@ -1,11 +1,10 @@
-// Connector on a real loop: success, refused, timeout, immediate failure,
+// Connector on a real loop (epoll and io_uring): success, refused, timeout, immediate failure,
 // cancel. Error messages must name the address.
 #include "engine/connector.h"
 
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
-
-#include <gtest/gtest.h>
 
 #include <memory>
 #include <string>
@@ -40,10 +39,11 @@ struct Sink : FdHandler {
   int events = 0;
 };
 
-class ConnectorTest : public ::testing::Test {
+// Every case on both loops: on io_uring the connect is a ring request.
+class ConnectorTest : public ::testing::TestWithParam<IoBackend> {
  protected:
   void SetUp() override {
-    auto loop = EventLoop::Create();
+    auto loop = EventLoop::Create(EventLoopOptions{GetParam()});
     ASSERT_TRUE(loop.ok());
     loop_ = std::move(loop).value();
     loop_->RunOnce(Duration::zero());
@@ -51,7 +51,7 @@ class ConnectorTest : public ::testing::Test {
   std::unique_ptr<EventLoop> loop_;
 };
 
-TEST_F(ConnectorTest, ConnectsToALoopbackListener) {
+TEST_P(ConnectorTest, ConnectsToALoopbackListener) {
   for (int family : {AF_INET, AF_INET6}) {
     auto listener = ListenOn(testing::Loopback(family));
     ASSERT_TRUE(listener.ok());
@@ -87,7 +87,7 @@ TEST_F(ConnectorTest, ConnectsToALoopbackListener) {
   }
 }
 
-TEST_F(ConnectorTest, RefusedNamesTheAddress) {
+TEST_P(ConnectorTest, RefusedNamesTheAddress) {
   // A port that was bound and closed: nobody listens there.
   Address address;
   {
@@ -127,7 +127,9 @@ FullListener MakeFullListener() {
   for (int i = 0; i < 8; ++i) {
     auto fd = StartConnect(full.address);
     EXPECT_TRUE(fd.ok());
-    struct pollfd p {fd->get(), POLLOUT, 0};
+    struct pollfd p {
+      fd->get(), POLLOUT, 0
+    };
     const bool connected = ::poll(&p, 1, 200) == 1 && SocketError(fd->get()) == 0;
     full.fillers.push_back(std::move(fd).value());
     if (!connected) return full;  // this one hangs in SYN_SENT: the queue is full
@@ -136,7 +138,7 @@ FullListener MakeFullListener() {
   return full;
 }
 
-TEST_F(ConnectorTest, TimesOutWhenSynsAreDropped) {
+TEST_P(ConnectorTest, TimesOutWhenSynsAreDropped) {
   FullListener full = MakeFullListener();
   Connector connector(*loop_);
   FdWatch watch;
@@ -155,7 +157,7 @@ TEST_F(ConnectorTest, TimesOutWhenSynsAreDropped) {
   EXPECT_FALSE(watch.registered());
 }
 
-TEST_F(ConnectorTest, ImmediateFailureIsReportedFromTheLoop) {
+TEST_P(ConnectorTest, ImmediateFailureIsReportedFromTheLoop) {
   const Address address = Address::Parse("unix:/nonexistent/zrelay.sock").value();
   Connector connector(*loop_);
   FdWatch watch;
@@ -163,7 +165,8 @@ TEST_F(ConnectorTest, ImmediateFailureIsReportedFromTheLoop) {
   connector.Start(address, seconds(5), watch, &rec);
   EXPECT_EQ(rec.calls, 0);  // never from inside Start(), even when connect() failed at once
   EXPECT_TRUE(connector.in_progress());
-  ASSERT_TRUE(RunUntil(*loop_, [&] { return rec.calls > 0; }, seconds(1)));
+  ASSERT_TRUE(RunUntil(
+      *loop_, [&] { return rec.calls > 0; }, seconds(1)));
   ASSERT_TRUE(rec.error.has_value());
   EXPECT_EQ(rec.error->code().value(), ENOENT);
   EXPECT_EQ(rec.error->message(),
@@ -171,7 +174,7 @@ TEST_F(ConnectorTest, ImmediateFailureIsReportedFromTheLoop) {
   EXPECT_FALSE(watch.registered());
 }
 
-TEST_F(ConnectorTest, UnixSocketConnects) {
+TEST_P(ConnectorTest, UnixSocketConnects) {
   const std::string name = "unix:@zrelay-connector-test-" + std::to_string(::getpid());
   const Address address = Address::Parse(name).value();
   auto listener = ListenOn(address);
@@ -186,7 +189,7 @@ TEST_F(ConnectorTest, UnixSocketConnects) {
   watch.Unregister();
 }
 
-TEST_F(ConnectorTest, CancelStopsWithoutACallback) {
+TEST_P(ConnectorTest, CancelStopsWithoutACallback) {
   FullListener full = MakeFullListener();
   Connector connector(*loop_);
   FdWatch watch;
@@ -196,21 +199,23 @@ TEST_F(ConnectorTest, CancelStopsWithoutACallback) {
   connector.Cancel();
   EXPECT_FALSE(connector.in_progress());
   EXPECT_FALSE(watch.registered());
-  RunUntil(*loop_, [] { return false; }, milliseconds(150));  // past the timeout
+  RunUntil(
+      *loop_, [] { return false; }, milliseconds(150));  // past the timeout
   EXPECT_EQ(rec.calls, 0);
 }
 
-TEST_F(ConnectorTest, CancelOfAnImmediateFailureStopsItsCallback) {
+TEST_P(ConnectorTest, CancelOfAnImmediateFailureStopsItsCallback) {
   Connector connector(*loop_);
   FdWatch watch;
   Recorder rec;
   connector.Start(Address::Parse("unix:/nonexistent/x").value(), seconds(1), watch, &rec);
   connector.Cancel();
-  RunUntil(*loop_, [] { return false; }, milliseconds(20));
+  RunUntil(
+      *loop_, [] { return false; }, milliseconds(20));
   EXPECT_EQ(rec.calls, 0);
 }
 
-TEST_F(ConnectorTest, DestructionCancels) {
+TEST_P(ConnectorTest, DestructionCancels) {
   FullListener full = MakeFullListener();
   FdWatch watch;
   Recorder rec;
@@ -219,11 +224,12 @@ TEST_F(ConnectorTest, DestructionCancels) {
     connector.Start(full.address, milliseconds(50), watch, &rec);
   }
   EXPECT_FALSE(watch.registered());
-  RunUntil(*loop_, [] { return false; }, milliseconds(150));
+  RunUntil(
+      *loop_, [] { return false; }, milliseconds(150));
   EXPECT_EQ(rec.calls, 0);
 }
 
-TEST_F(ConnectorTest, HandlerMayRestartTheConnectorFromItsCallback) {
+TEST_P(ConnectorTest, HandlerMayRestartTheConnectorFromItsCallback) {
   Address refused;
   {
     auto listener = ListenOn(testing::Loopback());
@@ -244,6 +250,36 @@ TEST_F(ConnectorTest, HandlerMayRestartTheConnectorFromItsCallback) {
   EXPECT_TRUE(watch.registered());
   watch.Unregister();
 }
+
+// On io_uring the connect request is only queued when Start() returns. A
+// connector given up before the loop ran must not let that request reach
+// a socket that took its fd number meanwhile.
+TEST_P(ConnectorTest, GivingUpNeverConnectsASocketThatTookItsNumber) {
+  auto listener = ListenOn(testing::Loopback());
+  ASSERT_TRUE(listener.ok());
+  const Address address = LocalAddress(listener->get()).value();
+  FdWatch watch;
+  Recorder rec;
+  int given_up = -1;
+  {
+    Connector connector(*loop_);
+    connector.Start(address, seconds(5), watch, &rec);
+    given_up = watch.fd();
+  }
+  UniqueFd other(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(other.valid());
+  RunUntil(
+      *loop_, [] { return false; }, milliseconds(50));
+  EXPECT_EQ(rec.calls, 0);
+  struct sockaddr_storage peer {};
+  socklen_t len = sizeof(peer);
+  EXPECT_NE(::getpeername(other.get(), reinterpret_cast<struct sockaddr*>(&peer), &len), 0)
+      << "fd " << other.get() << " is connected (the connector had fd " << given_up << ")";
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ConnectorTest,
+                         ::testing::Values(IoBackend::kEpoll, IoBackend::kUring),
+                         [](const auto& info) { return std::string(IoBackendName(info.param)); });
 
 }  // namespace
 }  // namespace zrelay
