@@ -14,9 +14,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <unordered_set>
 
+#include "ssl/cert_names.h"
 #include "ssl/openssl_errors.h"
 
 namespace zrelay {
@@ -31,8 +31,7 @@ struct CtxExtras {
   // Server, default context only: the contexts chosen by SNI. sni_ctxs[0] is
   // null (the default context itself); the others are owned here.
   std::vector<SSL_CTX*> sni_ctxs;
-  std::unordered_map<std::string, size_t> exact_names;     // "a.example.com" -> index
-  std::unordered_map<std::string, size_t> wildcard_names;  // "example.com" (from "*.example.com")
+  CertNames names;  // which of sni_ctxs claims a name
 
   // Client: per-context defaults for NewClientSsl.
   bool is_client = false;
@@ -52,12 +51,12 @@ struct CtxExtras {
 
   ~CtxExtras() {
     for (SSL_CTX* ctx : sni_ctxs) SSL_CTX_free(ctx);  // null-safe
-    SSL_SESSION_free(session);                          // null-safe
+    SSL_SESSION_free(session);                        // null-safe
   }
 };
 
-void FreeExtras(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/,
-                long /*argl*/, void* /*argp*/) {
+void FreeExtras(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/, long /*argl*/,
+                void* /*argp*/) {
   delete static_cast<CtxExtras*>(ptr);
 }
 
@@ -100,10 +99,16 @@ void OfferLastSession(CtxExtras& extras, SSL* ssl, const std::string& name) {
   }
 }
 
-struct CtxFree { void operator()(SSL_CTX* p) const { SSL_CTX_free(p); } };
+struct CtxFree {
+  void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
+};
 using CtxPtr = std::unique_ptr<SSL_CTX, CtxFree>;
-struct PkeyFree { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
-struct BioFree { void operator()(BIO* p) const { BIO_free(p); } };
+struct PkeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct BioFree {
+  void operator()(BIO* p) const { BIO_free(p); }
+};
 
 // An Error whose message is `what`, followed by OpenSSL's reasons if any.
 Error SslError(std::string what) {
@@ -210,7 +215,8 @@ Status ConfigureCommon(SSL_CTX* ctx, const std::string& min_version, const std::
     STACK_OF(SSL_CIPHER)* list = SSL_CTX_get_ciphers(ctx);
     for (int i = 0; i < sk_SSL_CIPHER_num(list); ++i) {
       const SSL_CIPHER* c = sk_SSL_CIPHER_value(list, i);
-      if (std::string_view(SSL_CIPHER_get_version(c)) == "TLSv1.3") known.insert(SSL_CIPHER_get_name(c));
+      if (std::string_view(SSL_CIPHER_get_version(c)) == "TLSv1.3")
+        known.insert(SSL_CIPHER_get_name(c));
     }
     for (const std::string& name : SplitColons(ciphersuites)) {
       if (known.count(name) == 0) {
@@ -255,70 +261,6 @@ Status LoadCertAndKey(SSL_CTX* ctx, const std::string& cert_file, const std::str
   return Status::Ok();
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-// The names SNI is matched against: SAN DNS entries, else the CN.
-std::vector<std::string> CertNames(X509* cert) {
-  std::vector<std::string> names;
-  auto* sans = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-  for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
-    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
-    if (gn->type != GEN_DNS) continue;
-    const ASN1_IA5STRING* dns = gn->d.dNSName;
-    names.push_back(Lower(std::string_view(
-        reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)), ASN1_STRING_length(dns))));
-  }
-  GENERAL_NAMES_free(sans);
-  if (!names.empty()) return names;
-
-  X509_NAME* subject = X509_get_subject_name(cert);
-  const int pos = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-  if (pos >= 0) {
-    unsigned char* utf8 = nullptr;
-    const int len =
-        ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, pos)));
-    if (len > 0) names.push_back(Lower(std::string_view(reinterpret_cast<char*>(utf8), len)));
-    OPENSSL_free(utf8);
-  }
-  ERR_clear_error();
-  return names;
-}
-
-// Records `cert`'s names for index `index`; the first certificate to claim a
-// name keeps it.
-void AddNames(CtxExtras& extras, X509* cert, size_t index) {
-  for (const std::string& name : CertNames(cert)) {
-    if (name.size() > 2 && name[0] == '*' && name[1] == '.') {
-      extras.wildcard_names.emplace(name.substr(2), index);
-    } else if (name.find('*') == std::string::npos) {
-      extras.exact_names.emplace(name, index);
-    }  // partial wildcards ("f*.example.com") are not matched
-  }
-}
-
-// -1: no certificate claims `name` (use the default).
-long FindCert(const CtxExtras& extras, std::string_view name) {
-  const std::string lower = Lower(name);
-  if (auto it = extras.exact_names.find(lower); it != extras.exact_names.end()) {
-    return static_cast<long>(it->second);
-  }
-  const size_t dot = lower.find('.');
-  if (dot != std::string::npos && dot > 0) {  // "*.example.com" matches one label
-    if (auto it = extras.wildcard_names.find(lower.substr(dot + 1));
-        it != extras.wildcard_names.end()) {
-      return static_cast<long>(it->second);
-    }
-  }
-  return -1;
-}
-
 // SNI: switch the connection to the context whose certificate claims the
 // name. Runs during ClientHello processing, before the certificate is sent.
 // The contexts are built from one config, so switching changes only the
@@ -328,7 +270,7 @@ int OnServerName(SSL* ssl, int* /*alert*/, void* arg) {
   const auto* extras = static_cast<const CtxExtras*>(arg);
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (name == nullptr) return SSL_TLSEXT_ERR_NOACK;
-  const long index = FindCert(*extras, name);
+  const long index = extras->names.Find(name);
   if (index < 0) return SSL_TLSEXT_ERR_NOACK;  // unknown name: default certificate
   if (index > 0 && SSL_set_SSL_CTX(ssl, extras->sni_ctxs[index]) == nullptr) {
     return SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -367,8 +309,8 @@ Result<CtxPtr> BuildOneServerContext(const TlsServerConfig& config, size_t index
   if (extras == nullptr) return SslError("cannot attach data to a TLS server context");
   extras->alpn_wire = alpn_wire;
 
-  if (Status s = ConfigureCommon(ctx.get(), config.min_version, config.ciphers,
-                                 config.ciphersuites);
+  if (Status s =
+          ConfigureCommon(ctx.get(), config.min_version, config.ciphers, config.ciphersuites);
       !s.ok()) {
     return s.error();
   }
@@ -469,17 +411,16 @@ Result<TlsContext> BuildServerContext(const TlsServerConfig& config) {
 
   CtxExtras* extras = GetExtras(result.get());
   extras->sni_ctxs.push_back(nullptr);  // index 0: the default context itself
-  AddNames(*extras, SSL_CTX_get0_certificate(result.get()), 0);
+  extras->names.Add(SSL_CTX_get0_certificate(result.get()), 0);
   for (size_t i = 1; i < config.certs.size(); ++i) {
     auto ctx = BuildOneServerContext(config, i, alpn.value());
     if (!ctx.ok()) return ctx.error();
     X509* cert = SSL_CTX_get0_certificate(ctx.value().get());
-    if (CertNames(cert).empty()) {
+    if (extras->names.Add(cert, i) == 0) {
       return Error::Invalid("certificate " + Quote(config.certs[i].cert_file) +
                             " has no DNS name or CN to match SNI against");
     }
     extras->sni_ctxs.push_back(ctx.value().release());
-    AddNames(*extras, cert, i);
   }
   // The callback is read from the context the SSL was created with (its
   // session context), so only the default context needs it.
@@ -537,8 +478,8 @@ Result<TlsContext> BuildClientContext(const TlsClientConfig& config) {
     } else if (SSL_CTX_load_verify_locations(
                    ctx, config.ca_file.empty() ? nullptr : config.ca_file.c_str(),
                    config.ca_dir.empty() ? nullptr : config.ca_dir.c_str()) != 1) {
-      return SslError("CA file " + Quote(config.ca_file) + " / directory " +
-                      Quote(config.ca_dir) + ": no PEM certificate could be loaded");
+      return SslError("CA file " + Quote(config.ca_file) + " / directory " + Quote(config.ca_dir) +
+                      ": no PEM certificate could be loaded");
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     SSL_CTX_set_verify_depth(ctx, config.verify_depth);
