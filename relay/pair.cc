@@ -60,10 +60,6 @@ Pair::Pair(Worker& worker, OnClose on_close)
   Path start = worker.options().mode == RelayMode::kSplice ? Path::kSplice : Path::kCopy;
   a_to_b_.path = b_to_a_.path = start;
   a_to_b_.auto_splice = b_to_a_.auto_splice = worker.options().mode == RelayMode::kAuto;
-  // Legs that are only ever copied read through the loop's ring, if any.
-  const bool copy_only = worker.options().mode == RelayMode::kCopy;
-  a_.plain.set_receive_through_ring(copy_only);
-  b_.plain.set_receive_through_ring(copy_only);
   worker_.Adopt(this);
 }
 

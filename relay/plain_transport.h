@@ -2,12 +2,19 @@
 // readv/writev, and spliced to and from a kernel pipe
 // (plain_transport_pipe.cc), through the loop's syscall seam. On an
 // io_uring loop, small writes go through the ring instead (UringSender):
-// queued with the turn's other requests, not a syscall each; so do reads
-// when the owner says the leg never splices (set_receive_through_ring):
-// a recv queued once the socket is readable (UringReceiver), whose bytes
-// arrive a loop turn later. A receive that fills up shows a stream, which
-// readv then drains in large reads until one comes back short: a bulk
-// transfer gains nothing from the ring and would pay a turn per 16 KiB.
+// queued with the turn's other requests, not a syscall each; so do copied
+// reads: a recv queued once the socket is readable (UringReceiver), whose
+// bytes arrive a loop turn later. A receive that fills up shows a stream,
+// which readv then drains in large reads until one comes back short: a
+// bulk transfer gains nothing from the ring and would pay a turn per
+// 16 KiB.
+//
+// A splice would overtake the bytes a receive holds, so ReadToPipe runs
+// only while receiving_now() is false (the pump copies until then). The
+// splices themselves stay syscalls: the kernel hands every IORING_OP_SPLICE
+// to an io-wq worker thread, even when the socket has bytes queued, so a
+// splice through the ring would cost a thread wake-up where the syscall
+// costs none.
 #pragma once
 
 #include "engine/event_loop.h"
@@ -22,11 +29,6 @@ class PlainTransport final : public Transport {
  public:
   PlainTransport(FdWatch& watch, Syscalls& sys)
       : watch_(watch), sys_(sys), sender_(watch), receiver_(watch) {}
-
-  // Reads go through the loop's ring when it has one. Only for a leg that
-  // is read by copying alone: a splice would overtake the bytes a receive
-  // holds (ReadToPipe refuses with ENOSYS then). Before the first Read.
-  void set_receive_through_ring(bool on) { receive_through_ring_ = on; }
 
   IoResult Handshake() override { return {}; }
   IoResult Read(RingBuffer& ring, size_t max) override;
@@ -45,13 +47,13 @@ class PlainTransport final : public Transport {
   bool WriteReady() const override { return watch_.writable() && !sender_.busy(); }
   bool can_splice() const override { return true; }
   bool close_sends_fin() const override { return !sender_.busy(); }
-  bool receiving_now() const override { return receiver_.busy() || receiver_.buffered() > 0; }
+  bool receiving_now() const override { return receiver_.busy() || receiver_.has_result(); }
 
  private:
   // kWouldBlock while a ring send is on its way (its completion makes the
   // socket writable again), kError once one failed; else nothing (kOk).
   IoResult WaitForSender() const;
-  bool receiving() const { return receive_through_ring_ && receiver_.available(); }
+  bool receiving() const { return receiver_.available(); }
   // Read() through the ring: hands over what a receive brought, or queues
   // the next receive (kWouldBlock until it completes).
   IoResult Receive(RingBuffer& ring, size_t max);
@@ -60,7 +62,6 @@ class PlainTransport final : public Transport {
   Syscalls& sys_;
   UringSender sender_;
   UringReceiver receiver_;
-  bool receive_through_ring_ = false;
   bool streaming_ = false;  // receiving(), but readv until the socket is drained
 };
 

@@ -15,8 +15,9 @@ constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 }  // namespace
 
 IoResult PlainTransport::ReadToPipe(KernelPipe& pipe, size_t max) {
-  // A leg read through the ring copies: a splice could overtake a receive.
-  if (receiving()) return {IoStatus::kError, 0, ENOSYS};
+  // A splice would overtake the bytes a ring receive holds; the pump
+  // borrows a ring while there are any (relay/pump.cc).
+  ZR_CHECK(!receiving_now(), "splice while a ring receive holds bytes of fd %d", watch_.fd());
   // A full pipe would ask splice() for 0 bytes, and its 0 would read as EOF.
   ZR_CHECK(pipe.bytes < pipe.capacity, "splice into a full pipe (%zu of %zu bytes)", pipe.bytes,
            pipe.capacity);

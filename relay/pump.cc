@@ -10,11 +10,13 @@ namespace zrelay {
 namespace {
 
 // Borrows a pipe (splice path) or a ring for a direction that is about to
-// read. A splice direction whose pool is dry copies this round instead.
-// Returns false when no ring is left either.
-bool Borrow(Direction& dir, PumpEnv& env) {
+// read. A splice direction copies this round instead when its pool is dry,
+// or when bytes of its source are on their way through the loop's ring: a
+// splice would overtake them, so the ring takes them first. Returns false
+// when no ring is left either.
+bool Borrow(Direction& dir, const Transport& src, PumpEnv& env) {
   if (dir.pipe || dir.ring) return true;
-  if (dir.path == Path::kSplice) {
+  if (dir.path == Path::kSplice && !src.receiving_now()) {
     dir.pipe = env.pipes.Take();
     if (dir.pipe) return true;
     env.stats.pipe_pool_exhausted.Add();
@@ -117,14 +119,14 @@ PumpResult Pump(Direction& dir, Transport& src, Transport& dst, PumpEnv& env, si
 
     // Fill: staged bytes first; the source only once they are all in.
     if (dir.staged_size() > 0) {
-      if (!Borrow(dir, env)) return {PumpOutcome::kNoBuffer};
+      if (!Borrow(dir, src, env)) return {PumpOutcome::kNoBuffer};
       if (const size_t room = Room(dir); room > 0) {
         progress = StageIn(dir, room) > 0;
         UpdatePause(dir);
       }
     } else if (dir.state == DirectionState::kOpen && read_total < budget && !dir.rate_paused &&
                src.ReadReady()) {
-      if (!Borrow(dir, env)) return {PumpOutcome::kNoBuffer};
+      if (!Borrow(dir, src, env)) return {PumpOutcome::kNoBuffer};
       if (const size_t room = Room(dir); room > 0) {
         IoResult r = ReadSource(dir, src, env, std::min(room, budget - read_total));
         if (r.status == IoStatus::kOk) {

@@ -86,8 +86,8 @@ class Transport {
   // close() alone ends this leg's sending side cleanly (a plain socket's
   // FIN); a TLS leg needs ShutdownWrite() for its close_notify.
   virtual bool close_sends_fin() const { return false; }
-  // Bytes read from the leg are on their way to the pump: a read through
-  // the loop's ring queued, or its bytes not all taken yet.
+  // A read through the loop's ring is on its way to the pump: queued, or
+  // its bytes (or the EOF or error it met) not all taken yet.
   virtual bool receiving_now() const { return false; }
   // EOF came without close_notify (a truncation attack or a careless peer).
   virtual bool truncated() const { return false; }

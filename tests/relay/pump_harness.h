@@ -132,6 +132,9 @@ struct PumpConfig {
   size_t buffer_size = 65536;
   size_t buffer_cap = 4;
   size_t budget = 256 << 10;
+  // The loop's backend: on io_uring, copied reads and small writes go
+  // through the ring (not the syscall seam).
+  IoBackend io = IoBackend::kEpoll;
 };
 
 // One direction and its world. OnFdEvent pumps (as Pair does) unless
@@ -144,8 +147,8 @@ class PumpHarness final : public FdHandler, public ReadyHandler {
         buffers_(c.buffer_size, c.buffer_cap),
         scratch_(c.buffer_size),
         env_{sys_, pipes_, buffers_, stats_, scratch_} {
-    auto loop = EventLoop::Create();
-    EXPECT_TRUE(loop.ok());
+    auto loop = EventLoop::Create({.io = c.io});
+    EXPECT_TRUE(loop.ok()) << loop.error().message();
     loop_ = std::move(loop.value());
     loop_->set_syscalls(&sys_);
     for (auto* conn : {&src_, &dst_}) {
