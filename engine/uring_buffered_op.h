@@ -3,13 +3,16 @@
 // with the request still queued or in flight). The request then finishes
 // (or fails) on its own and the op frees itself with its buffer, so the
 // kernel never writes into, or reads from, memory that was given back.
-// Used by UringSender and UringReceiver.
+// The buffer is a reused UringBuffer (engine/uring_buffer.h). Used by
+// UringSender and UringReceiver.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 
+#include "engine/check.h"
+#include "engine/uring_buffer.h"
 #include "engine/uring_ring.h"
 
 namespace zrelay {
@@ -19,13 +22,16 @@ namespace zrelay {
 template <typename Owner>
 class UringBufferedOp final : public UringOwnedOp {
  public:
+  // `len`: the request's bytes, at most kUringBufferBytes.
   UringBufferedOp(UringRing& ring, Owner* owner, size_t len)
-      : UringOwnedOp(ring), owner_(owner), len_(len), bytes_(new char[len]) {}
+      : UringOwnedOp(ring), owner_(owner), len_(len), bytes_(TakeUringBuffer()) {
+    ZR_CHECK(len <= kUringBufferBytes, "a ring request of %zu bytes", len);
+  }
 
   char* bytes() { return bytes_.get(); }
   size_t len() const { return len_; }
   // Hands the buffer to the owner (from Done: the op dies right after).
-  std::unique_ptr<char[]> TakeBytes() { return std::move(bytes_); }
+  UringBuffer TakeBytes() { return std::move(bytes_); }
   // The owner is going: the request ends unobserved.
   void Detach() { owner_ = nullptr; }
 
@@ -37,7 +43,7 @@ class UringBufferedOp final : public UringOwnedOp {
 
   Owner* owner_;
   size_t len_;
-  std::unique_ptr<char[]> bytes_;
+  UringBuffer bytes_;
 };
 
 }  // namespace zrelay

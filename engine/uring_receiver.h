@@ -10,8 +10,8 @@
 // Nothing waits on an idle socket: MSG_DONTWAIT makes a recv that finds no
 // bytes end with EAGAIN instead of waiting in the kernel, so a receive never
 // holds a buffer past the turn it ran in, and the watch's readiness says
-// when to receive again. The buffer is allocated per receive and freed once
-// taken.
+// when to receive again. Each receive takes a buffer (a reused UringBuffer)
+// and gives it back once its bytes are taken.
 //
 // One receive at a time keeps the byte order, and nothing else may read the
 // socket while one is on its way (busy()) or its bytes wait (buffered()):
@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <memory>
 
+#include "engine/uring_buffer.h"
 #include "engine/uring_buffered_op.h"
 
 namespace zrelay {
@@ -37,7 +38,7 @@ class UringReceiver {
   // Receives at most this many bytes at a time: small messages, one recv
   // each; a bulk stream needs several (the copy path's readv would take
   // up to a ring at once, but no more cheaply per byte).
-  static constexpr size_t kMaxBytes = 16 << 10;
+  static constexpr size_t kMaxBytes = kUringBufferBytes;
 
   explicit UringReceiver(FdWatch& watch) : watch_(watch) {}
   ~UringReceiver();
@@ -74,7 +75,7 @@ class UringReceiver {
 
   FdWatch& watch_;
   Pending* pending_ = nullptr;
-  std::unique_ptr<char[]> bytes_;  // the last receive's buffer, while not all taken
+  UringBuffer bytes_;              // the last receive's buffer, while not all taken
   size_t len_ = 0;                 // bytes it received
   size_t taken_ = 0;               // of which Take() has copied out
   bool filled_ = false;

@@ -22,6 +22,7 @@
 
 #include <cstddef>
 
+#include "engine/uring_buffer.h"
 #include "engine/uring_buffered_op.h"
 
 namespace zrelay {
@@ -32,7 +33,7 @@ class FdWatch;
 class UringSender {
  public:
   // Writes at most this many bytes through the ring; more go to writev.
-  static constexpr size_t kMaxBytes = 16 << 10;
+  static constexpr size_t kMaxBytes = kUringBufferBytes;
 
   explicit UringSender(FdWatch& watch) : watch_(watch) {}
   ~UringSender();
