@@ -408,7 +408,7 @@ def all_relays():
     return [
         Direct(),
         Zrelayd("splice"), Zrelayd("copy"), Zrelayd("auto"), Zrelayd("auto", backends=2),
-        Zrelayd("splice", io="uring"), Zrelayd("copy", io="uring"),
+        Zrelayd("splice", io="uring"), Zrelayd("copy", io="uring"), Zrelayd("auto", io="uring"),
         ZrelaydScraped("splice"),
         HAProxy("splice"), HAProxy("nosplice"), HAProxy("auto"), HAProxy("auto", backends=2),
         NginxStream(), NginxStream(backends=2), Socat(),
